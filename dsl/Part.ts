@@ -1,0 +1,34 @@
+/**
+ * Part: the untyped internal form of a chain, as the builder records it and `compile` reads it.
+ * Users never see parts; the typed surface is `Task`, `Chain` and `Workflow`.
+ */
+import type { Effect, Schema } from "effect"
+import type { RetryPolicy } from "./Graph.ts"
+
+/** A task with its types erased: what the compiler and the engine see. */
+export interface TaskDefinition {
+  readonly name: string
+  /** The user's schemas. */
+  readonly input: Schema.Top
+  readonly output: Schema.Top
+  /** JSON codecs derived from them: what is stored in PostgreSQL. */
+  readonly inputJson: Schema.Codec<unknown, unknown>
+  readonly outputJson: Schema.Codec<unknown, unknown>
+  readonly run: (input: unknown) => Effect.Effect<unknown, unknown, unknown>
+  readonly retry: RetryPolicy
+  readonly queue: string | undefined
+  readonly timeoutMs: number | undefined
+}
+
+export type Part =
+  | {
+    readonly _tag: "Task"
+    readonly task: TaskDefinition
+    /** Fixed arguments (JSON-encoded) merged into the input, the previous output going under `inject`. */
+    readonly args?: { readonly [key: string]: unknown }
+    readonly inject?: string
+  }
+  | { readonly _tag: "Group"; readonly members: ReadonlyArray<ReadonlyArray<Part>> }
+  | { readonly _tag: "Map"; readonly body: ReadonlyArray<Part> }
+  | { readonly _tag: "Delay"; readonly millis: number }
+  | { readonly _tag: "Guard"; readonly body: ReadonlyArray<Part>; readonly handler: ReadonlyArray<Part> }

@@ -1,0 +1,20 @@
+/**
+ * TaskFailure: the record an `onError` handler receives when a step fails for good.
+ */
+import { Schema } from "effect"
+
+export const TaskFailure = Schema.Struct({
+  run: Schema.String,
+  node: Schema.String,
+  task: Schema.String,
+  /** Attempts made, the last included. */
+  attempts: Schema.Int,
+  error: Schema.Struct({
+    /** The typed error's `_tag`, or "Defect", "Timeout", "InvalidInput". */
+    tag: Schema.String,
+    message: Schema.String,
+  }),
+  /** The failing step's input, JSON-encoded. */
+  input: Schema.Json,
+})
+export type TaskFailure = typeof TaskFailure.Type

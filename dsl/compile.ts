@@ -1,0 +1,150 @@
+/**
+ * compile: turns a workflow's chain into its graph. Node ids come from each step's position in
+ * the chain and its task name (`"1-charge"`, `"2.0.0-emailReceipt"`, `"2-group"`), so the same
+ * source always yields the same ids and the same hash, and editing one workflow never renames
+ * the nodes of another.
+ */
+import { createHash } from "node:crypto"
+import { Schema } from "effect"
+import { DefinitionError } from "./DefinitionError.ts"
+import { Graph, type Edge, type Node } from "./Graph.ts"
+import type { Part, TaskDefinition } from "./Part.ts"
+import type { AnyWorkflow } from "./Workflow.ts"
+
+interface Env {
+  readonly scope: string | undefined
+  readonly onError: string | undefined
+  readonly handler: boolean
+}
+
+interface Builder {
+  readonly nodes: Array<Node>
+  readonly edges: Array<Edge>
+  readonly tasks: Map<string, TaskDefinition>
+}
+
+interface Counter {
+  index: number
+  guards: number
+}
+
+interface Span {
+  readonly entries: ReadonlyArray<string>
+  readonly exit: string
+}
+
+const at = (prefix: string, index: number | string): string => (prefix === "" ? `${index}` : `${prefix}.${index}`)
+
+const common = (env: Env) => ({
+  ...(env.scope === undefined ? {} : { scope: env.scope }),
+  ...(env.onError === undefined ? {} : { onError: env.onError }),
+  ...(env.handler ? { role: "handler" as const } : {}),
+})
+
+const compileSeq = (b: Builder, parts: ReadonlyArray<Part>, prefix: string, env: Env, counter: Counter = { index: 0, guards: 0 }): Span => {
+  let span: Span | undefined
+  for (const part of parts) {
+    const next = compilePart(b, part, prefix, env, counter)
+    if (span !== undefined) for (const entry of next.entries) b.edges.push({ from: span.exit, to: entry })
+    span = span === undefined ? next : { entries: span.entries, exit: next.exit }
+  }
+  if (span === undefined) throw new DefinitionError({ message: "a chain needs at least one step" })
+  return span
+}
+
+const compilePart = (b: Builder, part: Part, prefix: string, env: Env, counter: Counter): Span => {
+  switch (part._tag) {
+    case "Task": {
+      const id = `${at(prefix, counter.index++)}-${part.task.name}`
+      const known = b.tasks.get(part.task.name)
+      if (known !== undefined && known !== part.task) {
+        throw new DefinitionError({ message: `two different tasks are named "${part.task.name}": task names must be unique` })
+      }
+      b.tasks.set(part.task.name, part.task)
+      b.nodes.push({
+        kind: "task",
+        id,
+        ...common(env),
+        task: part.task.name,
+        ...(part.args === undefined ? {} : { args: part.args as Record<string, Schema.Json> }),
+        ...(part.inject === undefined ? {} : { inject: part.inject }),
+        retry: part.task.retry,
+        ...(part.task.queue === undefined ? {} : { queue: part.task.queue }),
+        ...(part.task.timeoutMs === undefined ? {} : { timeoutMs: part.task.timeoutMs }),
+      })
+      return { entries: [id], exit: id }
+    }
+    case "Delay": {
+      const id = `${at(prefix, counter.index++)}-delay`
+      b.nodes.push({ kind: "delay", id, ...common(env), millis: part.millis })
+      return { entries: [id], exit: id }
+    }
+    case "Group": {
+      const position = at(prefix, counter.index++)
+      const join = `${position}-group`
+      const entries: Array<string> = []
+      const exits: Array<string> = []
+      part.members.forEach((member, m) => {
+        const span = compileSeq(b, member, at(position, m), env)
+        entries.push(...span.entries)
+        exits.push(span.exit)
+      })
+      b.nodes.push({ kind: "join", id: join, ...common(env), arity: part.members.length })
+      exits.forEach((exit, slot) => b.edges.push({ from: exit, to: join, slot }))
+      return { entries, exit: join }
+    }
+    case "Map": {
+      const position = at(prefix, counter.index++)
+      const map = `${position}-map`
+      const collect = `${position}-collect`
+      const body = compileSeq(b, part.body, at(position, "m"), { ...env, scope: map })
+      if (body.entries.length !== 1) throw new DefinitionError({ message: "map(): the body must start with a single step" })
+      b.nodes.push({ kind: "map", id: map, ...common(env), bodyEntry: body.entries[0]!, bodyExit: body.exit, collect })
+      b.nodes.push({ kind: "collect", id: collect, ...common(env), map })
+      b.edges.push({ from: map, to: body.entries[0]! }, { from: body.exit, to: collect })
+      return { entries: [map], exit: collect }
+    }
+    case "Guard": {
+      const handlerEnv: Env = { scope: env.scope, onError: undefined, handler: true }
+      const handler = compileSeq(b, part.handler, at(prefix, `e${counter.guards++}`), handlerEnv)
+      if (handler.entries.length !== 1) throw new DefinitionError({ message: "onError(): the handler must start with a single step" })
+      return compileSeq(b, part.body, prefix, { ...env, onError: handler.entries[0]! }, counter)
+    }
+  }
+}
+
+/** Canonical JSON: object keys sorted, so equal graphs hash equally. */
+const canonical = (value: unknown): string => {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [c]) => (a < c ? -1 : a > c ? 1 : 0))
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`
+  }
+  return JSON.stringify(value)
+}
+
+export interface Compiled {
+  readonly graph: Graph
+  /** The tasks the graph names, by name. */
+  readonly tasks: ReadonlyMap<string, TaskDefinition>
+}
+
+const cache = new WeakMap<AnyWorkflow, Compiled>()
+
+/** Compiles a workflow into its graph and the tasks it uses (memoised per workflow value). */
+export const compileWorkflow = (workflow: AnyWorkflow): Compiled => {
+  const hit = cache.get(workflow)
+  if (hit !== undefined) return hit
+  const b: Builder = { nodes: [], edges: [], tasks: new Map() }
+  const span = compileSeq(b, workflow.chain.parts, "", { scope: undefined, onError: undefined, handler: false })
+  if (span.entries.length !== 1) throw new DefinitionError({ message: `workflow "${workflow.name}" must start with a single step` })
+  const body = { version: 1 as const, workflow: workflow.name, entry: span.entries[0]!, exit: span.exit, nodes: b.nodes, edges: b.edges }
+  const hash = createHash("sha256").update(canonical(body)).digest("hex").slice(0, 32)
+  const graph = Schema.decodeUnknownSync(Graph)({ ...body, hash })
+  const compiled: Compiled = { graph, tasks: b.tasks }
+  cache.set(workflow, compiled)
+  return compiled
+}
+
+/** Compiles a workflow into its graph: pure data, stable ids, a definition hash. */
+export const compile = (workflow: AnyWorkflow): Graph => compileWorkflow(workflow).graph

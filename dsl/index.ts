@@ -1,0 +1,36 @@
+/**
+ * The DSL: builders for tasks, chains and workflows, the graph they compile to, and the port
+ * (`WorkflowStarter`) through which `workflow.start()` reaches the engine.
+ */
+export { chain, type Chain, type MapBody } from "./Chain.ts"
+export { compile, compileWorkflow, type Compiled } from "./compile.ts"
+export { DefinitionError } from "./DefinitionError.ts"
+export {
+  CollectNode,
+  DelayNode,
+  Edge,
+  Graph,
+  GraphJson,
+  JoinNode,
+  MapNode,
+  Node,
+  type NodeKind,
+  RetryPolicy,
+  TaskNode,
+} from "./Graph.ts"
+export { toMermaid, type MermaidOptions } from "./Mermaid.ts"
+export type { Part, TaskDefinition } from "./Part.ts"
+export { type AnyStep, type InputOf, type OutputOf, type RequirementsOf, type Step } from "./Step.ts"
+export { type AnyTask, defaultRetry, type RetryOptions, task, type Task, type TaskOptions } from "./Task.ts"
+export { TaskFailure } from "./TaskFailure.ts"
+export {
+  type AnyWorkflow,
+  InvalidInput,
+  type RunRef,
+  StartFailed,
+  type StartError,
+  type StartOptions,
+  workflow,
+  type Workflow,
+  WorkflowStarter,
+} from "./Workflow.ts"

@@ -1,0 +1,337 @@
+/**
+ * Engine: advances a stored graph one step per callback (see ARCHITECTURE.md beside this file).
+ * `advance` claims the node a callback names, runs it, and commits the result, the node's new
+ * state and its successors' inputs in one transaction; it returns an `Outcome` value.
+ */
+import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
+import {
+  type AnyWorkflow,
+  compileWorkflow,
+  type Graph,
+  InvalidInput,
+  type Node,
+  type RunRef,
+  StartFailed,
+  type StartOptions,
+  TaskFailure,
+  WorkflowStarter,
+} from "../dsl/index.ts"
+import { backoffMillis } from "./Backoff.ts"
+import type { Callback } from "./Callback.ts"
+import { Dispatcher } from "./Dispatcher.ts"
+import { Outcome } from "./Outcome.ts"
+import { Registry } from "./Registry.ts"
+import { TaskServices } from "./TaskServices.ts"
+import {
+  type Claimed,
+  type Delivery,
+  type ErrorRecord,
+  type NewNode,
+  type StepResult,
+  StoreError,
+  WorkflowStore,
+} from "./WorkflowStore.ts"
+
+/** A task without a `timeout` gets this one (Cloud Tasks' default dispatch deadline). */
+export const defaultTaskTimeoutMs = 10 * 60_000
+/** A lease outlives the task's timeout by this much, so a live try is never reclaimed. */
+const leaseGraceMs = 30_000
+const structuralLeaseMs = 60_000
+
+export interface EngineShape {
+  /** One step for one callback. */
+  readonly advance: (callback: Callback) => Effect.Effect<Outcome, StoreError>
+  /** Runs and commits an already claimed node (the Postgres worker claims in batches). */
+  readonly execute: (claimed: Claimed) => Effect.Effect<Outcome, StoreError>
+  readonly start: (workflow: AnyWorkflow, input: unknown, options?: StartOptions) => Effect.Effect<RunRef, InvalidInput | StartFailed>
+  /** The graph a run was started with. */
+  readonly graph: (hash: string) => Effect.Effect<Graph, StoreError>
+}
+
+const nodeIndex = new WeakMap<Graph, ReadonlyMap<string, Node>>()
+const indexOf = (graph: Graph): ReadonlyMap<string, Node> => {
+  let index = nodeIndex.get(graph)
+  if (index === undefined) {
+    index = new Map(graph.nodes.map((n) => [n.id, n]))
+    nodeIndex.set(graph, index)
+  }
+  return index
+}
+
+/** Instance suffix segments: "#2#0" → ["2", "0"]. */
+const segments = (suffix: string): Array<string> => suffix.split("#").slice(1)
+const suffixOf = (parts: ReadonlyArray<string>): string => parts.map((p) => `#${p}`).join("")
+
+/** How many maps enclose a graph node. */
+const depth = (graph: Graph, id: string): number => {
+  let d = 0
+  let scope = indexOf(graph).get(id)?.scope
+  while (scope !== undefined) {
+    d++
+    scope = indexOf(graph).get(scope)?.scope
+  }
+  return d
+}
+
+const leaseFor = (node: Node): number =>
+  node.kind === "task" ? (node.timeoutMs ?? defaultTaskTimeoutMs) + leaseGraceMs : structuralLeaseMs
+
+/** The rows to create for graph nodes in `scope` (undefined: top level), with an instance suffix. */
+const instantiate = (graph: Graph, scope: string | undefined, suffix: string): Array<NewNode> =>
+  graph.nodes.filter((n) => n.scope === scope).map((n) => ({
+    id: n.id + suffix,
+    template: n.id,
+    kind: n.kind,
+    state: "waiting" as const,
+    ...(n.kind === "join" ? { expected: n.arity } : {}),
+    ...(n.kind === "task" && n.queue !== undefined ? { queue: n.queue } : {}),
+    leaseMs: leaseFor(n),
+  }))
+
+const errorRecord = (cause: Cause.Cause<unknown>): ErrorRecord => {
+  const failure = Cause.findErrorOption(cause)
+  if (Option.isSome(failure)) {
+    const e = failure.value as { _tag?: unknown; message?: unknown } | null
+    const tag = typeof e === "object" && e !== null && typeof e._tag === "string" ? e._tag : "Error"
+    const message = typeof e === "object" && e !== null && typeof e.message === "string" && e.message !== ""
+      ? e.message
+      : safeJson(failure.value)
+    return { tag, message: message.slice(0, 4000) }
+  }
+  const squashed = Cause.squash(cause)
+  if (Cause.isTimeoutError(squashed)) return { tag: "Timeout", message: "the task ran past its timeout" }
+  return { tag: "Defect", message: Cause.pretty(cause).slice(0, 4000) }
+}
+
+const safeJson = (value: unknown): string => {
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    return String(value)
+  }
+}
+
+const make = Effect.gen(function*() {
+  const store = yield* WorkflowStore
+  const dispatcher = yield* Dispatcher
+  const registry = yield* Registry
+  const services = yield* TaskServices
+
+  const graphs = new Map<string, Graph>()
+  const graph = (hash: string): Effect.Effect<Graph, StoreError> => {
+    const known = registry.graph(hash) ?? graphs.get(hash)
+    if (known !== undefined) return Effect.succeed(known)
+    return Effect.flatMap(store.loadGraph(hash), (loaded) => {
+      if (loaded === null) return Effect.fail(new StoreError({ message: `graph ${hash} is missing`, retryable: false }))
+      graphs.set(hash, loaded)
+      return Effect.succeed(loaded)
+    })
+  }
+
+  /** Inputs for the successors of `template` (instance `suffix`) once it produced `output`. */
+  const deliveries = (g: Graph, from: Node, suffix: string, output: unknown, now: number): Array<Delivery> => {
+    const index = indexOf(g)
+    const result: Array<Delivery> = []
+    for (const edge of g.edges) {
+      if (edge.from !== from.id) continue
+      if (from.kind === "map" && edge.to === from.bodyEntry) continue
+      const to = index.get(edge.to)!
+      if (to.kind === "collect" && to.scope !== from.scope) {
+        const parts = segments(suffix)
+        const slot = Number(parts.pop())
+        result.push({ node: to.id + suffixOf(parts), input: output, dueAt: now, slot })
+      } else if (to.kind === "join") {
+        result.push({ node: to.id + suffix, input: output, dueAt: now, slot: edge.slot ?? 0 })
+      } else {
+        result.push({ node: to.id + suffix, input: output, dueAt: now + (to.kind === "delay" ? to.millis : 0) })
+      }
+    }
+    return result
+  }
+
+  const succeeded = (g: Graph, node: Node, claimed: Claimed, output: unknown, now: number): StepResult => {
+    const suffix = claimed.node.slice(claimed.template.length)
+    const isExit = node.id === g.exit && suffix === ""
+    const endsHandler = node.role === "handler" && !g.edges.some((e) => e.from === node.id)
+    return {
+      _tag: "Succeeded",
+      output,
+      deliveries: deliveries(g, node, suffix, output, now),
+      ...(isExit ? { runEnds: { status: "succeeded" as const, output } } : endsHandler ? { runEnds: { status: "failed" as const } } : {}),
+    }
+  }
+
+  const failed = (g: Graph, node: Node, claimed: Claimed, task: string, error: ErrorRecord, now: number): StepResult => {
+    if (node.onError === undefined || node.role === "handler") {
+      return { _tag: "Failed", error, handlerFailed: node.role === "handler" }
+    }
+    const suffix = claimed.node.slice(claimed.template.length)
+    const handlerSuffix = suffixOf(segments(suffix).slice(0, depth(g, node.onError)))
+    const record: TaskFailure = { run: claimed.run, node: claimed.node, task, attempts: claimed.attempt, error, input: claimed.input as Schema.Json }
+    return {
+      _tag: "Failed",
+      error,
+      handler: { node: node.onError + handlerSuffix, input: record, dueAt: now },
+      handlerFailed: false,
+    }
+  }
+
+  const runTask = (node: Extract<Node, { kind: "task" }>, claimed: Claimed) =>
+    Effect.gen(function*() {
+      const def = registry.task(node.task)
+      if (def === undefined) {
+        return { _tag: "Parked", error: { tag: "TaskNotRegistered", message: `task "${node.task}" is not registered in this process` } } as const
+      }
+      const raw = node.inject === undefined ? claimed.input : { ...node.args, [node.inject]: claimed.input }
+      const decoded = Schema.decodeUnknownExit(def.inputJson)(raw)
+      if (Exit.isFailure(decoded)) {
+        return { _tag: "Invalid", error: { tag: "InvalidInput", message: Cause.pretty(decoded.cause).slice(0, 4000) } } as const
+      }
+      const timeout = node.timeoutMs ?? defaultTaskTimeoutMs
+      const exit = yield* def.run(decoded.value).pipe(
+        Effect.timeout(Duration.millis(timeout)),
+        Effect.provideContext(services as Context.Context<never>),
+        Effect.exit,
+      ) as Effect.Effect<Exit.Exit<unknown, unknown>>
+      if (Exit.isFailure(exit)) return { _tag: "Error", error: errorRecord(exit.cause), policy: def } as const
+      const encoded = Schema.encodeUnknownExit(def.outputJson)(exit.value)
+      if (Exit.isFailure(encoded)) {
+        return { _tag: "Invalid", error: { tag: "InvalidOutput", message: Cause.pretty(encoded.cause).slice(0, 4000) } } as const
+      }
+      return { _tag: "Ok", output: encoded.value } as const
+    })
+
+  const execute = (claimed: Claimed): Effect.Effect<Outcome, StoreError> =>
+    Effect.gen(function*() {
+      const g = yield* graph(claimed.graphHash)
+      const node = indexOf(g).get(claimed.template)
+      const base = { run: claimed.run, node: claimed.node }
+      let result: StepResult
+      if (node === undefined) {
+        result = { _tag: "Parked", error: { tag: "UnknownNode", message: `node "${claimed.template}" is not in graph ${claimed.graphHash}` } }
+      } else if (node.kind === "task") {
+        const r = yield* runTask(node, claimed)
+        const now = yield* Clock.currentTimeMillis
+        switch (r._tag) {
+          case "Ok":
+            result = succeeded(g, node, claimed, r.output, now)
+            break
+          case "Parked":
+            result = r
+            break
+          case "Invalid":
+            result = failed(g, node, claimed, node.task, r.error, now)
+            break
+          case "Error":
+            result = claimed.attempt < node.retry.maxAttempts
+              ? { _tag: "Retry", error: r.error, dueAt: now + (yield* backoffMillis(node.retry, claimed.attempt)) }
+              : failed(g, node, claimed, node.task, r.error, now)
+        }
+      } else if (node.kind === "map") {
+        const now = yield* Clock.currentTimeMillis
+        const items = Array.isArray(claimed.input) ? claimed.input : []
+        const suffix = claimed.node.slice(claimed.template.length)
+        const nodes = items.flatMap((item, k) =>
+          instantiate(g, node.id, `${suffix}#${k}`).map((n) =>
+            n.template === node.bodyEntry ? { ...n, state: "ready" as const, input: item, dueAt: now } : n
+          )
+        )
+        result = {
+          _tag: "Succeeded",
+          output: items.length,
+          deliveries: [],
+          expand: { nodes, collect: node.collect + suffix, expected: items.length, dueAt: now },
+        }
+      } else {
+        // join, collect and delay pass their (assembled) input through
+        result = succeeded(g, node, claimed, claimed.input, yield* Clock.currentTimeMillis)
+      }
+      const now = yield* Clock.currentTimeMillis
+      const committed = yield* store.commit({
+        run: claimed.run,
+        node: claimed.node,
+        attempt: claimed.attempt,
+        claim: claimed.claim,
+        startedAt: claimed.startedAt,
+        now,
+        result,
+      })
+      if (committed._tag === "Lost") return Outcome.Stale({ ...base, reason: "the node was reclaimed, revoked or cancelled while it ran" })
+      if (committed.ready.length > 0) yield* dispatcher.dispatch(committed.ready)
+      switch (result._tag) {
+        case "Succeeded":
+          return Outcome.Ran({ ...base, attempt: claimed.attempt, ready: committed.ready.length })
+        case "Retry":
+          return Outcome.RetryScheduled({ ...base, attempt: claimed.attempt, dueAt: result.dueAt, error: result.error.message })
+        case "Failed":
+          return Outcome.Failed({ ...base, error: `${result.error.tag}: ${result.error.message}` })
+        case "Parked":
+          return Outcome.Parked({ ...base, reason: result.error.message })
+      }
+    })
+
+  const advance = (callback: Callback): Effect.Effect<Outcome, StoreError> =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const claimed = yield* store.claim(callback.run, callback.node, callback.attempt, now)
+      if (claimed._tag === "Claimed") return yield* execute(claimed)
+      const base = { run: callback.run, node: callback.node }
+      if (claimed.state === "missing") return Outcome.Stale({ ...base, reason: "no such run or node" })
+      if (claimed.state === "revoked" || claimed.runStatus === "revoked") return Outcome.Revoked(base)
+      if (claimed.state === "succeeded" || claimed.state === "failed" || claimed.state === "parked" || claimed.state === "cancelled") {
+        return Outcome.Duplicate({ ...base, state: claimed.state })
+      }
+      if (claimed.attempt !== callback.attempt) {
+        return Outcome.Stale({ ...base, reason: `attempt ${callback.attempt} is not current (current: ${claimed.attempt})` })
+      }
+      if (claimed.state === "running") return Outcome.Busy({ ...base, reason: "another delivery is running this attempt" })
+      if (claimed.state === "waiting") return Outcome.Stale({ ...base, reason: "the node is still waiting for its inputs" })
+      return Outcome.Busy({ ...base, reason: `the node is not due until ${new Date(claimed.dueAt ?? now).toISOString()}` })
+    })
+
+  const start = (workflow: AnyWorkflow, input: unknown, options: StartOptions = {}): Effect.Effect<RunRef, InvalidInput | StartFailed> =>
+    Effect.gen(function*() {
+      const { graph: g } = compileWorkflow(workflow)
+      const encoded = yield* Schema.encodeUnknownEffect(workflow.inputJson)(input).pipe(
+        Effect.mapError((e) => new InvalidInput({ workflow: workflow.name, message: e.message })),
+      )
+      const delayMs = options.delay === undefined ? 0 : typeof options.delay === "number" ? options.delay * 1000 : Duration.toMillis(options.delay)
+      if (!Number.isFinite(delayMs) || delayMs < 0) {
+        return yield* new InvalidInput({ workflow: workflow.name, message: "delay must be a finite duration >= 0" })
+      }
+      if (options.idempotencyKey !== undefined && (options.idempotencyKey.length === 0 || options.idempotencyKey.length > 200)) {
+        return yield* new InvalidInput({ workflow: workflow.name, message: "idempotencyKey must be 1-200 characters" })
+      }
+      const now = yield* Clock.currentTimeMillis
+      const nodes = instantiate(g, undefined, "").map((n) =>
+        n.template === g.entry ? { ...n, state: "ready" as const, input: encoded, dueAt: now + delayMs } : n
+      )
+      const created = yield* store.createRun({
+        id: crypto.randomUUID(),
+        workflow: workflow.name,
+        graph: g,
+        input: encoded,
+        ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
+        nodes,
+        now,
+      }, options.em).pipe(
+        Effect.mapError((e) => new StartFailed({ workflow: workflow.name, message: e.message, cause: e })),
+      )
+      // Inside the caller's transaction nothing may be dispatched before it commits: the worker
+      // sees the rows (and the NOTIFY) on commit, the sweeper dispatches them otherwise.
+      if (options.em === undefined && created.ready.length > 0) yield* dispatcher.dispatch(created.ready)
+      return { id: created.run, workflow: workflow.name, created: created.created }
+    })
+
+  return { advance, execute, start, graph } satisfies EngineShape
+})
+
+export class Engine extends Context.Service<Engine, EngineShape>()("taskgraph/Engine") {
+  static readonly layer: Layer.Layer<Engine, never, WorkflowStore | Dispatcher | Registry | TaskServices> = Layer.effect(Engine, make)
+
+  /** Provides the DSL's `WorkflowStarter` port from the engine. */
+  static readonly starter: Layer.Layer<WorkflowStarter, never, Engine> = Layer.effect(
+    WorkflowStarter,
+    Engine.useSync((engine) => WorkflowStarter.of({ start: (wf, input, options) => engine.start(wf, input, options) })),
+  )
+}

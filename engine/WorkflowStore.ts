@@ -1,0 +1,201 @@
+/**
+ * WorkflowStore: the port through which the engine reads and writes runs, nodes and attempts.
+ * Every write is one guarded statement or one transaction; a guard that matches nothing is how
+ * duplicates, stale attempts and lost races are recognised (DESIGN.md, "A node's life").
+ * Times are epoch milliseconds from the engine's Effect `Clock`, so tests drive them with
+ * `TestClock`. Values are JSON (already Schema-encoded): the store never sees domain types.
+ */
+import { Context, Data, type Effect } from "effect"
+import type { Graph } from "../dsl/index.ts"
+
+export type Json = unknown
+
+export type NodeState =
+  | "waiting"
+  | "ready"
+  | "dispatched"
+  | "running"
+  | "succeeded"
+  | "failed"
+  | "parked"
+  | "revoked"
+  | "cancelled"
+
+export const finalNodeStates: ReadonlySet<NodeState> = new Set(["succeeded", "failed", "parked", "revoked", "cancelled"])
+
+export type RunStatus = "running" | "failing" | "succeeded" | "failed" | "parked" | "revoked"
+
+export const finalRunStatuses: ReadonlySet<RunStatus> = new Set(["succeeded", "failed", "revoked"])
+
+export interface ErrorRecord {
+  readonly tag: string
+  readonly message: string
+}
+
+/** What a dispatcher needs to deliver a callback for a ready node. */
+export interface ReadyRef {
+  readonly run: string
+  readonly node: string
+  readonly attempt: number
+  readonly dueAt: number
+  readonly queue: string | null
+}
+
+export interface NewNode {
+  readonly id: string
+  /** The graph node this row instantiates (equal to `id` outside maps). */
+  readonly template: string
+  readonly kind: Graph["nodes"][number]["kind"]
+  readonly state: "waiting" | "ready"
+  readonly input?: Json
+  readonly dueAt?: number
+  /** For joins: the number of distinct inputs that make the node ready. */
+  readonly expected?: number
+  readonly queue?: string
+  readonly leaseMs: number
+}
+
+export interface NewRun {
+  readonly id: string
+  readonly workflow: string
+  readonly graph: Graph
+  readonly input: Json
+  readonly idempotencyKey?: string
+  readonly nodes: ReadonlyArray<NewNode>
+  readonly now: number
+}
+
+export interface Created {
+  readonly run: string
+  readonly created: boolean
+  readonly ready: ReadonlyArray<ReadyRef>
+}
+
+export interface Claimed {
+  readonly _tag: "Claimed"
+  readonly run: string
+  readonly workflow: string
+  readonly graphHash: string
+  readonly node: string
+  readonly template: string
+  readonly attempt: number
+  /** Monotonic per node: the completion guard (a lease that expired and was reclaimed no longer matches). */
+  readonly claim: number
+  readonly input: Json
+  readonly startedAt: number
+}
+
+export interface NotClaimed {
+  readonly _tag: "NotClaimed"
+  readonly state: NodeState | "missing"
+  readonly attempt: number | null
+  readonly runStatus: RunStatus | null
+  readonly dueAt: number | null
+}
+
+/** An input delivered to a successor. With `slot`, the successor is a join counting distinct slots. */
+export interface Delivery {
+  readonly node: string
+  readonly input: Json
+  readonly dueAt: number
+  readonly slot?: number
+}
+
+export type StepResult =
+  | {
+    readonly _tag: "Succeeded"
+    readonly output: Json
+    readonly deliveries: ReadonlyArray<Delivery>
+    /** Map instances created by this step, and the collect node that now expects `expected` inputs. */
+    readonly expand?: { readonly nodes: ReadonlyArray<NewNode>; readonly collect: string; readonly expected: number; readonly dueAt: number }
+    /** Set when this node's success ends the run. */
+    readonly runEnds?: { readonly status: "succeeded"; readonly output: Json } | { readonly status: "failed" }
+  }
+  | { readonly _tag: "Retry"; readonly error: ErrorRecord; readonly dueAt: number }
+  | {
+    readonly _tag: "Failed"
+    readonly error: ErrorRecord
+    /** The onError handler's entry to make ready, with the failure record as its input. */
+    readonly handler?: { readonly node: string; readonly input: Json; readonly dueAt: number }
+    /** True when the failing node is itself part of a handler: the run ends failed now. */
+    readonly handlerFailed: boolean
+  }
+  | { readonly _tag: "Parked"; readonly error: ErrorRecord }
+
+export interface StepCommit {
+  readonly run: string
+  readonly node: string
+  readonly attempt: number
+  readonly claim: number
+  readonly startedAt: number
+  readonly now: number
+  readonly result: StepResult
+}
+
+export type CommitResult =
+  | { readonly _tag: "Committed"; readonly ready: ReadonlyArray<ReadyRef> }
+  /** The guard matched nothing: the node was reclaimed, revoked or cancelled meanwhile. */
+  | { readonly _tag: "Lost" }
+
+export interface RunRow {
+  readonly id: string
+  readonly workflow: string
+  readonly graphHash: string
+  readonly status: RunStatus
+  readonly input: Json
+  readonly output: Json | null
+  readonly error: ErrorRecord | null
+  readonly idempotencyKey: string | null
+  readonly createdAt: number
+  readonly updatedAt: number
+  readonly finishedAt: number | null
+}
+
+export interface NodeRow {
+  readonly id: string
+  readonly template: string
+  readonly kind: string
+  readonly state: NodeState
+  readonly attempt: number
+  readonly input: Json | null
+  readonly output: Json | null
+  readonly error: ErrorRecord | null
+  readonly dueAt: number | null
+  readonly startedAt: number | null
+  readonly finishedAt: number | null
+  readonly arrived: number
+  readonly expected: number | null
+}
+
+export interface AttemptRow {
+  readonly node: string
+  readonly attempt: number
+  readonly outcome: "succeeded" | "retry" | "failed" | "parked" | "revoked"
+  readonly startedAt: number
+  readonly finishedAt: number
+  readonly error: ErrorRecord | null
+}
+
+/** A store failure: `retryable` says whether the same request may succeed later (HTTP 5xx). */
+export class StoreError extends Data.TaggedError("StoreError")<{
+  readonly message: string
+  readonly retryable: boolean
+  readonly cause?: unknown
+}> {}
+
+export class WorkflowStore extends Context.Service<WorkflowStore, {
+  /** Writes a run, its graph and its initial nodes; in `transaction` (the caller's) when given. */
+  readonly createRun: (run: NewRun, transaction?: unknown) => Effect.Effect<Created, StoreError>
+  /** Claims the node a callback names, if it is due, current and not held by a live lease. */
+  readonly claim: (run: string, node: string, attempt: number, now: number) => Effect.Effect<Claimed | NotClaimed, StoreError>
+  /** Claims up to `limit` due nodes (ready, or running with an expired lease), skipping locked rows. */
+  readonly claimDue: (limit: number, now: number) => Effect.Effect<ReadonlyArray<Claimed>, StoreError>
+  /** Records a finished try and everything it causes, in one transaction, guarded by the claim. */
+  readonly commit: (step: StepCommit) => Effect.Effect<CommitResult, StoreError>
+  /** The earliest due time among ready nodes and running leases, if any. */
+  readonly nextDueAt: Effect.Effect<number | null, StoreError>
+  readonly loadGraph: (hash: string) => Effect.Effect<Graph | null, StoreError>
+  readonly getRun: (run: string) => Effect.Effect<RunRow | null, StoreError>
+  readonly getNodes: (run: string) => Effect.Effect<ReadonlyArray<NodeRow>, StoreError>
+  readonly getAttempts: (run: string) => Effect.Effect<ReadonlyArray<AttemptRow>, StoreError>
+}>()("taskgraph/WorkflowStore") {}
