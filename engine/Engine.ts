@@ -85,6 +85,7 @@ const instantiate = (graph: Graph, scope: string | undefined, suffix: string): A
     state: "waiting" as const,
     ...(n.kind === "join" ? { expected: n.arity } : {}),
     ...(n.kind === "task" && n.queue !== undefined ? { queue: n.queue } : {}),
+    ...(n.role === "handler" ? { handler: true } : {}),
     leaseMs: leaseFor(n),
   }))
 

@@ -52,6 +52,8 @@ export interface NewNode {
   /** For joins: the number of distinct inputs that make the node ready. */
   readonly expected?: number
   readonly queue?: string
+  /** Part of an onError handler: spared when the rest of a failed run is cancelled. */
+  readonly handler?: boolean
   readonly leaseMs: number
 }
 
@@ -192,6 +194,8 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
   readonly claimDue: (limit: number, now: number) => Effect.Effect<ReadonlyArray<Claimed>, StoreError>
   /** Records a finished try and everything it causes, in one transaction, guarded by the claim. */
   readonly commit: (step: StepCommit) => Effect.Effect<CommitResult, StoreError>
+  /** Running nodes whose lease ran out go back to ready; returns how many. */
+  readonly reclaimExpired: (now: number) => Effect.Effect<number, StoreError>
   /** The earliest due time among ready nodes and running leases, if any. */
   readonly nextDueAt: Effect.Effect<number | null, StoreError>
   readonly loadGraph: (hash: string) => Effect.Effect<Graph | null, StoreError>

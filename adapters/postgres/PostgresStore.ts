@@ -1,0 +1,406 @@
+/**
+ * PostgresStore: the `WorkflowStore` port on PostgreSQL through MikroORM. Reads and writes on
+ * the hot path are guarded SQL statements (Kysely's `sql` tag, server-side binds) on MikroORM's
+ * connection pool; a caller's `EntityManager` carries `createRun` into the caller's transaction.
+ *
+ * Per step: one autocommit claim (`UPDATE … RETURNING`) and one transaction that records the
+ * attempt, completes the node and delivers its output (DESIGN.md invariants 3–5).
+ */
+import type { EntityManager, MikroORM } from "@mikro-orm/postgresql"
+import { Effect, Layer } from "effect"
+import { type Kysely, sql } from "kysely"
+import type { Graph } from "../../dsl/index.ts"
+import {
+  type AttemptRow,
+  type Claimed,
+  type CommitResult,
+  type Created,
+  type ErrorRecord,
+  type NewNode,
+  type NewRun,
+  type NodeRow,
+  type NodeState,
+  type NotClaimed,
+  type ReadyRef,
+  type RunRow,
+  type RunStatus,
+  type StepCommit,
+  StoreError,
+  WorkflowStore,
+} from "../../engine/WorkflowStore.ts"
+
+export interface PostgresStoreOptions {
+  /** NOTIFY this channel when nodes become ready (the worker LISTENs); null disables it. */
+  readonly notifyChannel?: string | null
+}
+
+export const defaultNotifyChannel = "taskgraph_ready"
+
+type Db = Kysely<any>
+type Row = Record<string, any>
+
+const date = (ms: number): Date => new Date(ms)
+const millis = (value: unknown): number | null =>
+  value === null || value === undefined ? null : value instanceof Date ? value.getTime() : Date.parse(String(value))
+const json = (value: unknown): string => JSON.stringify(value ?? null)
+
+/** Errors a retry may cure: connection loss, shutdown, serialization failures, deadlocks. */
+const retryableCodes = /^(08|40001|40P01|53|57P0)/
+const storeError = (cause: unknown): StoreError => {
+  const code = (cause as { code?: unknown })?.code
+  const message = cause instanceof Error ? cause.message : String(cause)
+  const retryable = typeof code === "string" ? retryableCodes.test(code) : /ECONNREFUSED|ECONNRESET|timeout|terminat/i.test(message)
+  return new StoreError({ message, retryable, cause })
+}
+const attempt = <A>(f: () => Promise<A>): Effect.Effect<A, StoreError> => Effect.tryPromise({ try: f, catch: storeError })
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+const readyRef = (run: string) => (row: Row): ReadyRef => ({
+  run,
+  node: row.id,
+  attempt: row.attempt,
+  dueAt: millis(row.due_at) ?? 0,
+  queue: row.queue ?? null,
+})
+
+class Lost extends Error {}
+
+export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions = {}) => {
+  const db: Db = orm.em.getKysely() as unknown as Db
+  const channel = options.notifyChannel === undefined ? defaultNotifyChannel : options.notifyChannel
+
+  const notify = async (q: Db, ready: ReadonlyArray<ReadyRef>) => {
+    if (channel !== null && ready.length > 0) await sql`select pg_notify(${channel}, '')`.execute(q)
+  }
+
+  const insertNodes = async (q: Db, run: string, nodes: ReadonlyArray<NewNode>, now: number): Promise<Array<ReadyRef>> => {
+    if (nodes.length === 0) return []
+    const rows = await sql<Row>`
+      insert into taskgraph_nodes (run_id, id, template, kind, state, handler, input, due_at, expected, queue, lease_ms, updated_at)
+      select ${run}::uuid, n.id, n.template, n.kind, n.state, n.handler, n.input, n.due_at, n.expected, n.queue, n.lease_ms, ${date(now)}
+      from unnest(${nodes.map((n) => n.id)}::text[], ${nodes.map((n) => n.template)}::text[], ${nodes.map((n) => n.kind)}::text[],
+                  ${nodes.map((n) => n.state)}::text[], ${nodes.map((n) => n.handler === true)}::boolean[],
+                  ${nodes.map((n) => (n.input === undefined ? null : json(n.input)))}::jsonb[],
+                  ${nodes.map((n) => (n.dueAt === undefined ? null : date(n.dueAt)))}::timestamptz[],
+                  ${nodes.map((n) => n.expected ?? null)}::int[], ${nodes.map((n) => n.queue ?? null)}::text[],
+                  ${nodes.map((n) => n.leaseMs)}::int[])
+        as n(id, template, kind, state, handler, input, due_at, expected, queue, lease_ms)
+      returning id, state, attempt, due_at, queue`.execute(q)
+    return rows.rows.filter((r) => r.state === "ready").map(readyRef(run))
+  }
+
+  const createRun = (run: NewRun, transaction?: unknown): Effect.Effect<Created, StoreError> => {
+    const write = async (q: Db): Promise<Created> => {
+      await sql`insert into taskgraph_graphs (hash, workflow, graph) values (${run.graph.hash}, ${run.workflow}, ${json(run.graph)}::jsonb)
+        on conflict (hash) do nothing`.execute(q)
+      const inserted = await sql<Row>`
+        insert into taskgraph_runs (id, workflow, graph_hash, status, input, idempotency_key, created_at, updated_at)
+        values (${run.id}::uuid, ${run.workflow}, ${run.graph.hash}, 'running', ${json(run.input)}::jsonb, ${run.idempotencyKey ?? null},
+                ${date(run.now)}, ${date(run.now)})
+        on conflict (workflow, idempotency_key) where idempotency_key is not null do nothing
+        returning id`.execute(q)
+      if (inserted.rows.length === 0) {
+        const existing = await sql<Row>`select id from taskgraph_runs where workflow = ${run.workflow} and idempotency_key = ${run.idempotencyKey ?? null}`
+          .execute(q)
+        return { run: existing.rows[0]!.id, created: false, ready: [] }
+      }
+      const ready = await insertNodes(q, run.id, run.nodes, run.now)
+      await notify(q, ready)
+      return { run: run.id, created: true, ready }
+    }
+    if (transaction !== undefined) {
+      const em = transaction as EntityManager
+      if (typeof em?.getKysely !== "function") {
+        return Effect.fail(new StoreError({ message: "options.em must be a MikroORM EntityManager", retryable: false }))
+      }
+      return attempt(() => write(em.getKysely() as unknown as Db))
+    }
+    return attempt(() => db.transaction().execute((trx) => write(trx)))
+  }
+
+  const claimedFrom = (row: Row): Claimed => ({
+    _tag: "Claimed",
+    run: row.run_id,
+    workflow: row.workflow,
+    graphHash: row.graph_hash,
+    node: row.id,
+    template: row.template,
+    attempt: row.attempt,
+    claim: row.claims,
+    input: row.input,
+    startedAt: millis(row.started_at) ?? 0,
+  })
+
+  /** Join and collect inputs are assembled when the node is claimed, after every member committed. */
+  const claimReturning = sql`n.run_id, n.id, n.template, n.attempt, n.claims, n.started_at, r.workflow, r.graph_hash,
+    case when n.kind in ('join', 'collect')
+      then (select coalesce(jsonb_agg(i.value order by i.slot), '[]'::jsonb) from taskgraph_node_inputs i
+            where i.run_id = n.run_id and i.node_id = n.id)
+      else n.input end as input`
+
+  const claim = (run: string, node: string, attemptNo: number, now: number): Effect.Effect<Claimed | NotClaimed, StoreError> => {
+    if (!uuidPattern.test(run)) return Effect.succeed({ _tag: "NotClaimed", state: "missing", attempt: null, runStatus: null, dueAt: null })
+    return attempt(async () => {
+      const claimed = await sql<Row>`
+        update taskgraph_nodes n
+        set state = 'running', claims = n.claims + 1, started_at = ${date(now)},
+            lease_until = ${date(now)}::timestamptz + n.lease_ms * interval '1 millisecond', updated_at = ${date(now)}
+        from taskgraph_runs r
+        where n.run_id = ${run}::uuid and n.id = ${node} and n.attempt = ${attemptNo} and n.due_at <= ${date(now)}
+          and (n.state in ('ready', 'dispatched') or (n.state = 'running' and n.lease_until < ${date(now)}))
+          and r.id = n.run_id
+        returning ${claimReturning}`.execute(db)
+      if (claimed.rows.length > 0) return claimedFrom(claimed.rows[0]!)
+      const found = await sql<Row>`
+        select r.status, n.state, n.attempt, n.due_at from taskgraph_runs r
+        left join taskgraph_nodes n on n.run_id = r.id and n.id = ${node}
+        where r.id = ${run}::uuid`.execute(db)
+      const row = found.rows[0]
+      return {
+        _tag: "NotClaimed",
+        state: (row?.state ?? "missing") as NodeState | "missing",
+        attempt: row?.attempt ?? null,
+        runStatus: (row?.status ?? null) as RunStatus | null,
+        dueAt: millis(row?.due_at),
+      } satisfies NotClaimed
+    })
+  }
+
+  const claimDue = (limit: number, now: number): Effect.Effect<ReadonlyArray<Claimed>, StoreError> =>
+    attempt(async () => {
+      const rows = await sql<Row>`
+        with due as (
+          select run_id, id from taskgraph_nodes
+          where state = 'ready' and due_at <= ${date(now)}
+          order by due_at
+          limit ${limit}
+          for update skip locked
+        )
+        update taskgraph_nodes n
+        set state = 'running', claims = n.claims + 1, started_at = ${date(now)},
+            lease_until = ${date(now)}::timestamptz + n.lease_ms * interval '1 millisecond', updated_at = ${date(now)}
+        from due, taskgraph_runs r
+        where n.run_id = due.run_id and n.id = due.id and r.id = n.run_id
+        returning ${claimReturning}`.execute(db)
+      return rows.rows.map(claimedFrom)
+    })
+
+  /** Leases that ran out go back to ready (same attempt); their old try's commit no longer matches. */
+  const reclaimExpired = (now: number): Effect.Effect<number, StoreError> =>
+    attempt(async () => {
+      const rows = await sql<Row>`
+        update taskgraph_nodes set state = 'ready', due_at = ${date(now)}, lease_until = null, updated_at = ${date(now)}
+        where state = 'running' and lease_until < ${date(now)}
+        returning run_id`.execute(db)
+      if (rows.rows.length > 0 && channel !== null) await sql`select pg_notify(${channel}, '')`.execute(db)
+      return rows.rows.length
+    })
+
+  const finishRun = async (q: Db, run: string, now: number, set: { status: RunStatus; output?: unknown; error?: ErrorRecord }, from: ReadonlyArray<RunStatus>) => {
+    await sql`
+      update taskgraph_runs set status = ${set.status}, output = ${set.output === undefined ? null : json(set.output)}::jsonb,
+        error = coalesce(${set.error === undefined ? null : json(set.error)}::jsonb, error),
+        updated_at = ${date(now)}, finished_at = ${date(now)}
+      where id = ${run}::uuid and status = any(${[...from]}::text[])`.execute(q)
+    // dormant handlers and anything left waiting will never run now
+    await sql`update taskgraph_nodes set state = 'cancelled', updated_at = ${date(now)}
+      where run_id = ${run}::uuid and state in ('waiting', 'ready', 'dispatched')`.execute(q)
+  }
+
+  const commit = (step: StepCommit): Effect.Effect<CommitResult, StoreError> =>
+    attempt(() =>
+      db.transaction().execute(async (q): Promise<CommitResult> => {
+        const r = step.result
+        const now = date(step.now)
+        const outcome = r._tag === "Succeeded" ? "succeeded" : r._tag === "Retry" ? "retry" : r._tag === "Failed" ? "failed" : "parked"
+        const error = r._tag === "Succeeded" ? null : json(r.error)
+        const nextState = r._tag === "Succeeded" ? "succeeded" : r._tag === "Retry" ? "ready" : r._tag === "Failed" ? "failed" : "parked"
+        const guarded = await sql<Row>`
+          with done as (
+            update taskgraph_nodes
+            set state = ${nextState},
+                output = ${r._tag === "Succeeded" ? json(r.output) : null}::jsonb,
+                error = ${error}::jsonb,
+                attempt = attempt + ${r._tag === "Retry" ? 1 : 0},
+                due_at = ${r._tag === "Retry" ? date(r.dueAt) : null}::timestamptz,
+                finished_at = ${r._tag === "Retry" ? null : now}::timestamptz,
+                lease_until = null, updated_at = ${now}
+            where run_id = ${step.run}::uuid and id = ${step.node} and state = 'running'
+              and attempt = ${step.attempt} and claims = ${step.claim}
+            returning run_id, id, attempt, due_at, queue
+          )
+          insert into taskgraph_attempts (run_id, node_id, attempt, outcome, error, started_at, finished_at)
+          select run_id, id, ${step.attempt}, ${outcome}, ${error}::jsonb, ${date(step.startedAt)}, ${now} from done
+          returning (select row_to_json(done) from done) as node`.execute(q)
+        if (guarded.rows.length === 0) throw new Lost()
+        const ready: Array<ReadyRef> = []
+        switch (r._tag) {
+          case "Retry":
+            ready.push(readyRef(step.run)(guarded.rows[0]!.node))
+            break
+          case "Succeeded": {
+            const single = r.deliveries.filter((d) => d.slot === undefined)
+            const joins = r.deliveries.filter((d) => d.slot !== undefined)
+            if (single.length > 0) {
+              const rows = await sql<Row>`
+                update taskgraph_nodes n set state = 'ready', input = d.input, due_at = d.due_at, updated_at = ${now}
+                from unnest(${single.map((d) => d.node)}::text[], ${single.map((d) => json(d.input))}::jsonb[],
+                            ${single.map((d) => date(d.dueAt))}::timestamptz[]) as d(id, input, due_at)
+                where n.run_id = ${step.run}::uuid and n.id = d.id and n.state = 'waiting'
+                returning n.id, n.attempt, n.due_at, n.queue`.execute(q)
+              ready.push(...rows.rows.map(readyRef(step.run)))
+            }
+            if (joins.length > 0) {
+              // A join counts distinct slots: a slot recorded twice is not counted twice, and the
+              // row lock on the join serialises members finishing together (invariant 4).
+              const rows = await sql<Row>`
+                with arrived as (
+                  insert into taskgraph_node_inputs (run_id, node_id, slot, value)
+                  select ${step.run}::uuid, d.id, d.slot, d.input
+                  from unnest(${joins.map((d) => d.node)}::text[], ${joins.map((d) => d.slot!)}::int[],
+                              ${joins.map((d) => json(d.input))}::jsonb[]) as d(id, slot, input)
+                  on conflict do nothing
+                  returning node_id
+                ), counts as (select node_id, count(*)::int as c from arrived group by node_id)
+                update taskgraph_nodes n
+                set arrived = n.arrived + counts.c,
+                    state = case when n.expected is not null and n.arrived + counts.c >= n.expected then 'ready' else n.state end,
+                    due_at = case when n.expected is not null and n.arrived + counts.c >= n.expected then ${now}::timestamptz else n.due_at end,
+                    updated_at = ${now}
+                from counts
+                where n.run_id = ${step.run}::uuid and n.id = counts.node_id and n.state = 'waiting'
+                returning n.id, n.state, n.attempt, n.due_at, n.queue`.execute(q)
+              ready.push(...rows.rows.filter((row) => row.state === "ready").map(readyRef(step.run)))
+            }
+            if (r.expand !== undefined) {
+              ready.push(...await insertNodes(q, step.run, r.expand.nodes, step.now))
+              const rows = await sql<Row>`
+                update taskgraph_nodes set expected = ${r.expand.expected},
+                  state = case when ${r.expand.expected}::int = 0 then 'ready' else state end,
+                  due_at = case when ${r.expand.expected}::int = 0 then ${date(r.expand.dueAt)}::timestamptz else due_at end,
+                  updated_at = ${now}
+                where run_id = ${step.run}::uuid and id = ${r.expand.collect} and state = 'waiting'
+                returning id, state, attempt, due_at, queue`.execute(q)
+              ready.push(...rows.rows.filter((row) => row.state === "ready").map(readyRef(step.run)))
+            }
+            if (r.runEnds !== undefined) {
+              if (r.runEnds.status === "succeeded") {
+                await finishRun(q, step.run, step.now, { status: "succeeded", output: r.runEnds.output }, ["running", "parked"])
+              } else {
+                await finishRun(q, step.run, step.now, { status: "failed" }, ["failing"])
+              }
+            }
+            break
+          }
+          case "Failed": {
+            if (r.handler !== undefined) {
+              const rows = await sql<Row>`
+                update taskgraph_nodes set state = 'ready', input = ${json(r.handler.input)}::jsonb,
+                  due_at = ${date(r.handler.dueAt)}, updated_at = ${now}
+                where run_id = ${step.run}::uuid and id = ${r.handler.node} and state = 'waiting'
+                returning id, attempt, due_at, queue`.execute(q)
+              ready.push(...rows.rows.map(readyRef(step.run)))
+              await sql`update taskgraph_runs set status = 'failing', error = ${json(r.error)}::jsonb, updated_at = ${now}
+                where id = ${step.run}::uuid and status in ('running', 'parked')`.execute(q)
+              // everything else stops: nothing but the handler runs after a failure
+              await sql`update taskgraph_nodes set state = 'cancelled', lease_until = null, updated_at = ${now}
+                where run_id = ${step.run}::uuid and not handler
+                  and state in ('waiting', 'ready', 'dispatched', 'running')`.execute(q)
+            } else {
+              await finishRun(q, step.run, step.now, { status: "failed", error: r.error }, r.handlerFailed ? ["failing"] : ["running", "parked"])
+              await sql`update taskgraph_nodes set state = 'cancelled', lease_until = null, updated_at = ${now}
+                where run_id = ${step.run}::uuid and state = 'running'`.execute(q)
+            }
+            break
+          }
+          case "Parked":
+            await sql`update taskgraph_runs set status = 'parked', error = ${json(r.error)}::jsonb, updated_at = ${now}
+              where id = ${step.run}::uuid and status = 'running'`.execute(q)
+            break
+        }
+        await notify(q, ready)
+        return { _tag: "Committed", ready }
+      })
+    ).pipe(Effect.catchIf((e) => e.cause instanceof Lost, () => Effect.succeed({ _tag: "Lost" } as const)))
+
+  const nextDueAt: Effect.Effect<number | null, StoreError> = attempt(async () => {
+    const rows = await sql<Row>`select least(
+        (select min(due_at) from taskgraph_nodes where state = 'ready'),
+        (select min(lease_until) from taskgraph_nodes where state = 'running')) as next`.execute(db)
+    return millis(rows.rows[0]?.next)
+  })
+
+  const loadGraph = (hash: string): Effect.Effect<Graph | null, StoreError> =>
+    attempt(async () => {
+      const rows = await sql<Row>`select graph from taskgraph_graphs where hash = ${hash}`.execute(db)
+      return (rows.rows[0]?.graph ?? null) as Graph | null
+    })
+
+  const getRun = (run: string): Effect.Effect<RunRow | null, StoreError> => {
+    if (!uuidPattern.test(run)) return Effect.succeed(null)
+    return attempt(async () => {
+      const rows = await sql<Row>`select * from taskgraph_runs where id = ${run}::uuid`.execute(db)
+      const row = rows.rows[0]
+      if (row === undefined) return null
+      return {
+        id: row.id,
+        workflow: row.workflow,
+        graphHash: row.graph_hash,
+        status: row.status,
+        input: row.input,
+        output: row.output,
+        error: row.error,
+        idempotencyKey: row.idempotency_key,
+        createdAt: millis(row.created_at)!,
+        updatedAt: millis(row.updated_at)!,
+        finishedAt: millis(row.finished_at),
+      }
+    })
+  }
+
+  const getNodes = (run: string): Effect.Effect<ReadonlyArray<NodeRow>, StoreError> => {
+    if (!uuidPattern.test(run)) return Effect.succeed([])
+    return attempt(async () => {
+      const rows = await sql<Row>`select * from taskgraph_nodes where run_id = ${run}::uuid order by id`.execute(db)
+      return rows.rows.map((row): NodeRow => ({
+        id: row.id,
+        template: row.template,
+        kind: row.kind,
+        state: row.state,
+        attempt: row.attempt,
+        input: row.input,
+        output: row.output,
+        error: row.error,
+        dueAt: millis(row.due_at),
+        startedAt: millis(row.started_at),
+        finishedAt: millis(row.finished_at),
+        arrived: row.arrived,
+        expected: row.expected,
+      }))
+    })
+  }
+
+  const getAttempts = (run: string): Effect.Effect<ReadonlyArray<AttemptRow>, StoreError> => {
+    if (!uuidPattern.test(run)) return Effect.succeed([])
+    return attempt(async () => {
+      const rows = await sql<Row>`select * from taskgraph_attempts where run_id = ${run}::uuid order by id`.execute(db)
+      return rows.rows.map((row): AttemptRow => ({
+        node: row.node_id,
+        attempt: row.attempt,
+        outcome: row.outcome,
+        startedAt: millis(row.started_at)!,
+        finishedAt: millis(row.finished_at)!,
+        error: row.error,
+      }))
+    })
+  }
+
+  return WorkflowStore.of({ createRun, claim, claimDue, commit, nextDueAt, loadGraph, getRun, getNodes, getAttempts, reclaimExpired })
+}
+
+/** The store as a Layer over an initialised MikroORM (its pool is used, never closed here). */
+export const PostgresStore = {
+  layer: (orm: MikroORM, options?: PostgresStoreOptions): Layer.Layer<WorkflowStore> =>
+    Layer.sync(WorkflowStore, () => makePostgresStore(orm, options)),
+}

@@ -1,0 +1,87 @@
+/**
+ * The store's schema, as MikroORM migrations shipped in the package (TypeScript, run from a
+ * `migrationsList`, so no file discovery). They keep their own `taskgraph_migrations` table and
+ * never touch the application's migrations.
+ */
+import { Migration } from "@mikro-orm/migrations"
+
+export class Migration20261123_Init extends Migration {
+  override name = "Migration20261123_Init"
+
+  override up(): void {
+    this.addSql(`create table "taskgraph_graphs" (
+      "hash" text primary key,
+      "workflow" text not null,
+      "graph" jsonb not null,
+      "created_at" timestamptz not null default now()
+    )`)
+    this.addSql(`create table "taskgraph_runs" (
+      "id" uuid primary key,
+      "workflow" text not null,
+      "graph_hash" text not null references "taskgraph_graphs" ("hash"),
+      "status" text not null,
+      "input" jsonb not null,
+      "output" jsonb null,
+      "error" jsonb null,
+      "idempotency_key" text null,
+      "created_at" timestamptz not null,
+      "updated_at" timestamptz not null,
+      "finished_at" timestamptz null
+    )`)
+    this.addSql(`create unique index "taskgraph_runs_idempotency" on "taskgraph_runs" ("workflow", "idempotency_key") where "idempotency_key" is not null`)
+    this.addSql(`create index "taskgraph_runs_status" on "taskgraph_runs" ("status", "created_at")`)
+    this.addSql(`create table "taskgraph_nodes" (
+      "run_id" uuid not null references "taskgraph_runs" ("id") on delete cascade,
+      "id" text not null,
+      "template" text not null,
+      "kind" text not null,
+      "state" text not null,
+      "handler" boolean not null default false,
+      "attempt" int not null default 1,
+      "claims" int not null default 0,
+      "input" jsonb null,
+      "output" jsonb null,
+      "error" jsonb null,
+      "arrived" int not null default 0,
+      "expected" int null,
+      "queue" text null,
+      "lease_ms" int not null,
+      "due_at" timestamptz null,
+      "lease_until" timestamptz null,
+      "started_at" timestamptz null,
+      "finished_at" timestamptz null,
+      "updated_at" timestamptz not null,
+      primary key ("run_id", "id")
+    )`)
+    this.addSql(`create index "taskgraph_nodes_ready" on "taskgraph_nodes" ("due_at") where "state" = 'ready'`)
+    this.addSql(`create index "taskgraph_nodes_leased" on "taskgraph_nodes" ("lease_until") where "state" = 'running'`)
+    this.addSql(`create table "taskgraph_node_inputs" (
+      "run_id" uuid not null,
+      "node_id" text not null,
+      "slot" int not null,
+      "value" jsonb not null,
+      primary key ("run_id", "node_id", "slot"),
+      foreign key ("run_id", "node_id") references "taskgraph_nodes" ("run_id", "id") on delete cascade
+    )`)
+    this.addSql(`create table "taskgraph_attempts" (
+      "id" bigserial primary key,
+      "run_id" uuid not null references "taskgraph_runs" ("id") on delete cascade,
+      "node_id" text not null,
+      "attempt" int not null,
+      "outcome" text not null,
+      "error" jsonb null,
+      "started_at" timestamptz not null,
+      "finished_at" timestamptz not null
+    )`)
+    this.addSql(`create index "taskgraph_attempts_node" on "taskgraph_attempts" ("run_id", "node_id")`)
+  }
+
+  override down(): void {
+    for (const table of ["taskgraph_attempts", "taskgraph_node_inputs", "taskgraph_nodes", "taskgraph_runs", "taskgraph_graphs"]) {
+      this.addSql(`drop table if exists "${table}" cascade`)
+    }
+  }
+}
+
+/** Every migration of the store, in order. */
+export const migrationsList = [{ name: "Migration20261123_Init", class: Migration20261123_Init }]

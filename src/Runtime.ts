@@ -1,0 +1,127 @@
+/**
+ * Runtime: the engine wired to a store and a dispatcher, with a Promise bridge for applications
+ * that do not live in Effect: `tg.start(workflow, input)` returns a handle whose `result()`
+ * resolves to the workflow's typed output.
+ */
+import type { MikroORM } from "@mikro-orm/postgresql"
+import { Cause, Data, Effect, Exit, Layer, ManagedRuntime, Schema } from "effect"
+import { PostgresStore, type PostgresStoreOptions } from "../adapters/postgres/PostgresStore.ts"
+import { runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions } from "../adapters/postgres/Worker.ts"
+import type { AnyWorkflow, Graph, RunRef, StartOptions, Workflow } from "../dsl/index.ts"
+import { WorkflowStarter } from "../dsl/index.ts"
+import { Dispatcher } from "../engine/Dispatcher.ts"
+import { Engine } from "../engine/Engine.ts"
+import { Registry } from "../engine/Registry.ts"
+import { describeRun, type RunView } from "../engine/RunView.ts"
+import { TaskServices } from "../engine/TaskServices.ts"
+import { type ErrorRecord, finalRunStatuses, WorkflowStore } from "../engine/WorkflowStore.ts"
+
+/** The run ended failed (or was revoked); `error` is the failure that ended it. */
+export class RunFailed extends Data.TaggedError("RunFailed")<{
+  readonly run: string
+  readonly status: string
+  readonly error: ErrorRecord | null
+  readonly message: string
+}> {}
+
+export class RunNotFound extends Data.TaggedError("RunNotFound")<{ readonly run: string; readonly message: string }> {}
+
+export interface RunHandle<O> {
+  readonly id: string
+  /** False when an idempotency key matched an existing run. */
+  readonly created: boolean
+  readonly status: () => Promise<RunView>
+  /** Waits for the run to end: its typed output, or a rejection with `RunFailed`. */
+  readonly result: (options?: { readonly timeoutMs?: number }) => Promise<O>
+  readonly graph: () => Promise<Graph>
+}
+
+export interface RuntimeOptions<R = never> {
+  readonly orm: MikroORM
+  readonly workflows: ReadonlyArray<AnyWorkflow>
+  /** Services the tasks need. */
+  readonly services?: Layer.Layer<R, unknown>
+  /** Run the Postgres worker in this process (default true); false only dispatches. */
+  readonly worker?: boolean | WorkerOptions
+  readonly store?: PostgresStoreOptions
+  /** A custom dispatcher (e.g. Cloud Tasks); default: the local worker's. */
+  readonly dispatcher?: Layer.Layer<Dispatcher>
+}
+
+export type Services = Engine | WorkflowStore | WorkflowStarter | Registry
+
+export interface Runtime {
+  readonly start: <I, O>(workflow: Workflow<string, I, O, any>, input: I, options?: StartOptions) => Promise<RunHandle<O>>
+  readonly handle: <I, O>(workflow: Workflow<string, I, O, any>, run: string) => RunHandle<O>
+  readonly status: (run: string) => Promise<RunView | null>
+  /** Runs an Effect with the engine's services (for Effect applications and adapters). */
+  readonly runPromise: <A, E>(effect: Effect.Effect<A, E, Services>) => Promise<A>
+  readonly close: () => Promise<void>
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runtime> => {
+  const services = options.services === undefined ? TaskServices.empty : TaskServices.fromLayer(options.services)
+  const workerOptions: WorkerOptions | undefined = options.worker === false ? undefined : options.worker === true || options.worker === undefined ? {} : options.worker
+  const base = Layer.mergeAll(
+    PostgresStore.layer(options.orm, options.store),
+    Registry.layer(options.workflows),
+    services,
+    WorkerSignal.layer,
+  )
+  const dispatcher = options.dispatcher ?? (workerOptions === undefined ? Dispatcher.none : WorkerDispatcher)
+  const engine = Engine.layer.pipe(Layer.provideMerge(Layer.mergeAll(base, Layer.provide(dispatcher, base))))
+  const withStarter = Layer.provideMerge(Engine.starter, engine)
+  const full = workerOptions === undefined
+    ? withStarter
+    : Layer.provideMerge(Layer.effectDiscard(runWorker(workerOptions)), withStarter)
+  const runtime = ManagedRuntime.make(full as Layer.Layer<Services | WorkerSignal, unknown>)
+  await runtime.runPromise(Effect.void)
+
+  const status = (run: string) => runtime.runPromise(describeRun(run))
+
+  const handle = <I, O>(workflow: Workflow<string, I, O, any>, ref: RunRef | string): RunHandle<O> => {
+    const id = typeof ref === "string" ? ref : ref.id
+    const view = async () => {
+      const v = await status(id)
+      if (v === null) throw new RunNotFound({ run: id, message: `no run ${id}` })
+      return v
+    }
+    return {
+      id,
+      created: typeof ref === "string" ? false : ref.created,
+      status: view,
+      graph: async () => (await view()).graph,
+      result: async ({ timeoutMs } = {}) => {
+        const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs
+        for (let wait = 10; ; wait = Math.min(wait * 2, 250)) {
+          const v = await view()
+          if (finalRunStatuses.has(v.status)) {
+            if (v.status === "succeeded") return Schema.decodeUnknownSync(workflow.outputJson)(v.output)
+            throw new RunFailed({
+              run: id,
+              status: v.status,
+              error: v.error,
+              message: `run ${id} ${v.status}${v.error === null ? "" : `: ${v.error.tag}: ${v.error.message}`}`,
+            })
+          }
+          if (Date.now() > deadline) throw new Error(`run ${id} did not finish within ${timeoutMs} ms (status ${v.status})`)
+          await sleep(wait)
+        }
+      },
+    }
+  }
+
+  return {
+    start: async (workflow, input, startOptions) => {
+      const exit = await runtime.runPromiseExit(workflow.start(input, startOptions))
+      if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
+      return handle(workflow, exit.value)
+    },
+    handle: (workflow, run) => handle(workflow, run),
+    status,
+    runPromise: (effect) => runtime.runPromise(effect),
+    close: () => runtime.dispose(),
+  }
+}

