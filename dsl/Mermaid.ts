@@ -52,13 +52,19 @@ export const toMermaid = (graph: Graph, options: MermaidOptions = {}): string =>
   const lines = [`flowchart ${options.direction ?? "TD"}`]
   const draw = (node: Node, indent: string) => lines.push(`${indent}${ref(node.id)}${shape(node)}`)
 
-  for (const node of graph.nodes) if (node.scope === undefined) draw(node, "  ")
-  for (const map of graph.nodes) {
-    if (map.kind !== "map") continue
-    lines.push(`  subgraph ${ref(map.id)}_each[${quote("for each element")}]`)
-    for (const node of graph.nodes) if (node.scope === map.id) draw(node, "    ")
-    lines.push("  end")
+  const drawScope = (scope: string | undefined, indent: string): void => {
+    for (const node of graph.nodes) {
+      if (node.scope !== scope) continue
+      draw(node, indent)
+    }
+    for (const map of graph.nodes) {
+      if (map.kind !== "map" || map.scope !== scope) continue
+      lines.push(`${indent}subgraph ${ref(map.id)}_each[${quote("for each element")}]`)
+      drawScope(map.id, `${indent}  `)
+      lines.push(`${indent}end`)
+    }
   }
+  drawScope(undefined, "  ")
   for (const edge of graph.edges) {
     lines.push(`  ${ref(edge.from)} -->${edge.slot === undefined ? "" : `|${edge.slot}|`} ${ref(edge.to)}`)
   }

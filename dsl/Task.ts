@@ -85,7 +85,9 @@ export const checkName = (kind: string, name: unknown): string => {
 
 const millis = (label: string, input: Duration.Input | undefined, fallback: number): number => {
   if (input === undefined) return fallback
-  const ms = Duration.toMillis(input)
+  const decoded = Duration.fromInput(input)
+  if (decoded._tag === "None") throw new DefinitionError({ message: `${label} is not a duration: ${String(input)}` })
+  const ms = Duration.toMillis(decoded.value)
   if (!Number.isFinite(ms) || ms < 0) {
     throw new DefinitionError({ message: `${label} must be a finite, non-negative duration` })
   }
@@ -176,14 +178,13 @@ const bindTask = (self: AnyTask, key: string, args: Record<string, unknown>): St
   if (key in args) {
     throw new DefinitionError({ message: `task "${self.name}": bind() key "${key}" must not also be a fixed argument` })
   }
-  const picked: Record<string, Schema.Top> = {}
   for (const k of Object.keys(args)) {
-    const field = fields[k]
-    if (field === undefined) {
+    if (!(k in fields)) {
       throw new DefinitionError({ message: `task "${self.name}": bind() argument "${k}" is not a field of its input` })
     }
-    picked[k] = field
   }
+  // every field but the injected one must be given (or be optional in the schema)
+  const picked: Record<string, Schema.Top> = Object.fromEntries(Object.entries(fields).filter(([k]) => k !== key))
   let encoded: { readonly [key: string]: unknown }
   try {
     const codec = Schema.toCodecJson(Schema.Struct(picked as Schema.Struct.Fields))

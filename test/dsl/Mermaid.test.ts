@@ -114,7 +114,7 @@ describe("toMermaid: other shapes", () => {
   // BUG (dsl/Mermaid.ts toMermaid, the subgraph loop): every map's subgraph is emitted at the top
   // level, so a nested map's template is drawn beside (here: before) the outer template instead
   // of inside it. Flip to `it` once subgraphs are emitted recursively.
-  it.fails("nested maps: the inner template's subgraph is nested in the outer one", () => {
+  it("nested maps: the inner template's subgraph is nested in the outer one", () => {
     const grid = task("grid", {
       input: Schema.Number,
       output: Schema.Array(Schema.Array(Schema.Number)),

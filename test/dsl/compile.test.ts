@@ -649,7 +649,7 @@ describe("definition errors", () => {
 
   // BUG (dsl/Task.ts `millis`): Duration.toMillis throws a plain Error ("Invalid Input: soon") for
   // an unparsable duration string instead of a DefinitionError. Flip to `it` once fixed.
-  it.fails("an unparsable duration string in timeout/retry is a DefinitionError", () => {
+  it("an unparsable duration string in timeout/retry is a DefinitionError", () => {
     expect(() => task("t", { ...schemaNumber, timeout: "soon" as never })).toThrow(definitionError(/task "t": timeout/))
     expect(() => task("t", { ...schemaNumber, retry: { initialDelay: "soon" as never } })).toThrow(definitionError(/retry.initialDelay/))
   })
@@ -678,7 +678,7 @@ describe("definition errors", () => {
 
   // BUG (dsl/Task.ts bindTask): only the given keys are checked, so a missing required fixed
   // argument is accepted; the bound step can never produce a valid input. Flip once fixed.
-  it.fails("bind args missing a required field", () => {
+  it("bind args missing a required field", () => {
     expect(() => add.bind("a", {} as never)).toThrow(definitionError(/bind\(\) arguments do not match its input schema/))
   })
 
