@@ -22,3 +22,18 @@ export { PostgresStore } from "../adapters/postgres/PostgresStore.ts"
 export { runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions } from "../adapters/postgres/Worker.ts"
 export { embedded, type Embedded, type EmbeddedOptions } from "./embedded.ts"
 export { createRuntime, RunFailed, type RunHandle, RunNotFound, type Runtime, type RuntimeOptions } from "./Runtime.ts"
+export {
+  type Authenticator,
+  AuthenticatorConfigError,
+  type AuthRequest,
+  type AuthResult,
+  type EngineRuntime,
+  hmacAuthenticator,
+  type HmacOptions,
+  minSecretBytes,
+  signatureHeader,
+  signRequest,
+  type SignOptions,
+  taskgraphRoutes,
+  type TaskgraphRoutesOptions,
+} from "../adapters/hono/index.ts"

@@ -1,0 +1,202 @@
+/**
+ * taskgraphRoutes: the HTTP face of the engine, as a Hono app to mount in the application's own
+ * (`app.route("/taskgraph", taskgraphRoutes(runtime, { authenticate }))`).
+ *
+ * - `POST /callback`: authenticate (invariant 8), bound the body, require JSON, decode the
+ *   `Callback`, then `Engine.advance`. Outcomes are values mapped to statuses (invariant 7):
+ *   every final outcome answers 200 `{ outcome, ...fields }`; `Busy` answers 409 so the sender
+ *   comes back later; a store failure answers 503 when a retry may cure it, else 500. Bad input
+ *   answers 4xx with `{ error, message }` and never reaches the engine, so nothing is written.
+ * - `GET /runs/:id`: the run's `RunView` (authenticated too); 404 for an unknown or malformed id.
+ *
+ * Every answer is JSON, including unknown routes and unexpected errors (no HTML, no stacks).
+ */
+import { Cause, Effect, Exit, Option, Schema } from "effect"
+import { Hono, type Context } from "hono"
+import { HTTPException } from "hono/http-exception"
+import type { ContentfulStatusCode } from "hono/utils/http-status"
+import { type Callback, CallbackJson, CallbackVersion, maxCallbackBytes } from "../../engine/Callback.ts"
+import { Engine } from "../../engine/Engine.ts"
+import type { Outcome } from "../../engine/Outcome.ts"
+import { describeRun } from "../../engine/RunView.ts"
+import type { StoreError, WorkflowStore } from "../../engine/WorkflowStore.ts"
+import { type Authenticator, AuthenticatorConfigError } from "./Authenticator.ts"
+
+/** What the routes need of a runtime: `createRuntime`'s and `embedded`'s results fit. */
+export interface EngineRuntime {
+  readonly runPromise: <A, E>(effect: Effect.Effect<A, E, Engine | WorkflowStore>) => Promise<A>
+}
+
+export interface TaskgraphRoutesOptions {
+  /** Required: authentication is never switched off. */
+  readonly authenticate: Authenticator
+  /** Told about every 5xx cause (store failures, a failing authenticator, defects); default `console.error`. */
+  readonly onError?: (error: unknown) => void
+}
+
+const problem = (c: Context, status: ContentfulStatusCode, error: string, message: string) => c.json({ error, message }, status)
+
+const tooLarge = Symbol("tooLarge")
+
+/**
+ * Reads the body once, refusing it past `maxCallbackBytes`: a declared Content-Length over the
+ * limit is refused unread, and the bytes actually read are counted (a header may lie).
+ */
+const readBody = async (request: Request): Promise<Uint8Array | typeof tooLarge> => {
+  const declared = request.headers.get("content-length")
+  if (declared !== null && /^\d+$/.test(declared.trim()) && Number(declared) > maxCallbackBytes) return tooLarge
+  if (request.body === null) return new Uint8Array(0)
+  const reader = request.body.getReader()
+  const chunks: Array<Uint8Array> = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > maxCallbackBytes) {
+      await reader.cancel().catch(() => undefined)
+      return tooLarge
+    }
+    chunks.push(value)
+  }
+  const body = new Uint8Array(size)
+  let offset = 0
+  for (const chunk of chunks) {
+    body.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return body
+}
+
+const isJson = (contentType: string | null): boolean =>
+  contentType !== null && contentType.split(";")[0]!.trim().toLowerCase() === "application/json"
+
+type Parsed =
+  | { readonly ok: true; readonly callback: Callback }
+  | { readonly ok: false; readonly error: string; readonly message: string }
+
+const utf8 = new TextDecoder("utf-8", { fatal: true })
+
+/** Decodes with `CallbackJson`; a failure is told apart as not JSON, another version, or a bad envelope. */
+const parseCallback = (body: Uint8Array): Parsed => {
+  let text: string
+  try {
+    text = utf8.decode(body)
+  } catch {
+    return { ok: false, error: "malformed_json", message: "the body is not UTF-8 text" }
+  }
+  const decoded = Schema.decodeUnknownExit(CallbackJson)(text)
+  if (Exit.isSuccess(decoded)) return { ok: true, callback: decoded.value }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    return { ok: false, error: "malformed_json", message: "the body is not valid JSON" }
+  }
+  if (typeof json === "object" && json !== null && "v" in json && json.v !== CallbackVersion) {
+    return {
+      ok: false,
+      error: "unsupported_version",
+      message: `unsupported callback version ${JSON.stringify(json.v)?.slice(0, 20)}: this server reads version ${CallbackVersion}`,
+    }
+  }
+  const issue = Cause.findErrorOption(decoded.cause)
+  const detail = Option.isSome(issue) ? issue.value.message.replace(/\s*\n\s*/g, " ") : "invalid"
+  return { ok: false, error: "invalid_callback", message: `not a callback: ${detail}`.slice(0, 1000) }
+}
+
+const statusOf = (outcome: Outcome): 200 | 409 => (outcome._tag === "Busy" ? 409 : 200)
+
+/** The Hono app serving callbacks and run status for `runtime`. */
+export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutesOptions): Hono => {
+  const authenticator = options?.authenticate
+  if (typeof authenticator?.authenticate !== "function" || typeof authenticator.readsBody !== "boolean") {
+    throw new AuthenticatorConfigError({
+      message: "taskgraphRoutes needs an `authenticate` option (e.g. hmacAuthenticator or an OIDC authenticator)",
+    })
+  }
+  const report = options.onError ?? ((error: unknown) => console.error("taskgraph:", error))
+
+  /** Authenticates first; returns the bounded body, or the refusal to answer. */
+  const admit = async (c: Context): Promise<Uint8Array | Response> => {
+    const request = c.req.raw
+    let body: Uint8Array | undefined
+    if (authenticator.readsBody) {
+      const read = await readBody(request)
+      if (read === tooLarge) return problem(c, 413, "payload_too_large", `the body is over ${maxCallbackBytes} bytes`)
+      body = read
+    }
+    const url = new URL(request.url)
+    let decision
+    try {
+      decision = await authenticator.authenticate({
+        method: request.method.toUpperCase(),
+        path: url.pathname + url.search,
+        headers: request.headers,
+        body: body ?? new Uint8Array(0),
+      })
+    } catch (error) {
+      report(error)
+      return problem(c, 503, "authentication_unavailable", "the request could not be authenticated now; retry later")
+    }
+    if (!decision.ok) return problem(c, decision.status, decision.status === 401 ? "unauthenticated" : "forbidden", decision.message)
+    if (body === undefined) {
+      const read = await readBody(request)
+      if (read === tooLarge) return problem(c, 413, "payload_too_large", `the body is over ${maxCallbackBytes} bytes`)
+      body = read
+    }
+    return body
+  }
+
+  /** Runs an engine effect; a store failure becomes its 5xx answer, a defect goes to `onError`. */
+  const run = async <A>(c: Context, effect: Effect.Effect<A, StoreError, Engine | WorkflowStore>): Promise<{ value: A } | Response> => {
+    const exit = await runtime.runPromise(Effect.exit(effect))
+    if (Exit.isSuccess(exit)) return { value: exit.value }
+    const failure = Cause.findErrorOption(exit.cause)
+    if (Option.isSome(failure)) {
+      report(failure.value)
+      return failure.value.retryable
+        ? problem(c, 503, "store_unavailable", `the store is unavailable; retry later: ${failure.value.message}`)
+        : problem(c, 500, "store_error", `the store refused the request: ${failure.value.message}`)
+    }
+    if (Cause.hasInterruptsOnly(exit.cause)) return problem(c, 503, "interrupted", "the server is shutting down; retry later")
+    throw Cause.squash(exit.cause)
+  }
+
+  const app = new Hono()
+
+  app.post("/callback", async (c) => {
+    const body = await admit(c)
+    if (body instanceof Response) return body
+    if (!isJson(c.req.header("content-type") ?? null)) {
+      return problem(c, 415, "unsupported_media_type", "a callback must be sent as application/json")
+    }
+    const parsed = parseCallback(body)
+    if (!parsed.ok) return problem(c, 400, parsed.error, parsed.message)
+    const result = await run(c, Engine.use((engine) => engine.advance(parsed.callback)))
+    if (result instanceof Response) return result
+    const { _tag, ...fields } = result.value
+    return c.json({ outcome: _tag, ...fields }, statusOf(result.value))
+  })
+
+  app.get("/runs/:id", async (c) => {
+    const admitted = await admit(c)
+    if (admitted instanceof Response) return admitted
+    const result = await run(c, describeRun(c.req.param("id")))
+    if (result instanceof Response) return result
+    if (result.value === null) return problem(c, 404, "not_found", "no such run")
+    return c.json(result.value, 200)
+  })
+
+  // A mounted app's notFound is not consulted by its parent: answer unknown paths here.
+  app.all("*", (c) => problem(c, 404, "not_found", "no such route"))
+  app.notFound((c) => problem(c, 404, "not_found", "no such route"))
+  app.onError((error, c) => {
+    if (error instanceof HTTPException && error.status < 500) {
+      return problem(c, error.status, "bad_request", error.message)
+    }
+    report(error)
+    return problem(c, 500, "internal_error", "internal error")
+  })
+  return app
+}
