@@ -12,3 +12,10 @@ export {
   type SignOptions,
 } from "./HmacAuthenticator.ts"
 export { type EngineRuntime, taskgraphRoutes, type TaskgraphRoutesOptions } from "./routes.ts"
+export {
+  googleIssuers,
+  oidcAuthenticator,
+  type OidcCerts,
+  type OidcKeySource,
+  type OidcOptions,
+} from "./OidcAuthenticator.ts"
