@@ -36,4 +36,9 @@ export {
   type SignOptions,
   taskgraphRoutes,
   type TaskgraphRoutesOptions,
+  googleIssuers,
+  oidcAuthenticator,
+  type OidcCerts,
+  type OidcKeySource,
+  type OidcOptions,
 } from "../adapters/hono/index.ts"
