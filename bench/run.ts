@@ -1,0 +1,36 @@
+/**
+ * `npm run bench`: every benchmark in turn, each on its own embedded PostgreSQL (fsync,
+ * synchronous_commit and full_page_writes off; 127.0.0.1 only; pg_stat_statements, track=all),
+ * then a summary. Tables go to stdout, JSON to bench/results/<name>.json (gitignored).
+ *
+ * - bench/chain.ts   engine steps/s, commits and statements per step vs an insert-commit loop
+ * - bench/wakeup.ts  LISTEN/NOTIFY vs polling: start → step latency and idle database load
+ */
+import { runChainBench } from "./chain.ts"
+import { round, table, writeResult } from "./lib.ts"
+import { runWakeupBench } from "./wakeup.ts"
+
+const started = performance.now()
+try {
+  const chain = await runChainBench()
+  const wakeup = await runWakeupBench()
+  const totalS = round((performance.now() - started) / 1000, 1)
+
+  const mark = (ok: boolean) => (ok ? "ok" : "MISSED")
+  const rows: Array<Array<string | number>> = [
+    ["insert-commits/s (1 client, autocommit)", chain.insert.commitsPerSec, "", ""],
+    ...chain.workloads.map((w) => [`${w.name}: steps/s`, w.stepsPerSec, "", ""]),
+    ["chain: steps/s ÷ insert-commits/s", chain.chain.ratioToInsertCommits, "≥ 0.33", mark(chain.chain.meetsRatio)],
+    ["chain: commits/step", chain.chain.commitsPerStep, "≤ 2", mark(chain.chain.meetsCommits)],
+    ["chain: statements/step", chain.chain.statementsPerStep, "", ""],
+    ...wakeup.modes.map((m) => [`wakeup ${m.mode}: p50 / p95 ms`, `${m.latencyMs.p50} / ${m.latencyMs.p95}`, "", ""]),
+    ...wakeup.modes.map((m) => [`idle ${m.mode}: stmts/s`, m.idle.statementsPerSec, "", ""]),
+  ]
+  console.log(`\n== summary (${totalS} s) ==`)
+  console.log(table(["measure", "value", "target", ""], rows))
+  console.log(`  ${wakeup.recommendation}`)
+  console.log(`  → ${await writeResult("summary", { date: new Date().toISOString(), totalSeconds: totalS, chain, wakeup })}`)
+} catch (error) {
+  console.error(error)
+  process.exitCode = 1
+}
