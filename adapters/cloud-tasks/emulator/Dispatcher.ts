@@ -1,0 +1,185 @@
+/**
+ * Dispatcher: the timer-driven loop that delivers due tasks. One timer is armed for the earliest
+ * moment anything can change (a task falling due, a rate-limited queue earning a token); each
+ * wake-up dispatches, for every running queue, the due tasks its `maxConcurrentDispatches` and
+ * token bucket allow. An attempt ends in a 2xx (the task is deleted, its name stays reserved),
+ * or in a failure (non-2xx, connection error, dispatch deadline) that is retried after the
+ * queue's backoff, or dropped once its retry limits are spent.
+ *
+ * Callers `wake()` it after anything that may make a task dispatchable (a new task, a resumed
+ * or updated queue); attempts finishing wake it themselves.
+ *
+ * ```ts
+ * const dispatcher = new Dispatcher({ store, clock, signer, stats, faults })
+ * store.createTask(parent, input)
+ * dispatcher.wake()
+ * await dispatcher.stop() // clears the timer, aborts requests in flight
+ * ```
+ */
+import type { EmulatorClock } from "./Clock.ts"
+import type { MutableStats } from "./EmulatorStats.ts"
+import type { FaultPlan } from "./Faults.ts"
+import { attemptRequest, attemptStatus, deliver, type DeliveryOutcome } from "./HttpDelivery.ts"
+import type { OidcSigner } from "./OidcSigner.ts"
+import type { AttemptRecord, QueueStore, TaskRecord } from "./QueueStore.ts"
+import { retriesExhausted, retryDelayMs } from "./RetryPolicy.ts"
+
+export interface DispatcherOptions {
+  readonly store: QueueStore
+  readonly clock: EmulatorClock
+  readonly signer: OidcSigner
+  readonly stats: MutableStats
+  readonly faults: FaultPlan
+}
+
+export class Dispatcher {
+  readonly #options: DispatcherOptions
+  readonly #stop = new AbortController()
+  readonly #attempts = new Set<Promise<void>>()
+  #cancelTimer: (() => void) | undefined
+  #armedAt: number | undefined
+
+  constructor(options: DispatcherOptions) {
+    this.#options = options
+  }
+
+  /** Dispatches whatever is due now and re-arms the timer. */
+  wake(): void {
+    if (this.#stop.signal.aborted) return
+    const { store, clock } = this.#options
+    const now = clock.now()
+    let wakeAt = Infinity
+    for (const queue of store.queues()) {
+      if (queue.state !== "RUNNING") continue
+      for (;;) {
+        const head = queue.due.peekWhere(({ task, generation }) => !task.removed && generation === task.generation)
+        if (head === undefined) break
+        if (head.dueMs > now) {
+          wakeAt = Math.min(wakeAt, head.dueMs)
+          break
+        }
+        if (queue.inFlight >= queue.config.maxConcurrentDispatches) break // a finishing attempt wakes us
+        if (!queue.bucket.take(queue.config, now)) {
+          wakeAt = Math.min(wakeAt, queue.bucket.nextTokenAt(queue.config, now))
+          break
+        }
+        queue.due.pop()
+        this.#start(head.value.task)
+      }
+    }
+    this.#arm(wakeAt, now)
+  }
+
+  /** RunTask: an attempt now, whatever the queue's state, limits or the task's other attempts. */
+  runNow(task: TaskRecord): void {
+    if (this.#stop.signal.aborted) return
+    task.generation += 1 // withdraws its entry from the queue's heap
+    task.scheduleMs = this.#options.clock.now()
+    this.#start(task)
+  }
+
+  /** Stops dispatching: clears the timer, aborts requests in flight and waits for them to end. */
+  async stop(): Promise<void> {
+    this.#stop.abort()
+    this.#cancelTimer?.()
+    this.#cancelTimer = undefined
+    await Promise.allSettled(this.#attempts)
+  }
+
+  #arm(wakeAt: number, now: number): void {
+    if (wakeAt === this.#armedAt) return
+    this.#cancelTimer?.()
+    this.#cancelTimer = undefined
+    this.#armedAt = undefined
+    if (wakeAt === Infinity) return
+    this.#armedAt = wakeAt
+    this.#cancelTimer = this.#options.clock.setTimer(() => {
+      this.#cancelTimer = undefined
+      this.#armedAt = undefined
+      this.wake()
+    }, wakeAt - now)
+  }
+
+  #start(task: TaskRecord): void {
+    const attempt = this.#attempt(task)
+    this.#attempts.add(attempt)
+    void attempt.finally(() => this.#attempts.delete(attempt))
+  }
+
+  async #attempt(task: TaskRecord): Promise<void> {
+    const { clock, signer, stats, faults } = this.#options
+    const queue = task.queue
+    const dispatchMs = clock.now()
+    const oidc = task.http.oidcToken
+    const authorization = oidc
+      ? `Bearer ${signer.sign({ audience: oidc.audience || task.http.url, email: oidc.serviceAccountEmail }, dispatchMs)}`
+      : undefined
+    const request = attemptRequest(task, { authorization })
+    const attempt: AttemptRecord = { scheduleMs: task.scheduleMs, dispatchMs, responseMs: undefined, responseStatus: undefined }
+    task.dispatchCount += 1
+    task.firstAttempt ??= attempt
+    task.lastAttempt = attempt
+    task.inFlight += 1
+    queue.inFlight += 1
+    const copies = faults.takeDuplicate() ? 2 : 1
+    stats.dispatches += 1
+    stats.deliveries += copies
+    const delivery = { deadlineMs: task.dispatchDeadlineMs, clock, stopSignal: this.#stop.signal }
+    const outcomes = await Promise.all(Array.from({ length: copies }, () => deliver(request, delivery)))
+    task.inFlight -= 1
+    queue.inFlight -= 1
+    if (this.#stop.signal.aborted) return
+    for (const outcome of outcomes) this.#count(outcome)
+    const succeeded = outcomes.find(isSuccess)
+    const outcome = succeeded ?? outcomes[0]!
+    this.#record(task, attempt, outcome)
+    if (!task.removed) {
+      if (succeeded) {
+        this.#options.store.removeTask(task)
+        stats.tasksCompleted += 1
+      } else if (task.inFlight === 0) this.#retryOrDrop(task)
+    }
+    this.wake()
+  }
+
+  #record(task: TaskRecord, attempt: AttemptRecord, outcome: DeliveryOutcome): void {
+    attempt.responseMs = this.#options.clock.now()
+    attempt.responseStatus = attemptStatus(outcome)
+    if (outcome._tag === "Response") {
+      task.responseCount += 1
+      if (outcome.status < 500) task.executionCount += 1
+      task.previousResponse = outcome.status
+    } else task.previousResponse = undefined
+  }
+
+  #retryOrDrop(task: TaskRecord): void {
+    const { store, clock, stats } = this.#options
+    const config = task.queue.config
+    const now = clock.now()
+    const sinceFirst = now - (task.firstAttempt?.dispatchMs ?? now)
+    if (retriesExhausted(config, task.dispatchCount, sinceFirst)) {
+      store.removeTask(task)
+      stats.tasksDropped += 1
+    } else store.enqueue(task, now + retryDelayMs(config, task.dispatchCount))
+  }
+
+  #count(outcome: DeliveryOutcome): void {
+    const stats = this.#options.stats
+    switch (outcome._tag) {
+      case "Response":
+        stats.responses[outcome.status] = (stats.responses[outcome.status] ?? 0) + 1
+        break
+      case "DeadlineExceeded":
+        stats.deadlinesExceeded += 1
+        break
+      case "ConnectionError":
+        stats.connectionErrors += 1
+        break
+      case "Cancelled":
+        break
+    }
+  }
+}
+
+const isSuccess = (outcome: DeliveryOutcome): boolean =>
+  outcome._tag === "Response" && outcome.status >= 200 && outcome.status < 300
