@@ -190,7 +190,12 @@ const make = Effect.gen(function*() {
       }
       const timeout = node.timeoutMs ?? defaultTaskTimeoutMs
       const exit = yield* def.run(decoded.value).pipe(
-        Effect.timeout(Duration.millis(timeout)),
+        // a timeout is a defect of its own kind, so `errorRecord` tells it from a typed failure
+        // (Effect.timeout would fail with a typed TimeoutError, recorded as tag "TimeoutError")
+        Effect.timeoutOrElse({
+          duration: Duration.millis(timeout),
+          orElse: () => Effect.die(new Cause.TimeoutError(`the task ran past its timeout of ${timeout} ms`)),
+        }),
         Effect.provideContext(services as Context.Context<never>),
         Effect.exit,
       ) as Effect.Effect<Exit.Exit<unknown, unknown>>

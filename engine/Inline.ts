@@ -30,6 +30,10 @@ export const drain = (options: DrainOptions = {}): Effect.Effect<ReadonlyArray<O
       }
       const next = yield* store.nextDueAt
       if (next === null) return outcomes
-      yield* Effect.sleep(Math.max(1, next - now))
+      // measure from the clock as it is now: it may have moved while the store answered
+      // (a TestClock.adjust, or real time), and a stale `now` would oversleep past `next`
+      const current = yield* Clock.currentTimeMillis
+      if (next <= current) continue
+      yield* Effect.sleep(next - current)
     }
   })

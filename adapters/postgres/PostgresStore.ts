@@ -114,7 +114,9 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       if (typeof em?.getKysely !== "function") {
         return Effect.fail(new StoreError({ message: "options.em must be a MikroORM EntityManager", retryable: false }))
       }
-      return attempt(() => write(em.getKysely() as unknown as Db))
+      const q = em.getKysely() as unknown as Db
+      // an `em` outside a transaction must not leave a run without its nodes: write in one of our own
+      return attempt(() => (em.isInTransaction() ? write(q) : q.transaction().execute((trx) => write(trx))))
     }
     return attempt(() => db.transaction().execute((trx) => write(trx)))
   }
@@ -213,6 +215,12 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       db.transaction().execute(async (q): Promise<CommitResult> => {
         const r = step.result
         const now = date(step.now)
+        // Lock order: the run row first. A commit that changes the run (fails it, parks it, ends
+        // it; a failure also cancels every other live node) takes it exclusively, every other
+        // commit shares it: a failure waits for its siblings' commits in flight, and commits that
+        // come after it find their node cancelled, instead of deadlocking with it.
+        const changesRun = r._tag === "Failed" || r._tag === "Parked" || (r._tag === "Succeeded" && r.runEnds !== undefined)
+        await sql`select 1 from taskgraph_runs where id = ${step.run}::uuid for ${changesRun ? sql`update` : sql`share`}`.execute(q)
         const outcome = r._tag === "Succeeded" ? "succeeded" : r._tag === "Retry" ? "retry" : r._tag === "Failed" ? "failed" : "parked"
         const error = r._tag === "Succeeded" ? null : json(r.error)
         const nextState = r._tag === "Succeeded" ? "succeeded" : r._tag === "Retry" ? "ready" : r._tag === "Failed" ? "failed" : "parked"

@@ -1,0 +1,206 @@
+// Starting runs through the Promise runtime (src/Runtime.ts): inside the caller's MikroORM
+// transaction (invariant 5: nothing is dispatched before commit, nothing is lost after it) and
+// with idempotency keys.
+import type { EntityManager } from "@mikro-orm/postgresql"
+import { Effect, Schema } from "effect"
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { chain, InvalidInput, task, workflow } from "../../dsl/index.ts"
+import type { WorkerOptions } from "../../adapters/postgres/Worker.ts"
+import { createRuntime, type Runtime } from "../../src/Runtime.ts"
+import { type TestDatabase, testDatabase } from "../support/runtime.ts"
+
+let db: TestDatabase
+beforeAll(async () => {
+  db = await testDatabase()
+  await db.sql("create table app_orders (id text primary key)")
+})
+afterAll(() => db?.close())
+beforeEach(async () => {
+  await db.reset()
+  await db.sql("truncate app_orders")
+  calls.length = 0
+})
+
+/** Every input `reserve` ran with, in this process. */
+const calls: Array<string> = []
+const reserve = task("reserve", {
+  input: Schema.String,
+  output: Schema.Struct({ orderId: Schema.String, amount: Schema.Number }),
+  run: (orderId) =>
+    Effect.sync(() => {
+      calls.push(orderId)
+      return { orderId, amount: 42 }
+    }),
+})
+const confirm = task("confirm", {
+  input: Schema.Struct({ orderId: Schema.String, amount: Schema.Number }),
+  output: Schema.String,
+  run: async ({ orderId, amount }) => `${orderId}:${amount}`,
+})
+const order = workflow("order", chain(reserve).then(confirm))
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Runs `use` with a runtime over the test database (with or without a worker), then closes it. */
+const withRuntime = async (worker: boolean | WorkerOptions, use: (tg: Runtime) => Promise<void>) => {
+  const tg = await createRuntime({ orm: db.orm, workflows: [order], worker })
+  try {
+    await use(tg)
+  } finally {
+    await tg.close()
+  }
+}
+
+/** Writes an order row the way an application would, in its own transaction. */
+const insertOrder = (em: EntityManager, id: string) => em.execute("insert into app_orders (id) values (?)", [id])
+
+describe("start in the caller's transaction", () => {
+  it("committed: the run and the application's row appear together, and the worker completes the run", () =>
+    withRuntime({ pollIntervalMs: 25 }, async (tg) => {
+      let id = ""
+      await db.orm.em.fork().transactional(async (em) => {
+        await insertOrder(em, "o-1")
+        const run = await tg.start(order, "o-1", { em })
+        expect(run.created).toBe(true)
+        id = run.id
+        // not committed yet: no other connection (the worker's included) can see the run
+        await sleep(100)
+        expect(await db.count("taskgraph_runs")).toBe(0)
+        expect(calls).toEqual([])
+      })
+      expect(await db.count("taskgraph_runs", "id = $1", [id])).toBe(1)
+      expect(await db.count("app_orders", "id = 'o-1'")).toBe(1)
+      await expect(tg.handle(order, id).result({ timeoutMs: 10_000 })).resolves.toBe("o-1:42")
+      expect(calls).toEqual(["o-1"])
+      const [run] = await db.sql("select status, output from taskgraph_runs where id = $1", [id])
+      expect(run).toEqual({ status: "succeeded", output: "o-1:42" })
+      expect(await db.count("taskgraph_attempts", "run_id = $1 and outcome = 'succeeded'", [id])).toBe(2)
+    }))
+
+  it("rolled back: no run row, no node, nothing ran", () =>
+    withRuntime({ pollIntervalMs: 25 }, async (tg) => {
+      let id = ""
+      await expect(
+        db.orm.em.fork().transactional(async (em) => {
+          await insertOrder(em, "o-2")
+          id = (await tg.start(order, "o-2", { em })).id
+          throw new Error("the application changed its mind")
+        }),
+      ).rejects.toThrow("the application changed its mind")
+      expect(id).not.toBe("")
+      await sleep(200) // several worker polls
+      expect(await db.count("taskgraph_runs")).toBe(0)
+      expect(await db.count("taskgraph_nodes")).toBe(0)
+      expect(await db.count("taskgraph_graphs")).toBe(0)
+      expect(await db.count("app_orders")).toBe(0)
+      expect(await tg.status(id)).toBeNull()
+      expect(calls).toEqual([])
+    }))
+
+  it("invalid input inside the transaction rejects with InvalidInput and writes nothing", () =>
+    withRuntime(false, async (tg) => {
+      await expect(
+        db.orm.em.fork().transactional(async (em) => {
+          await insertOrder(em, "o-3")
+          await tg.start(order, 42 as unknown as string, { em })
+        }),
+      ).rejects.toBeInstanceOf(InvalidInput)
+      expect(await db.count("taskgraph_runs")).toBe(0)
+      expect(await db.count("app_orders")).toBe(0)
+    }))
+
+  it("a crash between commit and dispatch loses nothing: another process's worker finds the ready row", async () => {
+    let id = ""
+    // process 1 has no worker (and dies right after the commit): nothing is dispatched
+    await withRuntime(false, async (tg) => {
+      await db.orm.em.fork().transactional(async (em) => {
+        id = (await tg.start(order, "o-4", { em })).id
+      })
+      await sleep(100)
+      const nodes = await db.sql("select id, state from taskgraph_nodes where run_id = $1 order by id", [id])
+      expect(nodes).toEqual([{ id: "0-reserve", state: "ready" }, { id: "1-confirm", state: "waiting" }])
+      expect(calls).toEqual([])
+    })
+    // process 2 starts a worker on the same database, without LISTEN: the worker's polling of
+    // ready rows is the repair path for a dispatch that never happened
+    await withRuntime({ pollIntervalMs: 25 }, async (tg) => {
+      await expect(tg.handle(order, id).result({ timeoutMs: 10_000 })).resolves.toBe("o-4:42")
+    })
+    expect(calls).toEqual(["o-4"])
+  })
+})
+
+describe("start with an em that is not in a transaction", () => {
+  it("the run is written and runs", () =>
+    withRuntime({ pollIntervalMs: 25 }, async (tg) => {
+      const run = await tg.start(order, "o-8", { em: db.orm.em.fork() })
+      await expect(run.result({ timeoutMs: 10_000 })).resolves.toBe("o-8:42")
+    }))
+
+  it("something that is not an EntityManager is refused with StartFailed", () =>
+    withRuntime(false, async (tg) => {
+      await expect(tg.start(order, "o-10", { em: { not: "an em" } })).rejects.toMatchObject({
+        _tag: "StartFailed",
+        message: "options.em must be a MikroORM EntityManager",
+      })
+      expect(await db.count("taskgraph_runs")).toBe(0)
+    }))
+
+  it("the run's rows are still written all or nothing", () =>
+    withRuntime(false, async (tg) => {
+      // the node insert fails half way through the start
+      await db.sql(`create function refuse_node() returns trigger language plpgsql as $$
+        begin raise exception 'node insert refused'; end $$`)
+      await db.sql("create trigger refuse_node before insert on taskgraph_nodes for each row execute function refuse_node()")
+      try {
+        await expect(tg.start(order, "o-9", { em: db.orm.em.fork() })).rejects.toMatchObject({
+          _tag: "StartFailed",
+          message: expect.stringContaining("node insert refused"),
+        })
+      } finally {
+        await db.sql("drop trigger refuse_node on taskgraph_nodes")
+        await db.sql("drop function refuse_node()")
+      }
+      expect(await db.count("taskgraph_runs")).toBe(0)
+      expect(await db.count("taskgraph_graphs")).toBe(0)
+    }))
+})
+
+describe("idempotent start", () => {
+  it("the same key twice returns the same run, created only the first time", () =>
+    withRuntime(false, async (tg) => {
+      const first = await tg.start(order, "o-5", { idempotencyKey: "order-o-5" })
+      const second = await tg.start(order, "o-5-changed", { idempotencyKey: "order-o-5" })
+      expect(first.created).toBe(true)
+      expect(second.created).toBe(false)
+      expect(second.id).toBe(first.id)
+      expect(await db.count("taskgraph_runs")).toBe(1)
+      const [run] = await db.sql("select input, idempotency_key from taskgraph_runs")
+      expect(run).toEqual({ input: "o-5", idempotency_key: "order-o-5" })
+      expect(await db.count("taskgraph_nodes")).toBe(2)
+    }))
+
+  it("10 concurrent starts with one key make exactly one run, which runs once", () =>
+    withRuntime({ pollIntervalMs: 25 }, async (tg) => {
+      const handles = await Promise.all(Array.from({ length: 10 }, () => tg.start(order, "o-6", { idempotencyKey: "order-o-6" })))
+      expect(new Set(handles.map((h) => h.id)).size).toBe(1)
+      expect(handles.filter((h) => h.created)).toHaveLength(1)
+      expect(await db.count("taskgraph_runs")).toBe(1)
+      expect(await db.count("taskgraph_nodes")).toBe(2)
+      await expect(handles[0]!.result({ timeoutMs: 10_000 })).resolves.toBe("o-6:42")
+      expect(calls).toEqual(["o-6"])
+    }))
+
+  it("concurrent starts inside callers' transactions with one key: one run after both commit", () =>
+    withRuntime(false, async (tg) => {
+      const ids = await Promise.all([0, 1].map((i) =>
+        db.orm.em.fork().transactional(async (em) => {
+          await insertOrder(em, `o-7-${i}`)
+          return (await tg.start(order, "o-7", { em, idempotencyKey: "order-o-7" })).id
+        })
+      ))
+      expect(ids[0]).toBe(ids[1])
+      expect(await db.count("taskgraph_runs")).toBe(1)
+      expect(await db.count("app_orders")).toBe(2)
+    }))
+})
