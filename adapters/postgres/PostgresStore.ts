@@ -46,10 +46,14 @@ const json = (value: unknown): string => JSON.stringify(value ?? null)
 
 /** Errors a retry may cure: connection loss, shutdown, serialization failures, deadlocks. */
 const retryableCodes = /^(08|40001|40P01|53|57P0)/
+/** Node's codes for a database that cannot be reached right now. */
+const networkErrors = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"])
 const storeError = (cause: unknown): StoreError => {
   const code = (cause as { code?: unknown })?.code
   const message = cause instanceof Error ? cause.message : String(cause)
-  const retryable = typeof code === "string" ? retryableCodes.test(code) : /ECONNREFUSED|ECONNRESET|timeout|terminat/i.test(message)
+  const retryable = typeof code === "string"
+    ? retryableCodes.test(code) || networkErrors.has(code)
+    : /ECONNREFUSED|ECONNRESET|timeout|terminat/i.test(message)
   return new StoreError({ message, retryable, cause })
 }
 const attempt = <A>(f: () => Promise<A>): Effect.Effect<A, StoreError> => Effect.tryPromise({ try: f, catch: storeError })

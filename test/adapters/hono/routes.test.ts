@@ -590,9 +590,8 @@ describe("store unreachable", () => {
     expect(await snapshot(run)).toEqual(before)
   })
 
-  // Known store bug: PostgresStore's `storeError` tests the SQLSTATE pattern against any string
-  // `code`, so Node's "ECONNREFUSED" is classified non-retryable (500). Drop `.fails` once fixed.
-  it.fails("classifies a refused connection as retryable: 503", async () => {
+  // Node's network error codes (ECONNREFUSED…) mean "try again": Cloud Tasks must retry.
+  it("classifies a refused connection as retryable: 503", async () => {
     const response = await post(routes, run)
     expect(response.status).toBe(503)
   })
