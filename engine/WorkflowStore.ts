@@ -101,6 +101,8 @@ export interface Delivery {
   readonly input: Json
   readonly dueAt: number
   readonly slot?: number
+  /** Claim the successor in the same commit (a single-input node due now): the caller runs it next. */
+  readonly claim?: boolean
 }
 
 export type StepResult =
@@ -126,6 +128,8 @@ export type StepResult =
 
 export interface StepCommit {
   readonly run: string
+  readonly workflow: string
+  readonly graphHash: string
   readonly node: string
   readonly attempt: number
   readonly claim: number
@@ -135,7 +139,13 @@ export interface StepCommit {
 }
 
 export type CommitResult =
-  | { readonly _tag: "Committed"; readonly ready: ReadonlyArray<ReadyRef> }
+  | {
+    readonly _tag: "Committed"
+    /** Successors now ready, for the dispatcher. */
+    readonly ready: ReadonlyArray<ReadyRef>
+    /** Successors claimed by this commit (deliveries with `claim`), for the caller to run. */
+    readonly claimed: ReadonlyArray<Claimed>
+  }
   /** The guard matched nothing: the node was reclaimed, revoked or cancelled meanwhile. */
   | { readonly _tag: "Lost" }
 

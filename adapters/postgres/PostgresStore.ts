@@ -8,13 +8,16 @@
  */
 import type { EntityManager, MikroORM } from "@mikro-orm/postgresql"
 import { Effect, Layer } from "effect"
-import { type Kysely, sql } from "kysely"
+import { createHash } from "node:crypto"
+import { type Kysely, type RawBuilder, sql } from "kysely"
+import type pg from "pg"
 import type { Graph } from "../../dsl/index.ts"
 import {
   type AttemptRow,
   type Claimed,
   type CommitResult,
   type Created,
+  type Delivery,
   type ErrorRecord,
   type NewNode,
   type NewRun,
@@ -72,6 +75,23 @@ class Lost extends Error {}
 
 export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions = {}) => {
   const db: Db = orm.em.getKysely() as unknown as Db
+  const pool = (orm.em.getConnection() as unknown as { getNativeClient(): Promise<pg.Pool> }).getNativeClient()
+  const statementNames = new Map<string, string>()
+
+  /**
+   * Runs an autocommit statement as a named prepared statement on the ORM's pool: PostgreSQL
+   * parses and plans each hot-path statement once per connection, not once per step.
+   */
+  const prepared = async (query: RawBuilder<Row>): Promise<{ rows: Array<Row> }> => {
+    const compiled = query.compile(db)
+    let name = statementNames.get(compiled.sql)
+    if (name === undefined) {
+      name = `taskgraph_${createHash("sha1").update(compiled.sql).digest("hex").slice(0, 20)}`
+      statementNames.set(compiled.sql, name)
+    }
+    const result = await (await pool).query({ name, text: compiled.sql, values: [...compiled.parameters] })
+    return { rows: result.rows as Array<Row> }
+  }
   const channel = options.notifyChannel === undefined ? defaultNotifyChannel : options.notifyChannel
 
   const notify = async (q: Db, ready: ReadonlyArray<ReadyRef>) => {
@@ -148,7 +168,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
   const claim = (run: string, node: string, attemptNo: number, now: number): Effect.Effect<Claimed | NotClaimed, StoreError> => {
     if (!uuidPattern.test(run)) return Effect.succeed({ _tag: "NotClaimed", state: "missing", attempt: null, runStatus: null, dueAt: null })
     return attempt(async () => {
-      const claimed = await sql<Row>`
+      const claimed = await prepared(sql<Row>`
         update taskgraph_nodes n
         set state = 'running', claims = n.claims + 1, started_at = ${date(now)},
             lease_until = ${date(now)}::timestamptz + n.lease_ms * interval '1 millisecond', updated_at = ${date(now)}
@@ -156,7 +176,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         where n.run_id = ${run}::uuid and n.id = ${node} and n.attempt = ${attemptNo} and n.due_at <= ${date(now)}
           and (n.state in ('ready', 'dispatched') or (n.state = 'running' and n.lease_until < ${date(now)}))
           and r.id = n.run_id
-        returning ${claimReturning}`.execute(db)
+        returning ${claimReturning}`)
       if (claimed.rows.length > 0) return claimedFrom(claimed.rows[0]!)
       const found = await sql<Row>`
         select r.status, n.state, n.attempt, n.due_at from taskgraph_runs r
@@ -175,7 +195,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
 
   const claimDue = (limit: number, now: number): Effect.Effect<ReadonlyArray<Claimed>, StoreError> =>
     attempt(async () => {
-      const rows = await sql<Row>`
+      const rows = await prepared(sql<Row>`
         with due as (
           select run_id, id from taskgraph_nodes
           where state = 'ready' and due_at <= ${date(now)}
@@ -188,7 +208,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
             lease_until = ${date(now)}::timestamptz + n.lease_ms * interval '1 millisecond', updated_at = ${date(now)}
         from due, taskgraph_runs r
         where n.run_id = due.run_id and n.id = due.id and r.id = n.run_id
-        returning ${claimReturning}`.execute(db)
+        returning ${claimReturning}`)
       return rows.rows.map(claimedFrom)
     })
 
@@ -214,7 +234,81 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       where run_id = ${run}::uuid and state in ('waiting', 'ready', 'dispatched')`.execute(q)
   }
 
-  const commit = (step: StepCommit): Effect.Effect<CommitResult, StoreError> =>
+  /**
+   * Delivers single-input successors: waiting → ready with the output, or straight to running
+   * (claimed by this commit) for deliveries marked `claim`. `also` adds a FROM item that gates the
+   * update (the guarded step's CTE in the one-statement path).
+   */
+  const successors = (step: StepCommit, single: ReadonlyArray<Delivery>, also = sql``) => {
+    const now = date(step.now)
+    const ids = single.map((d) => d.node)
+    return sql<Row>`
+      update taskgraph_nodes n
+      set state = case when d.claim then 'running' else 'ready' end, input = d.input, due_at = d.due_at,
+          claims = n.claims + case when d.claim then 1 else 0 end,
+          started_at = case when d.claim then ${now}::timestamptz else n.started_at end,
+          lease_until = case when d.claim then ${now}::timestamptz + n.lease_ms * interval '1 millisecond' end,
+          updated_at = ${now}
+      from unnest(${ids}::text[], ${single.map((d) => json(d.input))}::jsonb[], ${single.map((d) => date(d.dueAt))}::timestamptz[],
+                  ${single.map((d) => d.claim === true)}::boolean[]) as d(id, input, due_at, claim)${also}
+      where n.run_id = ${step.run}::uuid and n.id = any(${ids}::text[]) and n.id = d.id and n.state = 'waiting'
+      returning n.id, n.template, n.state, n.attempt, n.claims, n.due_at, n.queue, n.started_at, n.input`
+  }
+
+  /** Splits delivered rows into refs for the dispatcher and nodes claimed for the caller. */
+  const sortDelivered = (step: StepCommit, rows: ReadonlyArray<Row>, ready: Array<ReadyRef>, claimed: Array<Claimed>) => {
+    for (const row of rows) {
+      if (row.id === null || row.id === undefined) continue
+      if (row.state === "running") {
+        claimed.push({
+          _tag: "Claimed",
+          run: step.run,
+          workflow: step.workflow,
+          graphHash: step.graphHash,
+          node: row.id,
+          template: row.template,
+          attempt: row.attempt,
+          claim: row.claims,
+          input: row.input,
+          startedAt: millis(row.started_at) ?? step.now,
+        })
+      } else if (row.state === "ready") {
+        ready.push(readyRef(step.run)(row))
+      }
+    }
+  }
+
+  /**
+   * The common step — success, single-input successors only — as ONE statement: run lock, guarded
+   * completion, attempt record and successor delivery (and claim) commit together, no BEGIN/COMMIT.
+   */
+  const commitSimple = async (step: StepCommit, output: unknown, single: ReadonlyArray<Delivery>): Promise<CommitResult> => {
+    const now = date(step.now)
+    const rows = await prepared(sql<Row>`
+      with lock as (select 1 from taskgraph_runs where id = ${step.run}::uuid for share),
+      done as (
+        update taskgraph_nodes
+        set state = 'succeeded', output = ${json(output)}::jsonb, error = null, due_at = null, finished_at = ${now},
+            lease_until = null, updated_at = ${now}
+        where run_id = ${step.run}::uuid and id = ${step.node} and state = 'running'
+          and attempt = ${step.attempt} and claims = ${step.claim} and exists (select 1 from lock)
+        returning run_id, id
+      ),
+      recorded as (
+        insert into taskgraph_attempts (run_id, node_id, attempt, outcome, error, started_at, finished_at)
+        select run_id, id, ${step.attempt}, 'succeeded', null, ${date(step.startedAt)}, ${now} from done
+      ),
+      next as (${successors(step, single, sql`, done`)})
+      select (select count(*)::int from done) as matched, next.* from (select 1) as one left join next on true`)
+    if ((rows.rows[0]?.matched ?? 0) === 0) return { _tag: "Lost" }
+    const ready: Array<ReadyRef> = []
+    const claimed: Array<Claimed> = []
+    sortDelivered(step, rows.rows, ready, claimed)
+    await notify(db, ready)
+    return { _tag: "Committed", ready, claimed }
+  }
+
+  const commitInTransaction = (step: StepCommit): Effect.Effect<CommitResult, StoreError> =>
     attempt(() =>
       db.transaction().execute(async (q): Promise<CommitResult> => {
         const r = step.result
@@ -247,6 +341,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
           returning (select row_to_json(done) from done) as node`.execute(q)
         if (guarded.rows.length === 0) throw new Lost()
         const ready: Array<ReadyRef> = []
+        const claimed: Array<Claimed> = []
         switch (r._tag) {
           case "Retry":
             ready.push(readyRef(step.run)(guarded.rows[0]!.node))
@@ -254,15 +349,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
           case "Succeeded": {
             const single = r.deliveries.filter((d) => d.slot === undefined)
             const joins = r.deliveries.filter((d) => d.slot !== undefined)
-            if (single.length > 0) {
-              const rows = await sql<Row>`
-                update taskgraph_nodes n set state = 'ready', input = d.input, due_at = d.due_at, updated_at = ${now}
-                from unnest(${single.map((d) => d.node)}::text[], ${single.map((d) => json(d.input))}::jsonb[],
-                            ${single.map((d) => date(d.dueAt))}::timestamptz[]) as d(id, input, due_at)
-                where n.run_id = ${step.run}::uuid and n.id = d.id and n.state = 'waiting'
-                returning n.id, n.attempt, n.due_at, n.queue`.execute(q)
-              ready.push(...rows.rows.map(readyRef(step.run)))
-            }
+            if (single.length > 0) sortDelivered(step, (await successors(step, single).execute(q)).rows, ready, claimed)
             if (joins.length > 0) {
               // A join counts distinct slots: a slot recorded twice is not counted twice, and the
               // row lock on the join serialises members finishing together (invariant 4).
@@ -332,14 +419,22 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
             break
         }
         await notify(q, ready)
-        return { _tag: "Committed", ready }
+        return { _tag: "Committed", ready, claimed }
       })
     ).pipe(Effect.catchIf((e) => e.cause instanceof Lost, () => Effect.succeed({ _tag: "Lost" } as const)))
 
+  const commit = (step: StepCommit): Effect.Effect<CommitResult, StoreError> => {
+    const r = step.result
+    if (r._tag === "Succeeded" && r.expand === undefined && r.runEnds === undefined && r.deliveries.every((d) => d.slot === undefined)) {
+      return attempt(() => commitSimple(step, r.output, r.deliveries))
+    }
+    return commitInTransaction(step)
+  }
+
   const nextDueAt: Effect.Effect<number | null, StoreError> = attempt(async () => {
-    const rows = await sql<Row>`select least(
+    const rows = await prepared(sql<Row>`select least(
         (select min(due_at) from taskgraph_nodes where state = 'ready'),
-        (select min(lease_until) from taskgraph_nodes where state = 'running')) as next`.execute(db)
+        (select min(lease_until) from taskgraph_nodes where state = 'running')) as next`)
     return millis(rows.rows[0]?.next)
   })
 

@@ -11,9 +11,9 @@
 import { Cause, Clock, Context, Effect, Fiber, Layer } from "effect"
 import pg from "pg"
 import { Dispatcher } from "../../engine/Dispatcher.ts"
-import { Engine } from "../../engine/Engine.ts"
+import { Engine, type StepOutcome } from "../../engine/Engine.ts"
 import { Wakeup } from "../../engine/Wakeup.ts"
-import { WorkflowStore } from "../../engine/WorkflowStore.ts"
+import { type Claimed, WorkflowStore } from "../../engine/WorkflowStore.ts"
 import { defaultNotifyChannel } from "./PostgresStore.ts"
 
 export interface WorkerOptions {
@@ -89,9 +89,16 @@ export const runWorker = (options: WorkerOptions = {}) =>
     let stopping = false
     let lastReclaim = 0
 
-    const step = (claimed: Parameters<typeof engine.execute>[0]) =>
-      engine.execute(claimed).pipe(
-        Effect.tap(() => Effect.sync(() => stats.steps++)),
+    /** Runs a claimed node, then the successor its commit claimed, and so on: a chain needs no claim round trips. */
+    const runFrom = (first: Claimed) =>
+      Effect.gen(function*() {
+        let current: Claimed | undefined = first
+        while (current !== undefined) {
+          const result: StepOutcome = yield* engine.step(current, stopping ? 0 : 1)
+          stats.steps++
+          current = result.next[0]
+        }
+      }).pipe(
         Effect.catchCause((cause) =>
           Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logWarning("taskgraph worker: step failed", Cause.pretty(cause))
         ),
@@ -112,13 +119,14 @@ export const runWorker = (options: WorkerOptions = {}) =>
           )
           stats.claims += claimed.length > 0 ? 1 : 0
           for (const c of claimed) {
-            const fiber = yield* Effect.forkDetach(step(c))
+            const fiber = yield* Effect.forkDetach(runFrom(c))
             inFlight.add(fiber)
             fiber.addObserver(() => inFlight.delete(fiber))
           }
           if (claimed.length === free) continue
         }
-        const next = yield* store.nextDueAt.pipe(Effect.catch(() => Effect.succeed(null)))
+        // steps in flight wake the loop when they end; only an idle worker asks for the next due time
+        const next = inFlight.size > 0 ? null : yield* store.nextDueAt.pipe(Effect.catch(() => Effect.succeed(null)))
         const wait = next === null ? pollMs : Math.min(pollMs, Math.max(0, next - now))
         if (wait > 0) yield* wakeup.wait(wait)
       }
