@@ -95,18 +95,20 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
       graph: async () => (await view()).graph,
       result: async ({ timeoutMs } = {}) => {
         const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs
-        for (let wait = 10; ; wait = Math.min(wait * 2, 250)) {
-          const v = await view()
-          if (finalRunStatuses.has(v.status)) {
-            if (v.status === "succeeded") return Schema.decodeUnknownSync(workflow.outputJson)(v.output)
+        // poll the run row only (one indexed read); the node rows are not needed for the result
+        for (let wait = 5; ; wait = Math.min(wait * 2, 250)) {
+          const run = await runtime.runPromise(WorkflowStore.use((store) => store.getRun(id)))
+          if (run === null) throw new RunNotFound({ run: id, message: `no run ${id}` })
+          if (finalRunStatuses.has(run.status)) {
+            if (run.status === "succeeded") return Schema.decodeUnknownSync(workflow.outputJson)(run.output)
             throw new RunFailed({
               run: id,
-              status: v.status,
-              error: v.error,
-              message: `run ${id} ${v.status}${v.error === null ? "" : `: ${v.error.tag}: ${v.error.message}`}`,
+              status: run.status,
+              error: run.error,
+              message: `run ${id} ${run.status}${run.error === null ? "" : `: ${run.error.tag}: ${run.error.message}`}`,
             })
           }
-          if (Date.now() > deadline) throw new Error(`run ${id} did not finish within ${timeoutMs} ms (status ${v.status})`)
+          if (Date.now() > deadline) throw new Error(`run ${id} did not finish within ${timeoutMs} ms (status ${run.status})`)
           await sleep(wait)
         }
       },

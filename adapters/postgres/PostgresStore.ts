@@ -407,7 +407,8 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
                 where run_id = ${step.run}::uuid and not handler
                   and state in ('waiting', 'ready', 'dispatched', 'running')`.execute(q)
             } else {
-              await finishRun(q, step.run, step.now, { status: "failed", error: r.error }, r.handlerFailed ? ["failing"] : ["running", "parked"])
+              // a failing handler keeps the run's error: the failure that started it (the handler's own is on its node)
+              await finishRun(q, step.run, step.now, r.handlerFailed ? { status: "failed" } : { status: "failed", error: r.error }, r.handlerFailed ? ["failing"] : ["running", "parked"])
               await sql`update taskgraph_nodes set state = 'cancelled', lease_until = null, updated_at = ${now}
                 where run_id = ${step.run}::uuid and state = 'running'`.execute(q)
             }

@@ -567,8 +567,8 @@ describe("Engine: failures", () => {
       expect(r.node("0-fails").state).toBe("failed")
       expect(r.node("1-addOne").state).toBe("cancelled")
       expect(r.node("e0.0-badHandler")).toMatchObject({ state: "failed", attempt: 1, error: { tag: "OutOfStock" } })
-      // the run's error is the last failure: the handler's
-      expect(r.run.error).toMatchObject({ tag: "OutOfStock" })
+      // the run's error is the failure that started it; the handler's own is on the handler's node
+      expect(r.run.error).toMatchObject({ tag: "PaymentDeclined", message: "first" })
       expect(tags(r.outcomes)).toEqual(["Failed", "Failed"])
     }).pipe(withEngine([wf]))
   })
