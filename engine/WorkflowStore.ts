@@ -204,6 +204,8 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
   readonly claimDue: (limit: number, now: number) => Effect.Effect<ReadonlyArray<Claimed>, StoreError>
   /** Records a finished try and everything it causes, in one transaction, guarded by the claim. */
   readonly commit: (step: StepCommit) => Effect.Effect<CommitResult, StoreError>
+  /** Gives a claimed node back (ready, due now) when its try was interrupted before it committed. */
+  readonly release: (claimed: Claimed, now: number) => Effect.Effect<boolean, StoreError>
   /** Running nodes whose lease ran out go back to ready; returns how many. */
   readonly reclaimExpired: (now: number) => Effect.Effect<number, StoreError>
   /** The earliest due time among ready nodes and running leases, if any. */

@@ -223,6 +223,17 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       return rows.rows.length
     })
 
+  const release = (claimed: Claimed, now: number): Effect.Effect<boolean, StoreError> =>
+    attempt(async () => {
+      const rows = await sql<Row>`
+        update taskgraph_nodes set state = 'ready', due_at = ${date(now)}, lease_until = null, updated_at = ${date(now)}
+        where run_id = ${claimed.run}::uuid and id = ${claimed.node} and state = 'running'
+          and attempt = ${claimed.attempt} and claims = ${claimed.claim}
+        returning id`.execute(db)
+      if (rows.rows.length > 0 && channel !== null) await sql`select pg_notify(${channel}, '')`.execute(db)
+      return rows.rows.length > 0
+    })
+
   const finishRun = async (q: Db, run: string, now: number, set: { status: RunStatus; output?: unknown; error?: ErrorRecord }, from: ReadonlyArray<RunStatus>) => {
     await sql`
       update taskgraph_runs set status = ${set.status}, output = ${set.output === undefined ? null : json(set.output)}::jsonb,
@@ -504,7 +515,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     })
   }
 
-  return WorkflowStore.of({ createRun, claim, claimDue, commit, nextDueAt, loadGraph, getRun, getNodes, getAttempts, reclaimExpired })
+  return WorkflowStore.of({ createRun, claim, claimDue, commit, nextDueAt, loadGraph, getRun, getNodes, getAttempts, reclaimExpired, release })
 }
 
 /** The store as a Layer over an initialised MikroORM (its pool is used, never closed here). */

@@ -5,8 +5,8 @@
  * next due time, and at the latest every `pollIntervalMs`.
  *
  * Shutdown (closing the scope) stops claiming, lets in-flight steps finish for `shutdownGraceMs`,
- * then interrupts them; an interrupted node is left to lease expiry (its attempt's commit never
- * happened, so nothing is lost or recorded twice).
+ * then interrupts them (their tasks' finalizers run) and gives their nodes back as ready: the
+ * attempt never committed, so nothing is lost or recorded twice, and another worker takes them.
  */
 import { Cause, Clock, Context, Effect, Fiber, Layer } from "effect"
 import pg from "pg"
@@ -90,20 +90,26 @@ export const runWorker = (options: WorkerOptions = {}) =>
     let lastReclaim = 0
 
     /** Runs a claimed node, then the successor its commit claimed, and so on: a chain needs no claim round trips. */
-    const runFrom = (first: Claimed) =>
-      Effect.gen(function*() {
-        let current: Claimed | undefined = first
+    const runFrom = (first: Claimed) => {
+      let current: Claimed | undefined = first
+      return Effect.gen(function*() {
         while (current !== undefined) {
           const result: StepOutcome = yield* engine.step(current, stopping ? 0 : 1)
           stats.steps++
           current = result.next[0]
         }
       }).pipe(
+        Effect.onInterrupt(() =>
+          // shutdown ran past its grace: give the node back now rather than at lease expiry
+          current === undefined ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            store.release(current!, now).pipe(Effect.catch(() => Effect.succeed(false)), Effect.asVoid))
+        ),
         Effect.catchCause((cause) =>
           Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logWarning("taskgraph worker: step failed", Cause.pretty(cause))
         ),
         Effect.ensuring(Effect.sync(() => wakeup.signal())),
       )
+    }
 
     const loop = Effect.gen(function*() {
       while (!stopping) {
