@@ -37,6 +37,8 @@ export const defaultTaskTimeoutMs = 10 * 60_000
 /** A lease outlives the task's timeout by this much, so a live try is never reclaimed. */
 const leaseGraceMs = 30_000
 const structuralLeaseMs = 60_000
+/** A callback this early is a hop of a long wait (Cloud Tasks schedules at most 30 days ahead). */
+const hopThresholdMs = 5 * 60_000
 
 export interface EngineShape {
   /** One step for one callback. */
@@ -326,7 +328,13 @@ const make = Effect.gen(function*() {
       }
       if (claimed.state === "running") return Outcome.Busy({ ...base, reason: "another delivery is running this attempt" })
       if (claimed.state === "waiting") return Outcome.Stale({ ...base, reason: "the node is still waiting for its inputs" })
-      return Outcome.Busy({ ...base, reason: `the node is not due until ${new Date(claimed.dueAt ?? now).toISOString()}` })
+      const dueAt = claimed.dueAt ?? now
+      if (dueAt - now > hopThresholdMs) {
+        // a wait longer than a dispatcher can schedule arrives in hops: schedule the next one
+        yield* dispatcher.dispatch([{ run: callback.run, node: callback.node, attempt: callback.attempt, generation: claimed.generation ?? 0, leaseMs: claimed.leaseMs ?? 0, dueAt, queue: claimed.queue ?? null }])
+        return Outcome.Deferred({ ...base, dueAt })
+      }
+      return Outcome.Busy({ ...base, reason: `the node is not due until ${new Date(dueAt).toISOString()}` })
     })
 
   const start = (workflow: AnyWorkflow, input: unknown, options: StartOptions = {}): Effect.Effect<RunRef, InvalidInput | StartFailed> =>

@@ -19,6 +19,8 @@ export type Outcome = Data.TaggedEnum<{
   Failed: { readonly run: string; readonly node: string; readonly error: string }
   /** The node's task is not registered here: parked with a clear error, never retried. */
   Parked: { readonly run: string; readonly node: string; readonly reason: string }
+  /** The callback came well before the node is due (a hop of a long wait): the next hop is scheduled. */
+  Deferred: { readonly run: string; readonly node: string; readonly dueAt: number }
   /** Another delivery holds the node right now, or it is not due yet: try again later. */
   Busy: { readonly run: string; readonly node: string; readonly reason: string }
 }>

@@ -37,6 +37,10 @@ export interface ReadyRef {
   readonly run: string
   readonly node: string
   readonly attempt: number
+  /** The node's claim count when it became ready: a node made ready again (a reclaimed lease) is a new dispatch. */
+  readonly generation: number
+  /** How long one try may hold the node; a dispatcher derives its delivery deadline from it. */
+  readonly leaseMs: number
   readonly dueAt: number
   readonly queue: string | null
 }
@@ -93,6 +97,9 @@ export interface NotClaimed {
   readonly attempt: number | null
   readonly runStatus: RunStatus | null
   readonly dueAt: number | null
+  readonly generation?: number
+  readonly leaseMs?: number
+  readonly queue?: string | null
 }
 
 /** An input delivered to a successor. With `slot`, the successor is a join counting distinct slots. */
@@ -204,6 +211,10 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
   readonly claimDue: (limit: number, now: number) => Effect.Effect<ReadonlyArray<Claimed>, StoreError>
   /** Records a finished try and everything it causes, in one transaction, guarded by the claim. */
   readonly commit: (step: StepCommit) => Effect.Effect<CommitResult, StoreError>
+  /** Records that callbacks for these ready nodes were handed to the dispatcher (guarded by generation). */
+  readonly markDispatched: (refs: ReadonlyArray<ReadyRef>, now: number) => Effect.Effect<number, StoreError>
+  /** Ready nodes not dispatched since `olderThan` (epoch ms): what the sweeper re-dispatches. */
+  readonly undispatched: (olderThan: number, limit: number) => Effect.Effect<ReadonlyArray<ReadyRef>, StoreError>
   /** Gives a claimed node back (ready, due now) when its try was interrupted before it committed. */
   readonly release: (claimed: Claimed, now: number) => Effect.Effect<boolean, StoreError>
   /** Running nodes whose lease ran out go back to ready; returns how many. */

@@ -13,6 +13,7 @@ import { Dispatcher } from "../engine/Dispatcher.ts"
 import { Engine } from "../engine/Engine.ts"
 import { Registry } from "../engine/Registry.ts"
 import { describeRun, type RunView } from "../engine/RunView.ts"
+import { sweep, type SweepOptions } from "../engine/Sweeper.ts"
 import { TaskServices } from "../engine/TaskServices.ts"
 import { type ErrorRecord, finalRunStatuses, WorkflowStore } from "../engine/WorkflowStore.ts"
 
@@ -44,8 +45,13 @@ export interface RuntimeOptions<R = never> {
   /** Run the Postgres worker in this process (default true); false only dispatches. */
   readonly worker?: boolean | WorkerOptions
   readonly store?: PostgresStoreOptions
-  /** A custom dispatcher (e.g. Cloud Tasks); default: the local worker's. */
-  readonly dispatcher?: Layer.Layer<Dispatcher>
+  /** A custom dispatcher (e.g. Cloud Tasks), built with the store available; default: the local worker's. */
+  readonly dispatcher?: Layer.Layer<Dispatcher, unknown, WorkflowStore>
+  /**
+   * Re-dispatch ready nodes whose dispatch was lost, and reclaim expired leases (on by default
+   * with a custom dispatcher; the Postgres worker repairs by polling and needs none).
+   */
+  readonly sweeper?: false | (SweepOptions & { readonly intervalMs?: number })
 }
 
 export type Services = Engine | WorkflowStore | WorkflowStarter | Registry
@@ -70,12 +76,16 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     services,
     WorkerSignal.layer,
   )
-  const dispatcher = options.dispatcher ?? (workerOptions === undefined ? Dispatcher.none : WorkerDispatcher)
+  const dispatcher: Layer.Layer<Dispatcher, unknown, WorkflowStore | WorkerSignal> = options.dispatcher ??
+    (workerOptions === undefined ? Dispatcher.none : WorkerDispatcher)
   const engine = Engine.layer.pipe(Layer.provideMerge(Layer.mergeAll(base, Layer.provide(dispatcher, base))))
   const withStarter = Layer.provideMerge(Engine.starter, engine)
-  const full = workerOptions === undefined
-    ? withStarter
-    : Layer.provideMerge(Layer.effectDiscard(runWorker(workerOptions)), withStarter)
+  const sweeperOptions = options.sweeper === undefined ? (options.dispatcher === undefined ? false : {}) : options.sweeper
+  const background = Layer.mergeAll(
+    workerOptions === undefined ? Layer.empty : Layer.effectDiscard(runWorker(workerOptions)),
+    sweeperOptions === false ? Layer.empty : Layer.effectDiscard(Effect.forkScoped(sweep(sweeperOptions))),
+  )
+  const full = Layer.provideMerge(background, withStarter)
   const runtime = ManagedRuntime.make(full as Layer.Layer<Services | WorkerSignal, unknown>)
   await runtime.runPromise(Effect.void)
 

@@ -67,6 +67,8 @@ const readyRef = (run: string) => (row: Row): ReadyRef => ({
   run,
   node: row.id,
   attempt: row.attempt,
+  generation: row.claims ?? 0,
+  leaseMs: row.lease_ms ?? 0,
   dueAt: millis(row.due_at) ?? 0,
   queue: row.queue ?? null,
 })
@@ -110,7 +112,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
                   ${nodes.map((n) => n.expected ?? null)}::int[], ${nodes.map((n) => n.queue ?? null)}::text[],
                   ${nodes.map((n) => n.leaseMs)}::int[])
         as n(id, template, kind, state, handler, input, due_at, expected, queue, lease_ms)
-      returning id, state, attempt, due_at, queue`.execute(q)
+      returning id, state, attempt, claims, lease_ms, due_at, queue`.execute(q)
     return rows.rows.filter((r) => r.state === "ready").map(readyRef(run))
   }
 
@@ -179,7 +181,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         returning ${claimReturning}`)
       if (claimed.rows.length > 0) return claimedFrom(claimed.rows[0]!)
       const found = await sql<Row>`
-        select r.status, n.state, n.attempt, n.due_at from taskgraph_runs r
+        select r.status, n.state, n.attempt, n.claims, n.lease_ms, n.queue, n.due_at from taskgraph_runs r
         left join taskgraph_nodes n on n.run_id = r.id and n.id = ${node}
         where r.id = ${run}::uuid`.execute(db)
       const row = found.rows[0]
@@ -189,6 +191,9 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         attempt: row?.attempt ?? null,
         runStatus: (row?.status ?? null) as RunStatus | null,
         dueAt: millis(row?.due_at),
+        generation: row?.claims ?? 0,
+        leaseMs: row?.lease_ms ?? 0,
+        queue: row?.queue ?? null,
       } satisfies NotClaimed
     })
   }
@@ -234,6 +239,26 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       return rows.rows.length > 0
     })
 
+  const markDispatched = (refs: ReadonlyArray<ReadyRef>, now: number): Effect.Effect<number, StoreError> =>
+    refs.length === 0 ? Effect.succeed(0) : attempt(async () => {
+      const rows = await sql<Row>`
+        update taskgraph_nodes n set state = 'dispatched', updated_at = ${date(now)}
+        from unnest(${refs.map((r) => r.run)}::uuid[], ${refs.map((r) => r.node)}::text[], ${refs.map((r) => r.attempt)}::int[],
+                    ${refs.map((r) => r.generation)}::int[]) as d(run_id, id, attempt, claims)
+        where n.run_id = d.run_id and n.id = d.id and n.attempt = d.attempt and n.claims = d.claims and n.state = 'ready'
+        returning n.id`.execute(db)
+      return rows.rows.length
+    })
+
+  const undispatched = (olderThan: number, limit: number): Effect.Effect<ReadonlyArray<ReadyRef>, StoreError> =>
+    attempt(async () => {
+      const rows = await sql<Row>`
+        select run_id, id, attempt, claims, lease_ms, due_at, queue from taskgraph_nodes
+        where state = 'ready' and updated_at < ${date(olderThan)}
+        order by due_at limit ${limit}`.execute(db)
+      return rows.rows.map((row) => readyRef(row.run_id)(row))
+    })
+
   const finishRun = async (q: Db, run: string, now: number, set: { status: RunStatus; output?: unknown; error?: ErrorRecord }, from: ReadonlyArray<RunStatus>) => {
     await sql`
       update taskgraph_runs set status = ${set.status}, output = ${set.output === undefined ? null : json(set.output)}::jsonb,
@@ -263,7 +288,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       from unnest(${ids}::text[], ${single.map((d) => json(d.input))}::jsonb[], ${single.map((d) => date(d.dueAt))}::timestamptz[],
                   ${single.map((d) => d.claim === true)}::boolean[]) as d(id, input, due_at, claim)${also}
       where n.run_id = ${step.run}::uuid and n.id = any(${ids}::text[]) and n.id = d.id and n.state = 'waiting'
-      returning n.id, n.template, n.state, n.attempt, n.claims, n.due_at, n.queue, n.started_at, n.input`
+      returning n.id, n.template, n.state, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue, n.started_at, n.input`
   }
 
   /** Splits delivered rows into refs for the dispatcher and nodes claimed for the caller. */
@@ -345,7 +370,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
                 lease_until = null, updated_at = ${now}
             where run_id = ${step.run}::uuid and id = ${step.node} and state = 'running'
               and attempt = ${step.attempt} and claims = ${step.claim}
-            returning run_id, id, attempt, due_at, queue
+            returning run_id, id, attempt, claims, lease_ms, due_at, queue
           )
           insert into taskgraph_attempts (run_id, node_id, attempt, outcome, error, started_at, finished_at)
           select run_id, id, ${step.attempt}, ${outcome}, ${error}::jsonb, ${date(step.startedAt)}, ${now} from done
@@ -380,7 +405,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
                     updated_at = ${now}
                 from counts
                 where n.run_id = ${step.run}::uuid and n.id = counts.node_id and n.state = 'waiting'
-                returning n.id, n.state, n.attempt, n.due_at, n.queue`.execute(q)
+                returning n.id, n.state, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue`.execute(q)
               ready.push(...rows.rows.filter((row) => row.state === "ready").map(readyRef(step.run)))
             }
             if (r.expand !== undefined) {
@@ -391,7 +416,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
                   due_at = case when ${r.expand.expected}::int = 0 then ${date(r.expand.dueAt)}::timestamptz else due_at end,
                   updated_at = ${now}
                 where run_id = ${step.run}::uuid and id = ${r.expand.collect} and state = 'waiting'
-                returning id, state, attempt, due_at, queue`.execute(q)
+                returning id, state, attempt, claims, lease_ms, due_at, queue`.execute(q)
               ready.push(...rows.rows.filter((row) => row.state === "ready").map(readyRef(step.run)))
             }
             if (r.runEnds !== undefined) {
@@ -409,7 +434,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
                 update taskgraph_nodes set state = 'ready', input = ${json(r.handler.input)}::jsonb,
                   due_at = ${date(r.handler.dueAt)}, updated_at = ${now}
                 where run_id = ${step.run}::uuid and id = ${r.handler.node} and state = 'waiting'
-                returning id, attempt, due_at, queue`.execute(q)
+                returning id, attempt, claims, lease_ms, due_at, queue`.execute(q)
               ready.push(...rows.rows.map(readyRef(step.run)))
               await sql`update taskgraph_runs set status = 'failing', error = ${json(r.error)}::jsonb, updated_at = ${now}
                 where id = ${step.run}::uuid and status in ('running', 'parked')`.execute(q)
@@ -515,7 +540,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     })
   }
 
-  return WorkflowStore.of({ createRun, claim, claimDue, commit, nextDueAt, loadGraph, getRun, getNodes, getAttempts, reclaimExpired, release })
+  return WorkflowStore.of({ createRun, claim, claimDue, commit, nextDueAt, loadGraph, getRun, getNodes, getAttempts, reclaimExpired, release, markDispatched, undispatched })
 }
 
 /** The store as a Layer over an initialised MikroORM (its pool is used, never closed here). */

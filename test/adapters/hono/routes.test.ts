@@ -228,13 +228,21 @@ describe("POST /callback: outcomes", () => {
     }
   })
 
-  it("answers 409 Busy for a node not yet due, and for a node another delivery is running", async () => {
-    const delayed = await tg.start(pipeline, { k: "g" }, { delay: 3600 })
+  it("answers 409 Busy for a node not yet due (200 Deferred when a hop early), and for a node another delivery is running", async () => {
+    const delayed = await tg.start(pipeline, { k: "g" }, { delay: 30 })
     const before = await snapshot(delayed.id)
     const notDue = await send({ body: callback(delayed.id, "0-alpha") })
     expect(notDue.status).toBe(409)
     expect(notDue.json).toMatchObject({ outcome: "Busy", run: delayed.id, node: "0-alpha", reason: /not due until/ })
     expect(await snapshot(delayed.id)).toEqual(before)
+
+    // far too early: a hop of a long wait; the next hop is handed to the dispatcher, 200
+    const later = await tg.start(pipeline, { k: "g2" }, { delay: 3600 })
+    const laterBefore = await snapshot(later.id)
+    const hop = await send({ body: callback(later.id, "0-alpha") })
+    expect(hop.status).toBe(200)
+    expect(hop.json).toMatchObject({ outcome: "Deferred", run: later.id, node: "0-alpha" })
+    expect(await snapshot(later.id)).toEqual(laterBefore)
 
     const run = await tg.start(gated, { k: "h" })
     openGate = undefined
