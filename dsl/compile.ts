@@ -90,7 +90,9 @@ const compilePart = (b: Builder, part: Part, prefix: string, env: Env, counter: 
         exits.push(span.exit)
       })
       b.nodes.push({ kind: "join", id: join, ...common(env), arity: part.members.length })
-      exits.forEach((exit, slot) => b.edges.push({ from: exit, to: join, slot }))
+      exits.forEach((exit, slot) => {
+        b.edges.push({ from: exit, to: join, slot })
+      })
       return { entries, exit: join }
     }
     case "Map": {

@@ -20,7 +20,7 @@ export {
 } from "./Graph.ts"
 export { toMermaid, type MermaidOptions } from "./Mermaid.ts"
 export type { Part, TaskDefinition } from "./Part.ts"
-export { type AnyStep, type InputOf, type OutputOf, type RequirementsOf, type Step } from "./Step.ts"
+export type { AnyStep, InputOf, OutputOf, RequirementsOf, Step } from "./Step.ts"
 export { type AnyTask, defaultRetry, type RetryOptions, task, type Task, type TaskOptions } from "./Task.ts"
 export { TaskFailure } from "./TaskFailure.ts"
 export {

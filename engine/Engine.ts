@@ -13,7 +13,7 @@ import {
   type RunRef,
   StartFailed,
   type StartOptions,
-  TaskFailure,
+  type TaskFailure,
   WorkflowStarter,
 } from "../dsl/index.ts"
 import { backoffMillis } from "./Backoff.ts"

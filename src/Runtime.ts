@@ -8,7 +8,7 @@ import { Cause, Data, Effect, Exit, Layer, ManagedRuntime, Schema } from "effect
 import { PostgresStore, type PostgresStoreOptions } from "../adapters/postgres/PostgresStore.ts"
 import { runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions } from "../adapters/postgres/Worker.ts"
 import type { AnyWorkflow, Graph, RunRef, StartOptions, Workflow } from "../dsl/index.ts"
-import { WorkflowStarter } from "../dsl/index.ts"
+import type { WorkflowStarter } from "../dsl/index.ts"
 import { Dispatcher } from "../engine/Dispatcher.ts"
 import { Engine } from "../engine/Engine.ts"
 import { Registry } from "../engine/Registry.ts"

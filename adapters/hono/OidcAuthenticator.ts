@@ -32,7 +32,7 @@
  * pass their own keys, and then nothing is ever fetched.
  */
 import { createPublicKey } from "node:crypto"
-import { OAuth2Client } from "google-auth-library"
+import { OAuth2Client, type TokenPayload } from "google-auth-library"
 import { type Authenticator, AuthenticatorConfigError, type AuthResult } from "./Authenticator.ts"
 
 /** Public keys by key id (`kid`), each a PEM public key or X.509 certificate (Google publishes certificates). */
@@ -193,7 +193,7 @@ export const oidcAuthenticator = (options: OidcOptions): Authenticator => {
       if (typeof pem !== "string") throw new Error("oidcAuthenticator: the key source returned a key that is not a PEM string")
       if (!checkedRsa(pem)) return refuse(401, "the token's signing key is not an RSA key")
 
-      let payload
+      let payload: TokenPayload | undefined
       try {
         // Verifies against the certs given, nothing else: no fetch (verifyIdToken would fetch Google's).
         const ticket = await client.verifySignedJwtWithCertsAsync(token, { [kid]: pem }, [...audiences], acceptedIssuers)

@@ -20,7 +20,7 @@ import { Engine } from "../../engine/Engine.ts"
 import type { Outcome } from "../../engine/Outcome.ts"
 import { describeRun } from "../../engine/RunView.ts"
 import type { StoreError, WorkflowStore } from "../../engine/WorkflowStore.ts"
-import { type Authenticator, AuthenticatorConfigError } from "./Authenticator.ts"
+import { type Authenticator, AuthenticatorConfigError, type AuthResult } from "./Authenticator.ts"
 
 /** What the routes need of a runtime: `createRuntime`'s and `embedded`'s results fit. */
 export interface EngineRuntime {
@@ -127,7 +127,7 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
       body = read
     }
     const url = new URL(request.url)
-    let decision
+    let decision: AuthResult
     try {
       decision = await authenticator.authenticate({
         method: request.method.toUpperCase(),

@@ -481,7 +481,7 @@ describe("Engine: failures", () => {
     const note = task("note", {
       input: TaskFailure,
       output: Schema.String,
-      run: (f) => Effect.sync(() => (seen.push(f.node), f.node)),
+      run: (f) => Effect.sync(() => { seen.push(f.node); return f.node }),
     })
     const shout = task("shout", { input: Schema.String, output: Schema.String, run: (s) => Effect.succeed(s.toUpperCase()) })
     const chained = workflow("handler-chain-wf", chain(double).then(failing).onError(chain(note).then(shout)))
@@ -517,7 +517,7 @@ describe("Engine: failures", () => {
     const handler = task("manyHandler", {
       input: TaskFailure,
       output: Schema.String,
-      run: (f) => Effect.sync(() => (handled++, f.node)),
+      run: (f) => Effect.sync(() => { handled++; return f.node }),
     })
     const guarded = workflow("many-fail-wf", chain(double).group(members).then(sum).onError(handler))
     const bare = workflow("many-fail-bare-wf", chain(double).group(members).then(sum))
@@ -725,7 +725,7 @@ describe("Engine: deploys", () => {
       input: Schema.Struct({ n: Schema.Number }),
       output: Schema.Number,
       retry: { maxAttempts: 3, initialDelay: "10 millis", jitter: false },
-      run: ({ n }) => Effect.sync(() => (ran++, n)),
+      run: ({ n }) => Effect.sync(() => { ran++; return n }),
     })
     const v1 = workflow("reshape-wf", chain(double).then(before))
     // the next deploy registers a task of the same name with another input schema

@@ -109,6 +109,7 @@ describe("importSpecifiers", () => {
       `type J = typeof import("j")`,
       `const url = import.meta.url`,
       `const re = /import "k"/`,
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the fixture is source text with a template literal
       "const t = `import ${'x'} from \"l\"`",
       `/* import "m" */`,
       `const from = 1; const obj = { import: from }`,

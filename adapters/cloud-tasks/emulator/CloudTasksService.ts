@@ -9,7 +9,7 @@
  * server.addService(cloudTasksServiceDefinition(), cloudTasksHandlers({ store, dispatcher, stats, faults }))
  * ```
  */
-import * as grpc from "@grpc/grpc-js"
+import type * as grpc from "@grpc/grpc-js"
 import * as protoLoader from "@grpc/proto-loader"
 import { createRequire } from "node:module"
 import path from "node:path"

@@ -440,7 +440,7 @@ describe("POST /callback: bad input and forgery answer 4xx JSON and write nothin
 
   it("accepts a body of exactly maxCallbackBytes (and charset parameters)", async () => {
     const base = callback(crypto.randomUUID(), "0-alpha")
-    const body = base.slice(0, -1) + " ".repeat(2048 - base.length) + "}"
+    const body = `${base.slice(0, -1)}${" ".repeat(2048 - base.length)}}`
     expect(new TextEncoder().encode(body).length).toBe(2048)
     const response = await send({ body, headers: { "content-type": "application/json; charset=utf-8" } })
     expect(response.status).toBe(200)
