@@ -34,7 +34,8 @@ const common = {
   scope: Schema.optionalKey(NodeId),
   /** The entry node of the nearest `onError` handler covering this node. */
   onError: Schema.optionalKey(NodeId),
-  role: Schema.optionalKey(Schema.Literal("handler")),
+  /** `handler`: part of an onError handler; `revoke`: part of the workflow's onRevoke hook. */
+  role: Schema.optionalKey(Schema.Literals(["handler", "revoke"])),
 }
 
 export const TaskNode = Schema.Struct({
@@ -100,6 +101,8 @@ export const Graph = Schema.Struct({
   entry: NodeId,
   /** The node whose output is the run's result. */
   exit: NodeId,
+  /** Entry of the workflow's onRevoke hook. */
+  onRevoke: Schema.optionalKey(NodeId),
   nodes: Schema.Array(Node),
   edges: Schema.Array(Edge),
 })

@@ -2,7 +2,7 @@
  * Part: the untyped internal form of a chain, as the builder records it and `compile` reads it.
  * Users never see parts; the typed surface is `Task`, `Chain` and `Workflow`.
  */
-import type { Effect, Schema } from "effect"
+import type { Duration, Effect, Schema } from "effect"
 import type { RetryPolicy } from "./Graph.ts"
 
 /** A task with its types erased: what the compiler and the engine see. */
@@ -18,6 +18,8 @@ export interface TaskDefinition {
   readonly retry: RetryPolicy
   readonly queue: string | undefined
   readonly timeoutMs: number | undefined
+  /** Starts of a workflow beginning with this task deduplicate on the payload (see `WorkflowOptions`). */
+  readonly deduplicate?: boolean | { readonly window?: Duration.Input }
 }
 
 export type Part =

@@ -50,6 +50,11 @@ export interface TaskOptions<IS extends AnySchema, OS extends AnySchema, E, R> {
   readonly queue?: string
   /** Upper bound on one try; the try fails with a timeout error past it. */
   readonly timeout?: Duration.Input
+  /**
+   * A workflow that starts with this task refuses a second start with the same payload while an
+   * earlier run is pending, running or recently finished (the ancestors' `deduplicate = True`).
+   */
+  readonly deduplicate?: boolean | { readonly window?: Duration.Input }
 }
 
 export interface Task<Name extends string, I, O, E = never, R = never> extends Step<I, O, R>, TaskDefinition {
@@ -159,6 +164,7 @@ export const task = <const Name extends string, IS extends AnySchema, OS extends
     retry: retryPolicy(name, options.retry),
     queue: options.queue,
     timeoutMs,
+    ...(options.deduplicate === undefined ? {} : { deduplicate: options.deduplicate }),
     get parts(): ReadonlyArray<Part> {
       return [{ _tag: "Task", task: self }]
     },

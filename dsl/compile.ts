@@ -14,7 +14,7 @@ import type { AnyWorkflow } from "./Workflow.ts"
 interface Env {
   readonly scope: string | undefined
   readonly onError: string | undefined
-  readonly handler: boolean
+  readonly role: "handler" | "revoke" | undefined
 }
 
 interface Builder {
@@ -38,7 +38,7 @@ const at = (prefix: string, index: number | string): string => (prefix === "" ? 
 const common = (env: Env) => ({
   ...(env.scope === undefined ? {} : { scope: env.scope }),
   ...(env.onError === undefined ? {} : { onError: env.onError }),
-  ...(env.handler ? { role: "handler" as const } : {}),
+  ...(env.role === undefined ? {} : { role: env.role }),
 })
 
 const compileSeq = (b: Builder, parts: ReadonlyArray<Part>, prefix: string, env: Env, counter: Counter = { index: 0, guards: 0 }): Span => {
@@ -107,7 +107,7 @@ const compilePart = (b: Builder, part: Part, prefix: string, env: Env, counter: 
       return { entries: [map], exit: collect }
     }
     case "Guard": {
-      const handlerEnv: Env = { scope: env.scope, onError: undefined, handler: true }
+      const handlerEnv: Env = { scope: env.scope, onError: undefined, role: "handler" }
       const handler = compileSeq(b, part.handler, at(prefix, `e${counter.guards++}`), handlerEnv)
       if (handler.entries.length !== 1) throw new DefinitionError({ message: "onError(): the handler must start with a single step" })
       return compileSeq(b, part.body, prefix, { ...env, onError: handler.entries[0]! }, counter)
@@ -138,9 +138,23 @@ export const compileWorkflow = (workflow: AnyWorkflow): Compiled => {
   const hit = cache.get(workflow)
   if (hit !== undefined) return hit
   const b: Builder = { nodes: [], edges: [], tasks: new Map() }
-  const span = compileSeq(b, workflow.chain.parts, "", { scope: undefined, onError: undefined, handler: false })
+  const span = compileSeq(b, workflow.chain.parts, "", { scope: undefined, onError: undefined, role: undefined })
   if (span.entries.length !== 1) throw new DefinitionError({ message: `workflow "${workflow.name}" must start with a single step` })
-  const body = { version: 1 as const, workflow: workflow.name, entry: span.entries[0]!, exit: span.exit, nodes: b.nodes, edges: b.edges }
+  const onRevoke = workflow.onRevoke === undefined
+    ? undefined
+    : compileSeq(b, workflow.onRevoke.parts, "r", { scope: undefined, onError: undefined, role: "revoke" })
+  if (onRevoke !== undefined && onRevoke.entries.length !== 1) {
+    throw new DefinitionError({ message: `workflow "${workflow.name}": onRevoke must start with a single step` })
+  }
+  const body = {
+    version: 1 as const,
+    workflow: workflow.name,
+    entry: span.entries[0]!,
+    exit: span.exit,
+    ...(onRevoke === undefined ? {} : { onRevoke: onRevoke.entries[0]! }),
+    nodes: b.nodes,
+    edges: b.edges,
+  }
   const hash = createHash("sha256").update(canonical(body)).digest("hex").slice(0, 32)
   const graph = Schema.decodeUnknownSync(Graph)({ ...body, hash })
   const compiled: Compiled = { graph, tasks: b.tasks }

@@ -22,9 +22,12 @@ export { toMermaid, type MermaidOptions } from "./Mermaid.ts"
 export type { Part, TaskDefinition } from "./Part.ts"
 export type { AnyStep, InputOf, OutputOf, RequirementsOf, Step } from "./Step.ts"
 export { type AnyTask, defaultRetry, type RetryOptions, task, type Task, type TaskOptions } from "./Task.ts"
+export { RevokeRecord } from "./RevokeRecord.ts"
 export { TaskFailure } from "./TaskFailure.ts"
 export {
   type AnyWorkflow,
+  defaultDeduplicateMs,
+  DuplicateTaskError,
   InvalidInput,
   type RunRef,
   StartFailed,
@@ -32,5 +35,6 @@ export {
   type StartOptions,
   workflow,
   type Workflow,
+  type WorkflowOptions,
   WorkflowStarter,
 } from "./Workflow.ts"

@@ -8,6 +8,8 @@ import type { ReadyRef } from "./WorkflowStore.ts"
 
 export class Dispatcher extends Context.Service<Dispatcher, {
   readonly dispatch: (ready: ReadonlyArray<ReadyRef>) => Effect.Effect<void>
+  /** Deletes queued callbacks of revoked nodes, best effort (a callback that still arrives is a no-op). */
+  readonly revoke?: (revoked: ReadonlyArray<ReadyRef>) => Effect.Effect<void>
 }>()("taskgraph/Dispatcher") {
   /** A dispatcher that relies on polling alone (the Postgres worker finds ready rows itself). */
   static readonly none: Layer.Layer<Dispatcher> = Layer.succeed(Dispatcher, { dispatch: () => Effect.void })

@@ -3,15 +3,18 @@
  * `advance` claims the node a callback names, runs it, and commits the result, the node's new
  * state and its successors' inputs in one transaction; it returns an `Outcome` value.
  */
+import { createHash } from "node:crypto"
 import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
 import {
   type AnyWorkflow,
   compileWorkflow,
   type Graph,
+  DuplicateTaskError,
   InvalidInput,
   type Node,
   type RunRef,
   StartFailed,
+  type StartError,
   type StartOptions,
   type TaskFailure,
   WorkflowStarter,
@@ -50,10 +53,27 @@ export interface EngineShape {
    * the caller runs them next, with no claim round trip and no dispatch (the worker's fast path).
    */
   readonly step: (claimed: Claimed, claimNext: number) => Effect.Effect<StepOutcome, StoreError>
-  readonly start: (workflow: AnyWorkflow, input: unknown, options?: StartOptions) => Effect.Effect<RunRef, InvalidInput | StartFailed>
+  readonly start: (workflow: AnyWorkflow, input: unknown, options?: StartOptions) => Effect.Effect<RunRef, StartError>
+  /**
+   * Revokes a run, or one node and everything downstream of it. Committed state: queued nodes
+   * become revoked (their callbacks are deleted, best effort, or find nothing to do), running
+   * tries are interrupted, nothing starts afterwards, and the workflow's onRevoke hook runs.
+   */
+  readonly revoke: (run: string, options?: RevokeOptions) => Effect.Effect<RevokeOutcome, StoreError>
   /** The graph a run was started with. */
   readonly graph: (hash: string) => Effect.Effect<Graph, StoreError>
 }
+
+export interface RevokeOptions {
+  /** Revoke this node and everything downstream of it, instead of the whole run. */
+  readonly node?: string
+  readonly reason?: string
+}
+
+export type RevokeOutcome =
+  | { readonly _tag: "Revoked"; readonly run: string; readonly nodes: number; readonly runRevoked: boolean }
+  | { readonly _tag: "AlreadyFinished"; readonly run: string; readonly status: string }
+  | { readonly _tag: "NotFound"; readonly run: string; readonly message: string }
 
 export interface StepOutcome {
   readonly outcome: Outcome
@@ -117,6 +137,20 @@ const errorRecord = (cause: Cause.Cause<unknown>): ErrorRecord => {
   return { tag: "Defect", message: Cause.pretty(cause).slice(0, 4000) }
 }
 
+/** Canonical JSON (keys sorted) of an encoded payload: equal payloads, equal text. */
+const canonicalJson = (value: unknown): string => {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`
+  if (value !== null && typeof value === "object") {
+    const keys = Object.keys(value).filter((k) => (value as Record<string, unknown>)[k] !== undefined).sort()
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(",")}}`
+  }
+  return JSON.stringify(value) ?? "null"
+}
+
+/** The ancestors' deduplication key: the name and a short hash of the canonical, Schema-encoded payload. */
+export const deduplicationKey = (name: string, encoded: unknown): string =>
+  `${name}:${createHash("sha256").update(canonicalJson(encoded)).digest("hex").slice(0, 16)}`
+
 /** The first line of an error's message, for outcomes (the attempt row keeps all of it). */
 const brief = (error: ErrorRecord): string => {
   const line = error.message.split("\n", 1)[0] ?? ""
@@ -131,7 +165,18 @@ const safeJson = (value: unknown): string => {
   }
 }
 
+export interface EngineConfigShape {
+  /** How often a running task checks whether its node was revoked (default 1 s). */
+  readonly revokeCheckMs: number
+}
+
+/** Engine settings, with defaults: provide it to change them. */
+export const EngineConfig = Context.Reference<EngineConfigShape>("taskgraph/EngineConfig", {
+  defaultValue: () => ({ revokeCheckMs: 1_000 }),
+})
+
 const make = Effect.gen(function*() {
+  const config = yield* EngineConfig
   const store = yield* WorkflowStore
   const dispatcher = yield* Dispatcher
   const registry = yield* Registry
@@ -208,7 +253,7 @@ const make = Effect.gen(function*() {
         return { _tag: "Invalid", error: { tag: "InvalidInput", message: Cause.pretty(decoded.cause).slice(0, 4000) } } as const
       }
       const timeout = node.timeoutMs ?? defaultTaskTimeoutMs
-      const exit = yield* def.run(decoded.value).pipe(
+      const body = def.run(decoded.value).pipe(
         // a timeout is a defect of its own kind, so `errorRecord` tells it from a typed failure
         // (Effect.timeout would fail with a typed TimeoutError, recorded as tag "TimeoutError")
         Effect.timeoutOrElse({
@@ -218,12 +263,35 @@ const make = Effect.gen(function*() {
         Effect.provideContext(services as Context.Context<never>),
         Effect.exit,
       ) as Effect.Effect<Exit.Exit<unknown, unknown>>
+      // a revoke commits "revoked" on the node: the watcher sees it and the task's fiber is
+      // interrupted (its finalizers run) within `revokeCheckMs`
+      const watcher = Effect.gen(function*() {
+        while (true) {
+          yield* Effect.sleep(config.revokeCheckMs)
+          const held = yield* store.isHeld(claimed.run, claimed.node, claimed.claim).pipe(Effect.catch(() => Effect.succeed(true)))
+          if (!held) return "revoked" as const
+        }
+      })
+      const raced = yield* Effect.raceFirst(body, watcher)
+      if (raced === "revoked") return { _tag: "Revoked" } as const
+      const exit = raced
       if (Exit.isFailure(exit)) return { _tag: "Error", error: errorRecord(exit.cause), policy: def } as const
       const encoded = Schema.encodeUnknownExit(def.outputJson)(exit.value)
       if (Exit.isFailure(encoded)) {
         return { _tag: "Invalid", error: { tag: "InvalidOutput", message: Cause.pretty(encoded.cause).slice(0, 4000) } } as const
       }
       return { _tag: "Ok", output: encoded.value } as const
+    })
+
+  /** A try whose commit found its node taken away: revoked (recorded as such), or reclaimed/cancelled. */
+  const revokedOutcome = (claimed: Claimed): Effect.Effect<StepOutcome, StoreError> =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const base = { run: claimed.run, node: claimed.node }
+      const revoked = yield* store.recordRevoked({ run: claimed.run, node: claimed.node, attempt: claimed.attempt, claim: claimed.claim, startedAt: claimed.startedAt, now })
+      return revoked
+        ? { outcome: Outcome.Revoked(base), next: [] }
+        : { outcome: Outcome.Stale({ ...base, reason: "the node was reclaimed or cancelled while it ran" }), next: [] }
     })
 
   const step = (claimed: Claimed, claimNext: number): Effect.Effect<StepOutcome, StoreError> =>
@@ -247,6 +315,8 @@ const make = Effect.gen(function*() {
           case "Invalid":
             result = failed(g, node, claimed, node.task, r.error, now)
             break
+          case "Revoked":
+            return yield* revokedOutcome(claimed)
           case "Error":
             result = claimed.attempt < node.retry.maxAttempts
               ? { _tag: "Retry", error: r.error, dueAt: now + (yield* backoffMillis(node.retry, claimed.attempt)) }
@@ -290,9 +360,7 @@ const make = Effect.gen(function*() {
         now,
         result,
       })
-      if (committed._tag === "Lost") {
-        return { outcome: Outcome.Stale({ ...base, reason: "the node was reclaimed, revoked or cancelled while it ran" }), next: [] }
-      }
+      if (committed._tag === "Lost") return yield* revokedOutcome(claimed)
       if (committed.ready.length > 0) yield* dispatcher.dispatch(committed.ready)
       const next = committed.claimed
       switch (result._tag) {
@@ -337,7 +405,56 @@ const make = Effect.gen(function*() {
       return Outcome.Busy({ ...base, reason: `the node is not due until ${new Date(dueAt).toISOString()}` })
     })
 
-  const start = (workflow: AnyWorkflow, input: unknown, options: StartOptions = {}): Effect.Effect<RunRef, InvalidInput | StartFailed> =>
+  /** Graph nodes reachable from `from` (itself included), following edges (map bodies included). */
+  const downstream = (g: Graph, from: string): Array<string> => {
+    const seen = new Set([from])
+    const queue = [from]
+    while (queue.length > 0) {
+      const id = queue.shift()!
+      for (const edge of g.edges) {
+        if (edge.from === id && !seen.has(edge.to)) {
+          seen.add(edge.to)
+          queue.push(edge.to)
+        }
+      }
+    }
+    return [...seen]
+  }
+
+  const revoke = (run: string, options: RevokeOptions = {}): Effect.Effect<RevokeOutcome, StoreError> =>
+    Effect.gen(function*() {
+      const row = yield* store.getRun(run)
+      if (row === null) return { _tag: "NotFound", run, message: `no run ${run}` } as const
+      const g = yield* graph(row.graphHash)
+      let templates: ReadonlyArray<string> | "all" = "all"
+      if (options.node !== undefined) {
+        const nodes = yield* store.getNodes(run)
+        const target = nodes.find((n) => n.id === options.node)
+        if (target === undefined) return { _tag: "NotFound", run, message: `run ${run} has no node "${options.node}"` } as const
+        templates = downstream(g, target.template)
+      }
+      const hookNodes = g.nodes.filter((n) => n.role === "revoke").map((n) => n.id)
+      const now = yield* Clock.currentTimeMillis
+      const record = { run, node: options.node ?? null, reason: options.reason ?? null }
+      const result = yield* store.revoke({
+        run,
+        templates,
+        keep: hookNodes,
+        endsRun: [g.exit, ...g.nodes.filter((n) => n.role === "handler").map((n) => n.id)],
+        ...(g.onRevoke === undefined ? {} : { hook: { node: g.onRevoke, input: record } }),
+        reason: options.reason ?? null,
+        now,
+      })
+      if (result._tag === "NotFound") return { _tag: "NotFound", run, message: `no run ${run}` } as const
+      if (result._tag === "Finished") return { _tag: "AlreadyFinished", run, status: result.status } as const
+      // queued callbacks will find nothing to do; a dispatcher that can, deletes them
+      const queued = result.nodes.filter((n) => n.was === "ready" || n.was === "dispatched").map((n) => n.ref)
+      if (queued.length > 0 && dispatcher.revoke !== undefined) yield* dispatcher.revoke(queued)
+      if (result.ready.length > 0) yield* dispatcher.dispatch(result.ready)
+      return { _tag: "Revoked", run, nodes: result.nodes.length, runRevoked: result.runRevoked } as const
+    })
+
+  const start = (workflow: AnyWorkflow, input: unknown, options: StartOptions = {}): Effect.Effect<RunRef, StartError> =>
     Effect.gen(function*() {
       const { graph: g } = compileWorkflow(workflow)
       const encoded = yield* Schema.encodeUnknownEffect(workflow.inputJson)(input).pipe(
@@ -354,24 +471,34 @@ const make = Effect.gen(function*() {
       const nodes = instantiate(g, undefined, "").map((n) =>
         n.template === g.entry ? { ...n, state: "ready" as const, input: encoded, dueAt: now + delayMs } : n
       )
+      const dedupKey = workflow.deduplicateMs === undefined ? undefined : deduplicationKey(workflow.name, encoded)
       const created = yield* store.createRun({
         id: crypto.randomUUID(),
         workflow: workflow.name,
         graph: g,
         input: encoded,
         ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
+        ...(dedupKey === undefined ? {} : { dedup: { key: dedupKey, windowMs: workflow.deduplicateMs! } }),
         nodes,
         now,
       }, options.em).pipe(
         Effect.mapError((e) => new StartFailed({ workflow: workflow.name, message: e.message, cause: e })),
       )
+      if (created.duplicate === true) {
+        return yield* new DuplicateTaskError({
+          workflow: workflow.name,
+          key: dedupKey!,
+          run: created.run,
+          message: `workflow "${workflow.name}" already has run ${created.run} for this payload (${dedupKey})`,
+        })
+      }
       // Inside the caller's transaction nothing may be dispatched before it commits: the worker
       // sees the rows (and the NOTIFY) on commit, the sweeper dispatches them otherwise.
       if (options.em === undefined && created.ready.length > 0) yield* dispatcher.dispatch(created.ready)
       return { id: created.run, workflow: workflow.name, created: created.created }
     })
 
-  return { advance, execute, step, start, graph } satisfies EngineShape
+  return { advance, execute, step, start, graph, revoke } satisfies EngineShape
 })
 
 export class Engine extends Context.Service<Engine, EngineShape>()("taskgraph/Engine") {

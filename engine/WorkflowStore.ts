@@ -67,6 +67,8 @@ export interface NewRun {
   readonly graph: Graph
   readonly input: Json
   readonly idempotencyKey?: string
+  /** Refuse the start while another run holds this key (pending, running, or finished within the window). */
+  readonly dedup?: { readonly key: string; readonly windowMs: number }
   readonly nodes: ReadonlyArray<NewNode>
   readonly now: number
 }
@@ -74,8 +76,35 @@ export interface NewRun {
 export interface Created {
   readonly run: string
   readonly created: boolean
+  /** True when `run` is another run holding the deduplication key: nothing was written. */
+  readonly duplicate?: boolean
   readonly ready: ReadonlyArray<ReadyRef>
 }
+
+export interface RevokeRequest {
+  readonly run: string
+  /** Graph node ids whose rows (every instance) are revoked; "all" for the whole run. */
+  readonly templates: ReadonlyArray<string> | "all"
+  /** Graph node ids never revoked (the onRevoke hook). */
+  readonly keep: ReadonlyArray<string>
+  /** The run ends revoked when any of these graph nodes is revoked (its exit, its onError handlers). */
+  readonly endsRun: ReadonlyArray<string>
+  /** The onRevoke hook's entry, made ready with the revoke record. */
+  readonly hook?: { readonly node: string; readonly input: Json }
+  readonly reason: string | null
+  readonly now: number
+}
+
+export type RevokeResult =
+  | {
+    readonly _tag: "Revoked"
+    /** Rows revoked, with the state each was in (ready/dispatched ones may have a callback queued). */
+    readonly nodes: ReadonlyArray<{ readonly ref: ReadyRef; readonly was: NodeState }>
+    readonly runRevoked: boolean
+    readonly ready: ReadonlyArray<ReadyRef>
+  }
+  | { readonly _tag: "Finished"; readonly status: RunStatus }
+  | { readonly _tag: "NotFound" }
 
 export interface Claimed {
   readonly _tag: "Claimed"
@@ -215,6 +244,12 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
   readonly markDispatched: (refs: ReadonlyArray<ReadyRef>, now: number) => Effect.Effect<number, StoreError>
   /** Ready nodes not dispatched since `olderThan` (epoch ms): what the sweeper re-dispatches. */
   readonly undispatched: (olderThan: number, limit: number) => Effect.Effect<ReadonlyArray<ReadyRef>, StoreError>
+  /** Revokes nodes (or the whole run) in one transaction; running tries notice and stop. */
+  readonly revoke: (request: RevokeRequest) => Effect.Effect<RevokeResult, StoreError>
+  /** True while the claim still holds the node (it is running under this claim). */
+  readonly isHeld: (run: string, node: string, claim: number) => Effect.Effect<boolean, StoreError>
+  /** Records an interrupted try of a revoked node; false when the node was not revoked under this claim. */
+  readonly recordRevoked: (step: Omit<StepCommit, "result" | "workflow" | "graphHash">) => Effect.Effect<boolean, StoreError>
   /** Gives a claimed node back (ready, due now) when its try was interrupted before it committed. */
   readonly release: (claimed: Claimed, now: number) => Effect.Effect<boolean, StoreError>
   /** Running nodes whose lease ran out go back to ready; returns how many. */

@@ -10,7 +10,7 @@ import { runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions } from ".
 import type { AnyWorkflow, Graph, RunRef, StartOptions, Workflow } from "../dsl/index.ts"
 import type { WorkflowStarter } from "../dsl/index.ts"
 import { Dispatcher } from "../engine/Dispatcher.ts"
-import { Engine } from "../engine/Engine.ts"
+import { Engine, type RevokeOptions, type RevokeOutcome } from "../engine/Engine.ts"
 import { Registry } from "../engine/Registry.ts"
 import { describeRun, type RunView } from "../engine/RunView.ts"
 import { sweep, type SweepOptions } from "../engine/Sweeper.ts"
@@ -35,6 +35,8 @@ export interface RunHandle<O> {
   /** Waits for the run to end: its typed output, or a rejection with `RunFailed`. */
   readonly result: (options?: { readonly timeoutMs?: number }) => Promise<O>
   readonly graph: () => Promise<Graph>
+  /** Revokes the run (or one node and what follows it): see `Engine.revoke`. */
+  readonly revoke: (options?: RevokeOptions) => Promise<RevokeOutcome>
 }
 
 export interface RuntimeOptions<R = never> {
@@ -60,6 +62,7 @@ export interface Runtime {
   readonly start: <I, O>(workflow: Workflow<string, I, O, any>, input: I, options?: StartOptions) => Promise<RunHandle<O>>
   readonly handle: <I, O>(workflow: Workflow<string, I, O, any>, run: string) => RunHandle<O>
   readonly status: (run: string) => Promise<RunView | null>
+  readonly revoke: (run: string, options?: RevokeOptions) => Promise<RevokeOutcome>
   /** Runs an Effect with the engine's services (for Effect applications and adapters). */
   readonly runPromise: <A, E>(effect: Effect.Effect<A, E, Services>) => Promise<A>
   readonly close: () => Promise<void>
@@ -90,6 +93,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
   await runtime.runPromise(Effect.void)
 
   const status = (run: string) => runtime.runPromise(describeRun(run))
+  const revoke = (run: string, revokeOptions?: RevokeOptions) => runtime.runPromise(Engine.use((engine) => engine.revoke(run, revokeOptions)))
 
   const handle = <I, O>(workflow: Workflow<string, I, O, any>, ref: RunRef | string): RunHandle<O> => {
     const id = typeof ref === "string" ? ref : ref.id
@@ -103,6 +107,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
       created: typeof ref === "string" ? false : ref.created,
       status: view,
       graph: async () => (await view()).graph,
+      revoke: (revokeOptions) => revoke(id, revokeOptions),
       result: async ({ timeoutMs } = {}) => {
         const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs
         // poll the run row only (one indexed read); the node rows are not needed for the result
@@ -133,6 +138,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     },
     handle: (workflow, run) => handle(workflow, run),
     status,
+    revoke,
     runPromise: (effect) => runtime.runPromise(effect),
     close: () => runtime.dispose(),
   }

@@ -7,7 +7,16 @@
 export * from "../dsl/index.ts"
 export { Callback, CallbackJson, CallbackVersion } from "../engine/Callback.ts"
 export { Dispatcher } from "../engine/Dispatcher.ts"
-export { defaultTaskTimeoutMs, Engine, type EngineShape } from "../engine/Engine.ts"
+export {
+  deduplicationKey,
+  defaultTaskTimeoutMs,
+  Engine,
+  EngineConfig,
+  type EngineConfigShape,
+  type EngineShape,
+  type RevokeOptions,
+  type RevokeOutcome,
+} from "../engine/Engine.ts"
 export { drain, type DrainOptions } from "../engine/Inline.ts"
 export { Outcome } from "../engine/Outcome.ts"
 export { Registry } from "../engine/Registry.ts"

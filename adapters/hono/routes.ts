@@ -8,6 +8,8 @@
  *   comes back later; a store failure answers 503 when a retry may cure it, else 500. Bad input
  *   answers 4xx with `{ error, message }` and never reaches the engine, so nothing is written.
  * - `GET /runs/:id`: the run's `RunView` (authenticated too); 404 for an unknown or malformed id.
+ * - `POST /runs/:id/revoke` with an optional `{ node?, reason? }`: revokes the run or a node and
+ *   what follows it; 200 `{ outcome: "Revoked" | "AlreadyFinished", … }`, 404 when unknown.
  *
  * Every answer is JSON, including unknown routes and unexpected errors (no HTML, no stacks).
  */
@@ -105,6 +107,19 @@ const parseCallback = (body: Uint8Array): Parsed => {
   return { ok: false, error: "invalid_callback", message: `not a callback: ${detail}`.slice(0, 1000) }
 }
 
+const RevokeBody = Schema.fromJsonString(Schema.Struct({
+  node: Schema.optionalKey(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(512))),
+  reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(1000))),
+}))
+
+const utf8Text = (body: Uint8Array): string => {
+  try {
+    return utf8.decode(body)
+  } catch {
+    return ""
+  }
+}
+
 const statusOf = (outcome: Outcome): 200 | 409 => (outcome._tag === "Busy" ? 409 : 200)
 
 /** The Hono app serving callbacks and run status for `runtime`. */
@@ -186,6 +201,27 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
     if (result instanceof Response) return result
     if (result.value === null) return problem(c, 404, "not_found", "no such run")
     return c.json(result.value, 200)
+  })
+
+  // Revocation changes state, so it is a POST (never a GET), authenticated like every route.
+  app.post("/runs/:id/revoke", async (c) => {
+    const body = await admit(c)
+    if (body instanceof Response) return body
+    let options: { node?: string; reason?: string } = {}
+    if (body.byteLength > 0) {
+      if (!isJson(c.req.header("content-type") ?? null)) {
+        return problem(c, 415, "unsupported_media_type", "a revoke request must be sent as application/json")
+      }
+      const decoded = Schema.decodeUnknownExit(RevokeBody)(utf8Text(body))
+      if (Exit.isFailure(decoded)) return problem(c, 400, "invalid_revoke", "the body must be {\"node\"?: string, \"reason\"?: string}")
+      options = decoded.value
+    }
+    const result = await run(c, Engine.use((engine) => engine.revoke(c.req.param("id"), options)))
+    if (result instanceof Response) return result
+    const outcome = result.value
+    if (outcome._tag === "NotFound") return problem(c, 404, "not_found", outcome.message)
+    const { _tag, ...fields } = outcome
+    return c.json({ outcome: _tag, ...fields }, 200)
   })
 
   // A mounted app's notFound is not consulted by its parent: answer unknown paths here.

@@ -25,6 +25,9 @@ import {
   type NodeState,
   type NotClaimed,
   type ReadyRef,
+  finalRunStatuses,
+  type RevokeRequest,
+  type RevokeResult,
   type RunRow,
   type RunStatus,
   type StepCommit,
@@ -120,6 +123,18 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     const write = async (q: Db): Promise<Created> => {
       await sql`insert into taskgraph_graphs (hash, workflow, graph) values (${run.graph.hash}, ${run.workflow}, ${json(run.graph)}::jsonb)
         on conflict (hash) do nothing`.execute(q)
+      if (run.dedup !== undefined) {
+        // one live run per key: a concurrent start with the same key waits here for ours to commit
+        const held = await sql<Row>`
+          insert into taskgraph_dedup (key, run_id, window_ms, expires_at) values (${run.dedup.key}, ${run.id}::uuid, ${run.dedup.windowMs}, null)
+          on conflict (key) do update set run_id = excluded.run_id, window_ms = excluded.window_ms, expires_at = null
+            where taskgraph_dedup.expires_at is not null and taskgraph_dedup.expires_at <= ${date(run.now)}
+          returning run_id`.execute(q)
+        if (held.rows.length === 0) {
+          const other = await sql<Row>`select run_id from taskgraph_dedup where key = ${run.dedup.key}`.execute(q)
+          return { run: other.rows[0]!.run_id, created: false, duplicate: true, ready: [] }
+        }
+      }
       const inserted = await sql<Row>`
         insert into taskgraph_runs (id, workflow, graph_hash, status, input, idempotency_key, created_at, updated_at)
         values (${run.id}::uuid, ${run.workflow}, ${run.graph.hash}, 'running', ${json(run.input)}::jsonb, ${run.idempotencyKey ?? null},
@@ -268,7 +283,80 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     // dormant handlers and anything left waiting will never run now
     await sql`update taskgraph_nodes set state = 'cancelled', updated_at = ${date(now)}
       where run_id = ${run}::uuid and state in ('waiting', 'ready', 'dispatched')`.execute(q)
+    await releaseDedup(q, run, now)
   }
+
+  /** A finished run keeps its deduplication key for the key's window, then frees it. */
+  const releaseDedup = (q: Db, run: string, now: number) =>
+    sql`update taskgraph_dedup set expires_at = ${date(now)}::timestamptz + window_ms * interval '1 millisecond'
+      where run_id = ${run}::uuid and expires_at is null`.execute(q)
+
+  const revoke = (request: RevokeRequest): Effect.Effect<RevokeResult, StoreError> =>
+    attempt(() =>
+      db.transaction().execute(async (q): Promise<RevokeResult> => {
+        const now = date(request.now)
+        const run = await sql<Row>`select status from taskgraph_runs where id = ${request.run}::uuid for update`.execute(q)
+        const status = run.rows[0]?.status as RunStatus | undefined
+        if (status === undefined) return { _tag: "NotFound" }
+        if (finalRunStatuses.has(status)) return { _tag: "Finished", status }
+        const all = request.templates === "all"
+        const templates = all ? [] : [...request.templates]
+        const rows = await sql<Row>`
+          with target as (
+            select run_id, id, state from taskgraph_nodes
+            where run_id = ${request.run}::uuid and state in ('waiting', 'ready', 'dispatched', 'running')
+              and (${all} or template = any(${templates}::text[])) and not (template = any(${[...request.keep]}::text[]))
+            for update
+          )
+          update taskgraph_nodes n set state = 'revoked', lease_until = null, finished_at = ${now}, updated_at = ${now},
+            error = ${json({ tag: "Revoked", message: request.reason ?? "revoked" })}::jsonb
+          from target where n.run_id = target.run_id and n.id = target.id
+          returning n.id, n.template, target.state as was, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue`.execute(q)
+        const endsRun = all || rows.rows.some((row) => request.endsRun.includes(row.template))
+        const ready: Array<ReadyRef> = []
+        if (endsRun) {
+          await sql`update taskgraph_runs set status = 'revoked', updated_at = ${now}, finished_at = ${now},
+              error = ${json({ tag: "Revoked", message: request.reason ?? "revoked" })}::jsonb
+            where id = ${request.run}::uuid`.execute(q)
+          // nothing else will run: whatever is still waiting (dormant handlers) is cancelled
+          await sql`update taskgraph_nodes set state = 'cancelled', updated_at = ${now}
+            where run_id = ${request.run}::uuid and state in ('waiting', 'ready', 'dispatched')
+              and not (template = any(${[...request.keep]}::text[]))`.execute(q)
+          await releaseDedup(q, request.run, request.now)
+          if (request.hook !== undefined) {
+            const hook = await sql<Row>`
+              update taskgraph_nodes set state = 'ready', input = ${json(request.hook.input)}::jsonb, due_at = ${now}, updated_at = ${now}
+              where run_id = ${request.run}::uuid and id = ${request.hook.node} and state = 'waiting'
+              returning id, attempt, claims, lease_ms, due_at, queue`.execute(q)
+            ready.push(...hook.rows.map(readyRef(request.run)))
+          }
+        }
+        await notify(q, ready)
+        return {
+          _tag: "Revoked",
+          nodes: rows.rows.map((row) => ({ ref: readyRef(request.run)(row), was: row.was as NodeState })),
+          runRevoked: endsRun,
+          ready,
+        }
+      })
+    )
+
+  const isHeld = (run: string, node: string, claim: number): Effect.Effect<boolean, StoreError> =>
+    attempt(async () => {
+      const rows = await prepared(sql<Row>`select 1 from taskgraph_nodes
+        where run_id = ${run}::uuid and id = ${node} and state = 'running' and claims = ${claim}`)
+      return rows.rows.length > 0
+    })
+
+  const recordRevoked = (step: Omit<StepCommit, "result" | "workflow" | "graphHash">): Effect.Effect<boolean, StoreError> =>
+    attempt(async () => {
+      const rows = await sql<Row>`
+        insert into taskgraph_attempts (run_id, node_id, attempt, outcome, error, started_at, finished_at)
+        select run_id, id, ${step.attempt}, 'revoked', error, ${date(step.startedAt)}, ${date(step.now)} from taskgraph_nodes
+        where run_id = ${step.run}::uuid and id = ${step.node} and state = 'revoked' and claims = ${step.claim}
+        returning id`.execute(db)
+      return rows.rows.length > 0
+    })
 
   /**
    * Delivers single-input successors: waiting → ready with the output, or straight to running
@@ -540,7 +628,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     })
   }
 
-  return WorkflowStore.of({ createRun, claim, claimDue, commit, nextDueAt, loadGraph, getRun, getNodes, getAttempts, reclaimExpired, release, markDispatched, undispatched })
+  return WorkflowStore.of({ createRun, claim, claimDue, commit, nextDueAt, loadGraph, getRun, getNodes, getAttempts, reclaimExpired, release, markDispatched, undispatched, revoke, isHeld, recordRevoked })
 }
 
 /** The store as a Layer over an initialised MikroORM (its pool is used, never closed here). */

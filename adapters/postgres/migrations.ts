@@ -83,5 +83,27 @@ export class Migration20261123_Init extends Migration {
   }
 }
 
+/** Deduplication keys: one live run per key, held while it runs and for a window after. */
+export class Migration20261123_Dedup extends Migration {
+  override name = "Migration20261123_Dedup"
+
+  override up(): void {
+    this.addSql(`create table "taskgraph_dedup" (
+      "key" text primary key,
+      "run_id" uuid not null references "taskgraph_runs" ("id") on delete cascade deferrable initially deferred,
+      "window_ms" bigint not null,
+      "expires_at" timestamptz null
+    )`)
+    this.addSql(`create index "taskgraph_dedup_run" on "taskgraph_dedup" ("run_id")`)
+  }
+
+  override down(): void {
+    this.addSql(`drop table if exists "taskgraph_dedup"`)
+  }
+}
+
 /** Every migration of the store, in order. */
-export const migrationsList = [{ name: "Migration20261123_Init", class: Migration20261123_Init }]
+export const migrationsList = [
+  { name: "Migration20261123_Init", class: Migration20261123_Init },
+  { name: "Migration20261123_Dedup", class: Migration20261123_Dedup },
+]

@@ -21,7 +21,7 @@ describe("taskgraph CLI", () => {
 
   it("migrate applies the migrations, then says it is up to date", async () => {
     const first = await run(["migrate", "--url", db.url])
-    expect(first.stdout).toContain("applied Migration20261123_Init")
+    expect(first.stdout).toContain("applied Migration20261123_Init, Migration20261123_Dedup")
     expect(first.code).toBe(0)
     const second = await run(["migrate"], { DATABASE_URL: db.url })
     expect(second.stdout).toContain("up to date")

@@ -24,7 +24,7 @@ describe("migrate", () => {
   })
 
   it("applies the store's migrations once, then reports nothing to do", async () => {
-    expect(await migrate(db.url)).toEqual(["Migration20261123_Init"])
+    expect(await migrate(db.url)).toEqual(["Migration20261123_Init", "Migration20261123_Dedup"])
     expect(await migrate(db.url)).toEqual([])
   })
 
