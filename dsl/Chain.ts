@@ -15,6 +15,7 @@ import { Duration } from "effect"
 import { DefinitionError } from "./DefinitionError.ts"
 import type { Part } from "./Part.ts"
 import { phantom, StepTypeId, type OutputOf, type RequirementsOf, type Step } from "./Step.ts"
+import { type IterateOptions, iterationDefinition } from "./Iteration.ts"
 import type { TaskFailure } from "./TaskFailure.ts"
 
 type Members<O> = readonly [Step<O, any, any>, ...Array<Step<O, any, any>>]
@@ -35,6 +36,11 @@ export interface Chain<I, O, R = never> extends Step<I, O, R> {
   readonly map: <O2, R2 = never>(body: MapBody<O, O2, R2>) => Chain<I, Array<O2>, R | R2>
   /** A durable wait (a number is seconds); passes the output through. */
   readonly delay: (duration: number | Duration.Input) => Chain<I, O, R>
+  /**
+   * Iterates the rows of a query in shards (keyset pages, checkpoints, continuation before the
+   * deadline), then runs `finalize` once with the summary; its output is the step's output.
+   */
+  readonly iterate: <Row, O2, R2 = never>(name: string, options: IterateOptions<O, Row, O2, R2>) => Chain<I, O2, R | R2>
   /** Runs `handler` once if any step of this chain fails for good; the run then ends failed. */
   readonly onError: <R2 = never>(handler: Step<TaskFailure, unknown, R2>) => Chain<I, O, R | R2>
 }
@@ -55,6 +61,12 @@ const make = <I, O, R>(parts: ReadonlyArray<Part>): Chain<I, O, R> => {
     },
     map: (body) => make([...parts, { _tag: "Map", body: partsOf(body as Step<never, unknown, unknown>, "map") }]),
     delay: (duration) => make([...parts, { _tag: "Delay", millis: delayMillis(duration) }]),
+    iterate: (name, options) =>
+      make([...parts, {
+        _tag: "Iterate",
+        iteration: iterationDefinition(name, options),
+        finalize: partsOf(options?.finalize, `iterate "${name}": finalize`),
+      }]),
     onError: (handler) => make([{ _tag: "Guard", body: parts, handler: partsOf(handler, "onError") }]),
   }
   return self

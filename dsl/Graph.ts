@@ -10,7 +10,9 @@
  * - `delay`: a durable wait; passes its input through after `millis`.
  * - `map`: fans out over an array; the nodes whose `scope` is the map's id are a template
  *   instantiated once per element, and `collect` gathers their outputs in order.
- * - `collect`: the join of a map.
+ * - `collect`: the join of a map (or of an iteration's shards).
+ * - `iterate`: plans the shards of a query iteration; `shard` nodes (one per key range, the
+ *   iterate's template) walk their range page by page; the collect gathers their summaries.
  * Nodes with `role: "handler"` belong to an `onError` handler: they stay dormant until a node
  * whose `onError` names the handler's entry fails for good.
  */
@@ -81,7 +83,32 @@ export const CollectNode = Schema.Struct({
 })
 export type CollectNode = typeof CollectNode.Type
 
-export const Node = Schema.Union([TaskNode, JoinNode, DelayNode, MapNode, CollectNode])
+export const IterateNode = Schema.Struct({
+  kind: Schema.Literal("iterate"),
+  ...common,
+  iteration: Schema.String,
+  shards: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)),
+  batchSize: Schema.Int.check(Schema.isGreaterThanOrEqualTo(1)),
+  timeBudgetMs: Schema.optionalKey(Schema.Finite),
+  /** The per-shard template node, and the collect node that gathers the shards' summaries. */
+  shard: NodeId,
+  collect: NodeId,
+})
+export type IterateNode = typeof IterateNode.Type
+
+export const ShardNode = Schema.Struct({
+  kind: Schema.Literal("shard"),
+  ...common,
+  iteration: Schema.String,
+  /** The task called per row or per page, and its retry policy (rows are retried in the shard's try). */
+  task: Schema.String,
+  batch: Schema.Boolean,
+  retry: RetryPolicy,
+  timeoutMs: Schema.optionalKey(Schema.Finite),
+})
+export type ShardNode = typeof ShardNode.Type
+
+export const Node = Schema.Union([TaskNode, JoinNode, DelayNode, MapNode, CollectNode, IterateNode, ShardNode])
 export type Node = typeof Node.Type
 export type NodeKind = Node["kind"]
 

@@ -25,6 +25,10 @@ const shape = (node: Node): string => {
       return `[/${quote("map")}/]`
     case "collect":
       return `[\\${quote("collect")}\\]`
+    case "iterate":
+      return `[/${quote(`iterate ${node.iteration} ×${node.shards}`)}/]`
+    case "shard":
+      return `[${quote(`shard: ${node.task}${node.batch ? " (per page)" : ""}`)}]`
   }
 }
 
@@ -58,8 +62,8 @@ export const toMermaid = (graph: Graph, options: MermaidOptions = {}): string =>
       draw(node, indent)
     }
     for (const map of graph.nodes) {
-      if (map.kind !== "map" || map.scope !== scope) continue
-      lines.push(`${indent}subgraph ${ref(map.id)}_each[${quote("for each element")}]`)
+      if ((map.kind !== "map" && map.kind !== "iterate") || map.scope !== scope) continue
+      lines.push(`${indent}subgraph ${ref(map.id)}_each[${quote(map.kind === "map" ? "for each element" : "for each shard")}]`)
       drawScope(map.id, `${indent}  `)
       lines.push(`${indent}end`)
     }

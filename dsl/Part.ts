@@ -22,6 +22,18 @@ export interface TaskDefinition {
   readonly deduplicate?: boolean | { readonly window?: Duration.Input }
 }
 
+/** A sharded iteration, as the registry and the engine see it (see `Iteration.ts`). */
+export interface IterationDefinition {
+  readonly name: string
+  readonly entity: unknown
+  readonly where: (input: unknown) => unknown
+  readonly shards: number
+  readonly batchSize: number
+  readonly timeBudgetMs?: number
+  readonly each?: TaskDefinition
+  readonly eachBatch?: TaskDefinition
+}
+
 export type Part =
   | {
     readonly _tag: "Task"
@@ -34,3 +46,4 @@ export type Part =
   | { readonly _tag: "Map"; readonly body: ReadonlyArray<Part> }
   | { readonly _tag: "Delay"; readonly millis: number }
   | { readonly _tag: "Guard"; readonly body: ReadonlyArray<Part>; readonly handler: ReadonlyArray<Part> }
+  | { readonly _tag: "Iterate"; readonly iteration: IterationDefinition; readonly finalize: ReadonlyArray<Part> }

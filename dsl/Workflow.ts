@@ -162,5 +162,7 @@ const exitCodec = (parts: ReadonlyArray<Part>): Schema.Top => {
       return Schema.Array(exitCodec(last.body))
     case "Delay":
       return exitCodec(parts.slice(0, -1))
+    case "Iterate":
+      return exitCodec(last.finalize)
   }
 }

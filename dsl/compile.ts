@@ -8,7 +8,7 @@ import { createHash } from "node:crypto"
 import { Schema } from "effect"
 import { DefinitionError } from "./DefinitionError.ts"
 import { Graph, type Edge, type Node } from "./Graph.ts"
-import type { Part, TaskDefinition } from "./Part.ts"
+import type { IterationDefinition, Part, TaskDefinition } from "./Part.ts"
 import type { AnyWorkflow } from "./Workflow.ts"
 
 interface Env {
@@ -21,6 +21,7 @@ interface Builder {
   readonly nodes: Array<Node>
   readonly edges: Array<Edge>
   readonly tasks: Map<string, TaskDefinition>
+  readonly iterations: Map<string, IterationDefinition>
 }
 
 interface Counter {
@@ -41,6 +42,14 @@ const common = (env: Env) => ({
   ...(env.role === undefined ? {} : { role: env.role }),
 })
 
+const registerTask = (b: Builder, task: TaskDefinition): void => {
+  const known = b.tasks.get(task.name)
+  if (known !== undefined && known !== task) {
+    throw new DefinitionError({ message: `two different tasks are named "${task.name}": task names must be unique` })
+  }
+  b.tasks.set(task.name, task)
+}
+
 const compileSeq = (b: Builder, parts: ReadonlyArray<Part>, prefix: string, env: Env, counter: Counter = { index: 0, guards: 0 }): Span => {
   let span: Span | undefined
   for (const part of parts) {
@@ -56,11 +65,7 @@ const compilePart = (b: Builder, part: Part, prefix: string, env: Env, counter: 
   switch (part._tag) {
     case "Task": {
       const id = `${at(prefix, counter.index++)}-${part.task.name}`
-      const known = b.tasks.get(part.task.name)
-      if (known !== undefined && known !== part.task) {
-        throw new DefinitionError({ message: `two different tasks are named "${part.task.name}": task names must be unique` })
-      }
-      b.tasks.set(part.task.name, part.task)
+      registerTask(b, part.task)
       b.nodes.push({
         kind: "task",
         id,
@@ -106,6 +111,46 @@ const compilePart = (b: Builder, part: Part, prefix: string, env: Env, counter: 
       b.edges.push({ from: map, to: body.entries[0]! }, { from: body.exit, to: collect })
       return { entries: [map], exit: collect }
     }
+    case "Iterate": {
+      const position = at(prefix, counter.index++)
+      const it = part.iteration
+      const iterate = `${position}-iterate`
+      const shard = `${position}.s-shard`
+      const collect = `${position}-gather`
+      const known = b.iterations.get(it.name)
+      if (known !== undefined && known !== it) {
+        throw new DefinitionError({ message: `two different iterations are named "${it.name}": iteration names must be unique` })
+      }
+      b.iterations.set(it.name, it)
+      const perRow = (it.each ?? it.eachBatch)!
+      registerTask(b, perRow)
+      b.nodes.push({
+        kind: "iterate",
+        id: iterate,
+        ...common(env),
+        iteration: it.name,
+        shards: it.shards,
+        batchSize: it.batchSize,
+        ...(it.timeBudgetMs === undefined ? {} : { timeBudgetMs: it.timeBudgetMs }),
+        shard,
+        collect,
+      })
+      b.nodes.push({
+        kind: "shard",
+        id: shard,
+        ...common({ ...env, scope: iterate }),
+        iteration: it.name,
+        task: perRow.name,
+        batch: it.eachBatch !== undefined,
+        retry: perRow.retry,
+        ...(perRow.timeoutMs === undefined ? {} : { timeoutMs: perRow.timeoutMs }),
+      })
+      b.nodes.push({ kind: "collect", id: collect, ...common(env), map: iterate })
+      b.edges.push({ from: iterate, to: shard }, { from: shard, to: collect })
+      const finalize = compileSeq(b, part.finalize, prefix, env, counter)
+      for (const entry of finalize.entries) b.edges.push({ from: collect, to: entry })
+      return { entries: [iterate], exit: finalize.exit }
+    }
     case "Guard": {
       const handlerEnv: Env = { scope: env.scope, onError: undefined, role: "handler" }
       const handler = compileSeq(b, part.handler, at(prefix, `e${counter.guards++}`), handlerEnv)
@@ -129,6 +174,7 @@ export interface Compiled {
   readonly graph: Graph
   /** The tasks the graph names, by name. */
   readonly tasks: ReadonlyMap<string, TaskDefinition>
+  readonly iterations: ReadonlyMap<string, IterationDefinition>
 }
 
 const cache = new WeakMap<AnyWorkflow, Compiled>()
@@ -137,7 +183,7 @@ const cache = new WeakMap<AnyWorkflow, Compiled>()
 export const compileWorkflow = (workflow: AnyWorkflow): Compiled => {
   const hit = cache.get(workflow)
   if (hit !== undefined) return hit
-  const b: Builder = { nodes: [], edges: [], tasks: new Map() }
+  const b: Builder = { nodes: [], edges: [], tasks: new Map(), iterations: new Map() }
   const span = compileSeq(b, workflow.chain.parts, "", { scope: undefined, onError: undefined, role: undefined })
   if (span.entries.length !== 1) throw new DefinitionError({ message: `workflow "${workflow.name}" must start with a single step` })
   const onRevoke = workflow.onRevoke === undefined
@@ -157,7 +203,7 @@ export const compileWorkflow = (workflow: AnyWorkflow): Compiled => {
   }
   const hash = createHash("sha256").update(canonical(body)).digest("hex").slice(0, 32)
   const graph = Schema.decodeUnknownSync(Graph)({ ...body, hash })
-  const compiled: Compiled = { graph, tasks: b.tasks }
+  const compiled: Compiled = { graph, tasks: b.tasks, iterations: b.iterations }
   cache.set(workflow, compiled)
   return compiled
 }

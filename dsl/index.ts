@@ -11,6 +11,8 @@ export {
   Edge,
   Graph,
   GraphJson,
+  IterateNode,
+  ShardNode,
   JoinNode,
   MapNode,
   Node,
@@ -18,8 +20,9 @@ export {
   RetryPolicy,
   TaskNode,
 } from "./Graph.ts"
+export { type IterateOptions, IterationSummary, ShardSummary } from "./Iteration.ts"
 export { toMermaid, type MermaidOptions } from "./Mermaid.ts"
-export type { Part, TaskDefinition } from "./Part.ts"
+export type { IterationDefinition, Part, TaskDefinition } from "./Part.ts"
 export type { AnyStep, InputOf, OutputOf, RequirementsOf, Step } from "./Step.ts"
 export { type AnyTask, defaultRetry, type RetryOptions, task, type Task, type TaskOptions } from "./Task.ts"
 export { RevokeRecord } from "./RevokeRecord.ts"

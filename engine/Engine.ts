@@ -13,6 +13,7 @@ import {
   InvalidInput,
   type Node,
   type RunRef,
+  type ShardSummary,
   StartFailed,
   type StartError,
   type StartOptions,
@@ -23,6 +24,7 @@ import { backoffMillis } from "./Backoff.ts"
 import type { Callback } from "./Callback.ts"
 import { Dispatcher } from "./Dispatcher.ts"
 import { Outcome } from "./Outcome.ts"
+import { planShards, runShard, ShardState, summarize } from "./Iteration.ts"
 import { Registry } from "./Registry.ts"
 import { TaskServices } from "./TaskServices.ts"
 import {
@@ -75,6 +77,9 @@ export type RevokeOutcome =
   | { readonly _tag: "AlreadyFinished"; readonly run: string; readonly status: string }
   | { readonly _tag: "NotFound"; readonly run: string; readonly message: string }
 
+/** What a step decided: a result to commit, or that its node was taken away meanwhile. */
+type StepPlan = StepResult | { readonly _tag: "Lost" }
+
 export interface StepOutcome {
   readonly outcome: Outcome
   /** Successors this step claimed for the caller. */
@@ -107,7 +112,7 @@ const depth = (graph: Graph, id: string): number => {
 }
 
 const leaseFor = (node: Node): number =>
-  node.kind === "task" ? (node.timeoutMs ?? defaultTaskTimeoutMs) + leaseGraceMs : structuralLeaseMs
+  node.kind === "task" || node.kind === "shard" ? (node.timeoutMs ?? defaultTaskTimeoutMs) + leaseGraceMs : structuralLeaseMs
 
 /** The rows to create for graph nodes in `scope` (undefined: top level), with an instance suffix. */
 const instantiate = (graph: Graph, scope: string | undefined, suffix: string): Array<NewNode> =>
@@ -283,6 +288,51 @@ const make = Effect.gen(function*() {
       return { _tag: "Ok", output: encoded.value } as const
     })
 
+  /** One callback of a shard: pages until done or out of budget (see Iteration.ts). */
+  const shardStep = (g: Graph, node: Extract<Node, { kind: "shard" }>, claimed: Claimed) =>
+    Effect.gen(function*() {
+      const def = registry.iteration(node.iteration)
+      const task = registry.task(node.task)
+      if (def === undefined || task === undefined) {
+        const missing = def === undefined ? `iteration "${node.iteration}"` : `task "${node.task}"`
+        return { _tag: "Parked", error: { tag: "TaskNotRegistered", message: `${missing} is not registered in this process` } } as StepPlan
+      }
+      const decoded = Schema.decodeUnknownExit(ShardState)(claimed.input)
+      const now = yield* Clock.currentTimeMillis
+      if (Exit.isFailure(decoded)) return failed(g, node, claimed, node.task, { tag: "InvalidInput", message: "the shard's state is not a ShardState" }, now)
+      const iterate = indexOf(g).get(node.scope ?? "") as Extract<Node, { kind: "iterate" }> | undefined
+      const budgetMs = iterate?.timeBudgetMs ?? (node.timeoutMs ?? defaultTaskTimeoutMs) / 2
+      const outcome = yield* runShard({
+        run: claimed.run,
+        def,
+        task,
+        batch: node.batch,
+        batchSize: iterate?.batchSize ?? def.batchSize,
+        budgetMs,
+        services,
+        state: decoded.value,
+        checkpoint: (state) =>
+          Effect.flatMap(Clock.currentTimeMillis, (at) => store.checkpoint(claimed.run, claimed.node, claimed.claim, state, at)),
+        errorRecord: (cause) => errorRecord(cause as Cause.Cause<unknown>),
+      }).pipe(
+        Effect.catchTag("RowSourceError", (e) =>
+          e.retryable
+            ? Effect.fail(new StoreError({ message: e.message, retryable: true, cause: e }))
+            : Effect.succeed({ _tag: "Failed", error: { tag: "RowSourceError", message: e.message } } as const)),
+      )
+      const after = yield* Clock.currentTimeMillis
+      switch (outcome._tag) {
+        case "Done":
+          return succeeded(g, node, claimed, outcome.output, after)
+        case "Continue":
+          return { _tag: "Continue", input: outcome.state, dueAt: after } as StepPlan
+        case "Failed":
+          return failed(g, node, claimed, node.task, outcome.error, after)
+        case "Lost":
+          return { _tag: "Lost" } as StepPlan
+      }
+    })
+
   /** A try whose commit found its node taken away: revoked (recorded as such), or reclaimed/cancelled. */
   const revokedOutcome = (claimed: Claimed): Effect.Effect<StepOutcome, StoreError> =>
     Effect.gen(function*() {
@@ -299,7 +349,7 @@ const make = Effect.gen(function*() {
       const g = yield* graph(claimed.graphHash)
       const node = indexOf(g).get(claimed.template)
       const base = { run: claimed.run, node: claimed.node }
-      let result: StepResult
+      let result: StepPlan
       if (node === undefined) {
         result = { _tag: "Parked", error: { tag: "UnknownNode", message: `node "${claimed.template}" is not in graph ${claimed.graphHash}` } }
       } else if (node.kind === "task") {
@@ -337,10 +387,41 @@ const make = Effect.gen(function*() {
           deliveries: [],
           expand: { nodes, collect: node.collect + suffix, expected: items.length, dueAt: now },
         }
+      } else if (node.kind === "iterate") {
+        const now = yield* Clock.currentTimeMillis
+        const def = registry.iteration(node.iteration)
+        const planned = def === undefined ? undefined : yield* Effect.result(planShards(def, node.shards, claimed.input))
+        if (def === undefined) {
+          result = { _tag: "Parked", error: { tag: "IterationNotRegistered", message: `iteration "${node.iteration}" is not registered in this process` } }
+        } else if (planned!._tag === "Failure") {
+          const error = planned!.failure
+          if (error.retryable) return yield* new StoreError({ message: error.message, retryable: true, cause: error })
+          result = failed(g, node, claimed, node.iteration, { tag: "RowSourceError", message: error.message }, now)
+        } else {
+          const states = planned!.success
+          const suffix = claimed.node.slice(claimed.template.length)
+          const nodes = states.flatMap((state, k) =>
+            instantiate(g, node.id, `${suffix}#${k}`).map((n) => ({ ...n, state: "ready" as const, input: state, dueAt: now }))
+          )
+          result = {
+            _tag: "Succeeded",
+            output: states.length,
+            deliveries: [],
+            expand: { nodes, collect: node.collect + suffix, expected: states.length, dueAt: now },
+          }
+        }
+      } else if (node.kind === "shard") {
+        result = yield* shardStep(g, node, claimed)
+      } else if (node.kind === "collect" && indexOf(g).get(node.map)?.kind === "iterate") {
+        const it = indexOf(g).get(node.map) as Extract<Node, { kind: "iterate" }>
+        const now = yield* Clock.currentTimeMillis
+        const summary = summarize(it.iteration, (claimed.input ?? []) as ReadonlyArray<ShardSummary>, now)
+        result = succeeded(g, node, claimed, summary, now)
       } else {
         // join, collect and delay pass their (assembled) input through
         result = succeeded(g, node, claimed, claimed.input, yield* Clock.currentTimeMillis)
       }
+      if (result._tag === "Lost") return yield* revokedOutcome(claimed)
       const now = yield* Clock.currentTimeMillis
       if (claimNext > 0 && result._tag === "Succeeded") {
         let left = claimNext
@@ -375,6 +456,8 @@ const make = Effect.gen(function*() {
           return { outcome: Outcome.Failed({ ...base, error: `${result.error.tag}: ${brief(result.error)}` }), next }
         case "Parked":
           return { outcome: Outcome.Parked({ ...base, reason: result.error.message }), next }
+        case "Continue":
+          return { outcome: Outcome.Continued({ ...base, attempt: claimed.attempt }), next }
       }
     })
 

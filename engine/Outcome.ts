@@ -13,6 +13,8 @@ export type Outcome = Data.TaggedEnum<{
   Stale: { readonly run: string; readonly node: string; readonly reason: string }
   /** The node or its run was revoked. */
   Revoked: { readonly run: string; readonly node: string }
+  /** An iteration shard used its time budget: its cursor is saved and it continues in a new callback. */
+  Continued: { readonly run: string; readonly node: string; readonly attempt: number }
   /** The try failed and another is due at `dueAt` (epoch ms). */
   RetryScheduled: { readonly run: string; readonly node: string; readonly attempt: number; readonly dueAt: number; readonly error: string }
   /** The node failed for good; its run failed (after its onError handler, if any). */

@@ -4,11 +4,19 @@
  * older deploy finds today's task of the same name, or parks.
  */
 import { Context, Layer } from "effect"
-import { type AnyWorkflow, compileWorkflow, DefinitionError, type Graph, type TaskDefinition } from "../dsl/index.ts"
+import {
+  type AnyWorkflow,
+  compileWorkflow,
+  DefinitionError,
+  type Graph,
+  type IterationDefinition,
+  type TaskDefinition,
+} from "../dsl/index.ts"
 
 export interface RegistryShape {
   readonly workflow: (name: string) => AnyWorkflow | undefined
   readonly task: (name: string) => TaskDefinition | undefined
+  readonly iteration: (name: string) => IterationDefinition | undefined
   /** Graphs of the registered workflows, by definition hash. */
   readonly graph: (hash: string) => Graph | undefined
   readonly workflows: ReadonlyArray<AnyWorkflow>
@@ -19,6 +27,7 @@ export class Registry extends Context.Service<Registry, RegistryShape>()("taskgr
   static readonly make = (workflows: ReadonlyArray<AnyWorkflow>): RegistryShape => {
     const byName = new Map<string, AnyWorkflow>()
     const tasks = new Map<string, TaskDefinition>()
+    const iterations = new Map<string, IterationDefinition>()
     const graphs = new Map<string, Graph>()
     for (const wf of workflows) {
       const known = byName.get(wf.name)
@@ -35,10 +44,18 @@ export class Registry extends Context.Service<Registry, RegistryShape>()("taskgr
         }
         tasks.set(name, def)
       }
+      for (const [name, def] of compiled.iterations) {
+        const other = iterations.get(name)
+        if (other !== undefined && other !== def) {
+          throw new DefinitionError({ message: `two different iterations are named "${name}" (in workflow "${wf.name}")` })
+        }
+        iterations.set(name, def)
+      }
     }
     return {
       workflow: (name) => byName.get(name),
       task: (name) => tasks.get(name),
+      iteration: (name) => iterations.get(name),
       graph: (hash) => graphs.get(hash),
       workflows: [...byName.values()],
     }

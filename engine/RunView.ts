@@ -18,6 +18,8 @@ export interface NodeView {
   readonly durationMs: number | null
   readonly output: unknown
   readonly error: ErrorRecord | null
+  /** For an iteration shard: rows processed so far out of the planned estimate. */
+  readonly progress: { readonly rows: number; readonly estimate: number; readonly pages: number } | null
 }
 
 export interface RunView {
@@ -31,6 +33,11 @@ export interface RunView {
   readonly error: ErrorRecord | null
   readonly nodes: ReadonlyArray<NodeView>
   readonly graph: Graph
+}
+
+const shardProgress = (value: unknown): NodeView["progress"] => {
+  const v = value as { rows?: unknown; estimate?: unknown; pages?: unknown } | null
+  return typeof v?.rows === "number" ? { rows: v.rows, estimate: Number(v.estimate ?? 0), pages: Number(v.pages ?? 0) } : null
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString())
@@ -71,6 +78,7 @@ export const describeRun = (run: string): Effect.Effect<RunView | null, StoreErr
           durationMs: n.startedAt !== null && n.finishedAt !== null ? n.finishedAt - n.startedAt : null,
           output: n.output,
           error: n.error,
+          progress: n.kind === "shard" ? shardProgress(n.state === "succeeded" ? n.output : n.input) : null,
         }
       }),
     }

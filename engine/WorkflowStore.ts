@@ -152,6 +152,8 @@ export type StepResult =
     readonly runEnds?: { readonly status: "succeeded"; readonly output: Json } | { readonly status: "failed" }
   }
   | { readonly _tag: "Retry"; readonly error: ErrorRecord; readonly dueAt: number }
+  /** A shard out of time budget: back to ready with its state (`input`), same attempt, a new callback. */
+  | { readonly _tag: "Continue"; readonly input: Json; readonly dueAt: number }
   | {
     readonly _tag: "Failed"
     readonly error: ErrorRecord
@@ -218,7 +220,7 @@ export interface NodeRow {
 export interface AttemptRow {
   readonly node: string
   readonly attempt: number
-  readonly outcome: "succeeded" | "retry" | "failed" | "parked" | "revoked"
+  readonly outcome: "succeeded" | "retry" | "continued" | "failed" | "parked" | "revoked"
   readonly startedAt: number
   readonly finishedAt: number
   readonly error: ErrorRecord | null
@@ -246,6 +248,8 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
   readonly undispatched: (olderThan: number, limit: number) => Effect.Effect<ReadonlyArray<ReadyRef>, StoreError>
   /** Revokes nodes (or the whole run) in one transaction; running tries notice and stop. */
   readonly revoke: (request: RevokeRequest) => Effect.Effect<RevokeResult, StoreError>
+  /** Saves a running node's input (an iteration shard's cursor and counts), guarded by its claim. */
+  readonly checkpoint: (run: string, node: string, claim: number, input: Json, now: number) => Effect.Effect<boolean, StoreError>
   /** True while the claim still holds the node (it is running under this claim). */
   readonly isHeld: (run: string, node: string, claim: number) => Effect.Effect<boolean, StoreError>
   /** Records an interrupted try of a revoked node; false when the node was not revoked under this claim. */

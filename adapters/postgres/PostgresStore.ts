@@ -341,6 +341,13 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       })
     )
 
+  const checkpoint = (run: string, node: string, claim: number, input: unknown, now: number): Effect.Effect<boolean, StoreError> =>
+    attempt(async () => {
+      const rows = await prepared(sql<Row>`update taskgraph_nodes set input = ${json(input)}::jsonb, updated_at = ${date(now)}
+        where run_id = ${run}::uuid and id = ${node} and state = 'running' and claims = ${claim} returning id`)
+      return rows.rows.length > 0
+    })
+
   const isHeld = (run: string, node: string, claim: number): Effect.Effect<boolean, StoreError> =>
     attempt(async () => {
       const rows = await prepared(sql<Row>`select 1 from taskgraph_nodes
@@ -443,9 +450,10 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         // come after it find their node cancelled, instead of deadlocking with it.
         const changesRun = r._tag === "Failed" || r._tag === "Parked" || (r._tag === "Succeeded" && r.runEnds !== undefined)
         await sql`select 1 from taskgraph_runs where id = ${step.run}::uuid for ${changesRun ? sql`update` : sql`share`}`.execute(q)
-        const outcome = r._tag === "Succeeded" ? "succeeded" : r._tag === "Retry" ? "retry" : r._tag === "Failed" ? "failed" : "parked"
-        const error = r._tag === "Succeeded" ? null : json(r.error)
-        const nextState = r._tag === "Succeeded" ? "succeeded" : r._tag === "Retry" ? "ready" : r._tag === "Failed" ? "failed" : "parked"
+        const outcome = { Succeeded: "succeeded", Retry: "retry", Continue: "continued", Failed: "failed", Parked: "parked" }[r._tag]
+        const error = r._tag === "Succeeded" || r._tag === "Continue" ? null : json(r.error)
+        const nextState = { Succeeded: "succeeded", Retry: "ready", Continue: "ready", Failed: "failed", Parked: "parked" }[r._tag]
+        const again = r._tag === "Retry" || r._tag === "Continue"
         const guarded = await sql<Row>`
           with done as (
             update taskgraph_nodes
@@ -453,8 +461,9 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
                 output = ${r._tag === "Succeeded" ? json(r.output) : null}::jsonb,
                 error = ${error}::jsonb,
                 attempt = attempt + ${r._tag === "Retry" ? 1 : 0},
-                due_at = ${r._tag === "Retry" ? date(r.dueAt) : null}::timestamptz,
-                finished_at = ${r._tag === "Retry" ? null : now}::timestamptz,
+                input = ${r._tag === "Continue" ? sql`${json(r.input)}::jsonb` : sql`input`},
+                due_at = ${again ? date(r.dueAt) : null}::timestamptz,
+                finished_at = ${again ? null : now}::timestamptz,
                 lease_until = null, updated_at = ${now}
             where run_id = ${step.run}::uuid and id = ${step.node} and state = 'running'
               and attempt = ${step.attempt} and claims = ${step.claim}
@@ -467,6 +476,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         const ready: Array<ReadyRef> = []
         const claimed: Array<Claimed> = []
         switch (r._tag) {
+          case "Continue":
           case "Retry":
             ready.push(readyRef(step.run)(guarded.rows[0]!.node))
             break
@@ -628,7 +638,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     })
   }
 
-  return WorkflowStore.of({ createRun, claim, claimDue, commit, nextDueAt, loadGraph, getRun, getNodes, getAttempts, reclaimExpired, release, markDispatched, undispatched, revoke, isHeld, recordRevoked })
+  return WorkflowStore.of({ createRun, claim, claimDue, commit, nextDueAt, loadGraph, getRun, getNodes, getAttempts, reclaimExpired, release, markDispatched, undispatched, revoke, isHeld, recordRevoked, checkpoint })
 }
 
 /** The store as a Layer over an initialised MikroORM (its pool is used, never closed here). */

@@ -1,0 +1,168 @@
+/**
+ * Iteration: how the engine runs a sharded query iteration (see dsl/Iteration.ts).
+ *
+ * - The `iterate` node plans key ranges through the `RowSource` port and instantiates one `shard`
+ *   node per range, each holding a `ShardState` as its input.
+ * - A shard node reads keyset pages after its cursor, calls the row task per row (or per page)
+ *   with the task's retry policy as an Effect `Schedule`, and checkpoints the state (cursor and
+ *   counts) after every page with a guarded update. Past its time budget it goes back to ready
+ *   with the state saved — a continuation of the same attempt, in a new callback. A redelivered
+ *   or reclaimed shard resumes from its last checkpoint.
+ * - The iterate's `collect` gathers the shards' summaries (a join: once, after every shard) into
+ *   the `IterationSummary` the finalize step receives.
+ */
+import { Clock, type Context, Duration, Effect, type Exit, Schedule, Schema } from "effect"
+import { type IterationDefinition, IterationSummary, type RetryPolicy, type ShardSummary, type TaskDefinition } from "../dsl/index.ts"
+import { IterationContext, type KeyRange, type RowKey, RowSource, RowSourceError } from "./RowSource.ts"
+import type { ErrorRecord, StoreError } from "./WorkflowStore.ts"
+
+const Key = Schema.Union([Schema.String, Schema.Finite])
+
+/** A shard's durable state: its range, its cursor and its counts (the node's input, checkpointed). */
+export const ShardState = Schema.Struct({
+  iteration: Schema.String,
+  index: Schema.Int,
+  shards: Schema.Int,
+  /** The iterate step's input (JSON): `where` is computed from it in every callback. */
+  params: Schema.Json,
+  after: Schema.NullOr(Key),
+  upTo: Schema.NullOr(Key),
+  cursor: Schema.NullOr(Key),
+  rows: Schema.Int,
+  pages: Schema.Int,
+  continuations: Schema.Int,
+  estimate: Schema.Int,
+  startedAt: Schema.NullOr(Schema.Finite),
+})
+export type ShardState = typeof ShardState.Type
+
+/** The retry policy of a row task as an Effect `Schedule`: exponential, capped, jittered, bounded. */
+export const retrySchedule = (policy: RetryPolicy) => {
+  const capped = Schedule.exponential(Duration.millis(policy.initialDelayMs), policy.factor).pipe(
+    Schedule.modifyDelay(({ duration }) => Effect.succeed(Duration.min(duration, Duration.millis(policy.maxDelayMs)))),
+  )
+  return Schedule.max([policy.jitter ? Schedule.jittered(capped) : capped, Schedule.recurs(policy.maxAttempts - 1)])
+}
+
+const rowSource = Effect.serviceOption(RowSource)
+
+const noRowSource = new RowSourceError({
+  message: "no RowSource is provided: iterations need the store adapter's row source (createRuntime provides MikroORM's)",
+  retryable: false,
+})
+
+/** Plans the shards of an iteration for the iterate node's input. */
+export const planShards = (def: IterationDefinition, shards: number, params: unknown): Effect.Effect<Array<ShardState>, RowSourceError> =>
+  Effect.gen(function*() {
+    const source = yield* rowSource
+    if (source._tag === "None") return yield* noRowSource
+    const filter = yield* Effect.try({
+      try: () => def.where(params),
+      catch: (cause) => new RowSourceError({ message: `iterate "${def.name}": where() threw: ${String(cause)}`, retryable: false, cause }),
+    })
+    const plan = yield* source.value.plan(def.entity, filter, shards)
+    return plan.ranges.map((range, index): ShardState => ({
+      iteration: def.name,
+      index,
+      shards: plan.ranges.length,
+      params: params as Schema.Json,
+      after: range.after,
+      upTo: range.upTo,
+      cursor: null,
+      rows: 0,
+      pages: 0,
+      continuations: 0,
+      estimate: Math.round(plan.estimates[index] ?? 0),
+      startedAt: null,
+    }))
+  })
+
+export type ShardResult =
+  | { readonly _tag: "Done"; readonly output: ShardSummary }
+  | { readonly _tag: "Continue"; readonly state: ShardState }
+  | { readonly _tag: "Failed"; readonly error: ErrorRecord }
+  /** A checkpoint found the node taken away (revoked or reclaimed). */
+  | { readonly _tag: "Lost" }
+
+export interface ShardRun {
+  readonly run: string
+  readonly def: IterationDefinition
+  readonly task: TaskDefinition
+  readonly batch: boolean
+  readonly batchSize: number
+  readonly budgetMs: number
+  readonly services: Context.Context<unknown>
+  readonly state: ShardState
+  /** Saves the state after a page; false when the node is no longer this try's. */
+  readonly checkpoint: (state: ShardState) => Effect.Effect<boolean, StoreError>
+  readonly errorRecord: (cause: unknown) => ErrorRecord
+}
+
+/** Walks a shard's range page by page until it is done, out of budget, failed or taken away. */
+export const runShard = (shard: ShardRun): Effect.Effect<ShardResult, StoreError | RowSourceError> =>
+  Effect.gen(function*() {
+    const source = yield* rowSource
+    if (source._tag === "None") return yield* noRowSource
+    const began = yield* Clock.currentTimeMillis
+    const range: KeyRange = { after: shard.state.after, upTo: shard.state.upTo }
+    const filter = shard.def.where(shard.state.params)
+    let state: ShardState = {
+      ...shard.state,
+      startedAt: shard.state.startedAt ?? began,
+      continuations: shard.state.continuations + (shard.state.pages > 0 ? 1 : 0),
+    }
+    const schedule = retrySchedule(shard.task.retry)
+    while (true) {
+      const page = yield* source.value.page(shard.def.entity, filter, range, state.cursor as RowKey | null, shard.batchSize)
+      if (page.rows.length > 0) {
+        const context = IterationContext.of({
+          run: shard.run,
+          iteration: shard.def.name,
+          shard: state.index,
+          shards: state.shards,
+          processed: state.rows,
+          estimate: state.estimate,
+        })
+        const work = shard.batch
+          ? Effect.retry(shard.task.run(page.rows), schedule)
+          : Effect.forEach(page.rows, (row) => Effect.retry(shard.task.run(row), schedule), { discard: true })
+        const outcome = yield* work.pipe(
+          Effect.provideService(IterationContext, context),
+          Effect.provideContext(shard.services as Context.Context<never>),
+          Effect.exit,
+        ) as Effect.Effect<Exit.Exit<unknown, unknown>>
+        if (outcome._tag === "Failure") return { _tag: "Failed", error: shard.errorRecord(outcome.cause) } as const
+        state = { ...state, cursor: page.last, rows: state.rows + page.rows.length, pages: state.pages + 1 }
+        if (!(yield* shard.checkpoint(state))) return { _tag: "Lost" } as const
+      }
+      const now = yield* Clock.currentTimeMillis
+      if (page.rows.length < shard.batchSize) {
+        return {
+          _tag: "Done",
+          output: {
+            index: state.index,
+            rows: state.rows,
+            estimate: state.estimate,
+            startedAt: state.startedAt ?? began,
+            pages: state.pages,
+            continuations: state.continuations,
+            durationMs: now - (state.startedAt ?? began),
+          },
+        } as const
+      }
+      if (now - began >= shard.budgetMs) return { _tag: "Continue", state } as const
+    }
+  })
+
+/** The finalize step's input, from the shards' summaries (in shard order). */
+export const summarize = (iteration: string, shards: ReadonlyArray<ShardSummary>, now: number): IterationSummary => {
+  const started = shards.length === 0 ? now : Math.min(...shards.map((s) => s.startedAt))
+  return Schema.encodeSync(IterationSummary)({
+    iteration,
+    shards: shards.length,
+    rows: shards.reduce((n, s) => n + s.rows, 0),
+    estimate: shards.reduce((n, s) => n + s.estimate, 0),
+    durationMs: now - started,
+    perShard: shards,
+  })
+}
