@@ -123,18 +123,8 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     const write = async (q: Db): Promise<Created> => {
       await sql`insert into taskgraph_graphs (hash, workflow, graph) values (${run.graph.hash}, ${run.workflow}, ${json(run.graph)}::jsonb)
         on conflict (hash) do nothing`.execute(q)
-      if (run.dedup !== undefined) {
-        // one live run per key: a concurrent start with the same key waits here for ours to commit
-        const held = await sql<Row>`
-          insert into taskgraph_dedup (key, run_id, window_ms, expires_at) values (${run.dedup.key}, ${run.id}::uuid, ${run.dedup.windowMs}, null)
-          on conflict (key) do update set run_id = excluded.run_id, window_ms = excluded.window_ms, expires_at = null
-            where taskgraph_dedup.expires_at is not null and taskgraph_dedup.expires_at <= ${date(run.now)}
-          returning run_id`.execute(q)
-        if (held.rows.length === 0) {
-          const other = await sql<Row>`select run_id from taskgraph_dedup where key = ${run.dedup.key}`.execute(q)
-          return { run: other.rows[0]!.run_id, created: false, duplicate: true, ready: [] }
-        }
-      }
+      // The idempotency key first: a start that names an existing run gets that run back (whatever
+      // its payload), never a DuplicateTaskError, and takes no deduplication key for a run it did not create.
       const inserted = await sql<Row>`
         insert into taskgraph_runs (id, workflow, graph_hash, status, input, idempotency_key, created_at, updated_at)
         values (${run.id}::uuid, ${run.workflow}, ${run.graph.hash}, 'running', ${json(run.input)}::jsonb, ${run.idempotencyKey ?? null},
@@ -145,6 +135,20 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         const existing = await sql<Row>`select id from taskgraph_runs where workflow = ${run.workflow} and idempotency_key = ${run.idempotencyKey ?? null}`
           .execute(q)
         return { run: existing.rows[0]!.id, created: false, ready: [] }
+      }
+      if (run.dedup !== undefined) {
+        // one live run per key: a concurrent start with the same key waits here for ours to commit
+        const held = await sql<Row>`
+          insert into taskgraph_dedup (key, run_id, window_ms, expires_at) values (${run.dedup.key}, ${run.id}::uuid, ${run.dedup.windowMs}, null)
+          on conflict (key) do update set run_id = excluded.run_id, window_ms = excluded.window_ms, expires_at = null
+            where taskgraph_dedup.expires_at is not null and taskgraph_dedup.expires_at <= ${date(run.now)}
+          returning run_id`.execute(q)
+        if (held.rows.length === 0) {
+          // another run holds the key: take our run row back (nothing else of it was written yet)
+          await sql`delete from taskgraph_runs where id = ${run.id}::uuid`.execute(q)
+          const other = await sql<Row>`select run_id from taskgraph_dedup where key = ${run.dedup.key}`.execute(q)
+          return { run: other.rows[0]!.run_id, created: false, duplicate: true, ready: [] }
+        }
       }
       const ready = await insertNodes(q, run.id, run.nodes, run.now)
       await notify(q, ready)

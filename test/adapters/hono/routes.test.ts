@@ -723,3 +723,124 @@ describe("over a real socket", () => {
     expect(await snapshot(run.id)).toEqual(before)
   })
 })
+
+// --- revocation --------------------------------------------------------------------------
+
+describe("POST /runs/:id/revoke", () => {
+  const revokePath = (run: string) => `/taskgraph/runs/${run}/revoke`
+  const revokeRun = (run: string, body = "", options: Omit<Send, "body" | "path"> = {}) =>
+    send({ ...options, path: revokePath(run), body })
+
+  it("revokes the run (200 Revoked, the rows revoked, later callbacks no-ops); again is 200 AlreadyFinished", async () => {
+    const run = await tg.start(pipeline, { k: "revoke-run" })
+    expect((await send({ body: callback(run.id, "0-alpha") })).json).toMatchObject({ outcome: "Ran" })
+
+    const response = await revokeRun(run.id, JSON.stringify({ reason: "the operator said so" }))
+    expect(response.status).toBe(200)
+    expect(response.type).toMatch(/^application\/json/)
+    expect(response.json).toEqual({ outcome: "Revoked", run: run.id, nodes: 1, runRevoked: true })
+    expect(await snapshot(run.id)).toMatchObject({
+      run: { status: "revoked", output: null, error: { tag: "Revoked", message: "the operator said so" } },
+      nodes: [
+        { id: "0-alpha", state: "succeeded" },
+        { id: "1-beta", state: "revoked", error: { tag: "Revoked", message: "the operator said so" } },
+      ],
+    })
+    expect((await send({ body: callback(run.id, "1-beta") })).json).toEqual({ outcome: "Revoked", run: run.id, node: "1-beta" })
+    expect(await attemptRows(run.id)).toEqual([{ node_id: "0-alpha", attempt: 1, outcome: "succeeded" }])
+
+    const before = await snapshot(run.id)
+    const again = await revokeRun(run.id, JSON.stringify({ reason: "twice" }))
+    expect(again.status).toBe(200)
+    expect(again.json).toEqual({ outcome: "AlreadyFinished", run: run.id, status: "revoked" })
+    expect(await snapshot(run.id)).toEqual(before)
+  })
+
+  it("an empty body revokes the whole run; { node } revokes that node and what follows it", async () => {
+    const whole = await tg.start(pipeline, { k: "revoke-empty" })
+    const response = await revokeRun(whole.id)
+    expect(response).toMatchObject({ status: 200, json: { outcome: "Revoked", run: whole.id, nodes: 2, runRevoked: true } })
+    expect(await snapshot(whole.id)).toMatchObject({ run: { status: "revoked", error: { tag: "Revoked", message: "revoked" } } })
+
+    const partial = await tg.start(pipeline, { k: "revoke-node" })
+    const node = await revokeRun(partial.id, JSON.stringify({ node: "1-beta" }))
+    expect(node).toMatchObject({ status: 200, json: { outcome: "Revoked", nodes: 1, runRevoked: true } })
+    expect((await snapshot(partial.id)).nodes).toMatchObject([{ id: "0-alpha", state: "cancelled" }, { id: "1-beta", state: "revoked" }])
+    expect((await send({ body: callback(partial.id, "0-alpha") })).json).toMatchObject({ outcome: "Revoked" })
+
+    // a finished run: AlreadyFinished with its status
+    const done = await tg.start(pipeline, { k: "revoke-done" })
+    await send({ body: callback(done.id, "0-alpha") })
+    await send({ body: callback(done.id, "1-beta") })
+    const before = await snapshot(done.id)
+    expect(await revokeRun(done.id)).toMatchObject({ status: 200, json: { outcome: "AlreadyFinished", run: done.id, status: "succeeded" } })
+    expect(await snapshot(done.id)).toEqual(before)
+  })
+
+  it("answers 404 JSON for an unknown or malformed run and for an unknown node, changing nothing", async () => {
+    for (const id of [crypto.randomUUID(), "not-a-uuid"]) {
+      const response = await revokeRun(id)
+      expect(response.status).toBe(404)
+      expect(response.type).toMatch(/^application\/json/)
+      expect(response.json).toEqual({ error: "not_found", message: `no run ${id}` })
+    }
+    const run = await tg.start(pipeline, { k: "revoke-unknown-node" })
+    const before = await snapshot(run.id)
+    const response = await revokeRun(run.id, JSON.stringify({ node: "7-nope" }))
+    expect(response.status).toBe(404)
+    expect(response.json).toMatchObject({ error: "not_found", message: expect.stringContaining("7-nope") })
+    expect(await snapshot(run.id)).toEqual(before)
+  })
+
+  it("answers a bad body with 400 (415 when not JSON) and changes nothing", async () => {
+    const run = await tg.start(pipeline, { k: "revoke-bad-body" })
+    const before = await snapshot(run.id)
+    for (const body of ["not json", "{\"node\":", "null", "[]", "\"x\"", JSON.stringify({ node: 5 }), JSON.stringify({ node: "" }), JSON.stringify({ reason: "r".repeat(1001) })]) {
+      const response = await revokeRun(run.id, body)
+      expect(response.status, body).toBe(400)
+      expect(response.type, body).toMatch(/^application\/json/)
+      expect(response.json, body).toMatchObject({ error: "invalid_revoke" })
+    }
+    const plain = await revokeRun(run.id, JSON.stringify({ reason: "x" }), { headers: { "content-type": "text/plain" } })
+    expect(plain).toMatchObject({ status: 415, json: { error: "unsupported_media_type" } })
+    const big = await revokeRun(run.id, JSON.stringify({ reason: "x".repeat(3000) }))
+    expect(big).toMatchObject({ status: 413, json: { error: "payload_too_large" } })
+    expect(await snapshot(run.id)).toEqual(before)
+    expect(before.run).toMatchObject({ status: "running" })
+  })
+
+  it("is authenticated: unsigned or signed for something else answers 401 and changes nothing", async () => {
+    const run = await tg.start(pipeline, { k: "revoke-unsigned" })
+    const other = await tg.start(pipeline, { k: "revoke-other" })
+    const before = await snapshot(run.id)
+    const body = JSON.stringify({ reason: "forged" })
+    for (const sign of [
+      false,
+      { path: revokePath(other.id) }, // a signature for another run's revoke
+      { path: `/taskgraph/runs/${run.id}` }, // for the run's view
+      { method: "GET" },
+      { body: JSON.stringify({ reason: "other" }) },
+      { now: Date.now() - 3_600_000 },
+    ] as const) {
+      const response = await revokeRun(run.id, body, { sign })
+      expect(response.status).toBe(401)
+      expect(response.json).toMatchObject({ error: "unauthenticated" })
+    }
+    expect(await snapshot(run.id)).toEqual(before)
+    expect((await snapshot(other.id)).run).toMatchObject({ status: "running" })
+  })
+
+  it("GET /runs/:id/revoke answers 404 and never changes state, signed or not", async () => {
+    const run = await tg.start(pipeline, { k: "revoke-get" })
+    const before = await snapshot(run.id)
+    for (const sign of [{}, false] as const) {
+      const response = await send({ method: "GET", path: revokePath(run.id), sign })
+      expect(response.status).toBe(404)
+      expect(response.json).toEqual({ error: "not_found", message: "no such route" })
+      const query = await send({ method: "GET", path: `/taskgraph/revoke?run=${run.id}`, sign })
+      expect(query.status).toBe(404)
+    }
+    expect(await snapshot(run.id)).toEqual(before)
+    expect(before.run).toMatchObject({ status: "running" })
+  })
+})
