@@ -52,3 +52,43 @@ export {
   type OidcKeySource,
   type OidcOptions,
 } from "../adapters/hono/index.ts"
+export {
+  cloudTasksClient,
+  type CloudTasksClientOptions,
+  CloudTasksConfigError,
+  CloudTasksDispatcher,
+  type CloudTasksDispatcherConfig,
+  type CloudTasksDispatcherShape,
+  DispatchFailure,
+  type DispatchReport,
+  emulatorClient,
+  emulatorClientOptions,
+  type FieldChange,
+  formatQueuePlan,
+  makeCloudTasksDispatcher,
+  planQueues,
+  type QueueAction,
+  type QueuePlan,
+  QueuesConfig,
+  QueueSpec,
+  QueueSyncError,
+  type QueueSyncResult,
+  syncQueues,
+  taskId,
+} from "../adapters/cloud-tasks/index.ts"
+export {
+  type CloudTasksEmulator,
+  type CloudTasksEmulatorOptions,
+  startCloudTasksEmulator,
+} from "../adapters/cloud-tasks/emulator/index.ts"
+export {
+  CloudTasksSettings,
+  cloudTasksRuntime,
+  type CloudTasksRuntimeOptions,
+  defineConfig,
+  emulatorKeySource,
+  loadConfig,
+  TaskgraphConfig,
+} from "./cloudTasks.ts"
+export { IterationContext, type KeyRange, type Page, type Plan, type RowKey, RowSource, RowSourceError } from "../engine/RowSource.ts"
+export { MikroOrmRowSource, type MikroOrmRowSourceOptions } from "../adapters/postgres/MikroOrmRowSource.ts"
