@@ -481,8 +481,11 @@ const make = Effect.gen(function*() {
       if (claimed.state === "waiting") return Outcome.Stale({ ...base, reason: "the node is still waiting for its inputs" })
       const dueAt = claimed.dueAt ?? now
       if (dueAt - now > hopThresholdMs) {
-        // a wait longer than a dispatcher can schedule arrives in hops: schedule the next one
-        yield* dispatcher.dispatch([{ run: callback.run, node: callback.node, attempt: callback.attempt, generation: claimed.generation ?? 0, leaseMs: claimed.leaseMs ?? 0, dueAt, queue: claimed.queue ?? null }])
+        // a wait longer than a dispatcher can schedule arrives in hops: schedule the next one. The
+        // node goes back to ready first, so a failed dispatch is repaired by the sweeper.
+        const ref = { run: callback.run, node: callback.node, attempt: callback.attempt, generation: claimed.generation ?? 0, leaseMs: claimed.leaseMs ?? 0, dueAt, queue: claimed.queue ?? null }
+        if (claimed.state === "dispatched") yield* store.requeue({ ref }, now)
+        yield* dispatcher.dispatch([ref])
         return Outcome.Deferred({ ...base, dueAt })
       }
       return Outcome.Busy({ ...base, reason: `the node is not due until ${new Date(dueAt).toISOString()}` })

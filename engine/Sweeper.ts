@@ -12,6 +12,11 @@ import { type StoreError, WorkflowStore } from "./WorkflowStore.ts"
 export interface SweepOptions {
   /** A ready node untouched for this long is taken as undispatched (default 10 s). */
   readonly graceMs?: number
+  /**
+   * A dispatched node still not run this long after it was due lost its callback (the queue gave
+   * up or was purged): it is dispatched again under a new name (default 1 hour).
+   */
+  readonly staleMs?: number
   /** Nodes re-dispatched per pass (default 500). */
   readonly batch?: number
 }
@@ -23,6 +28,7 @@ export const sweepOnce = (options: SweepOptions = {}): Effect.Effect<number, Sto
     const dispatcher = yield* Dispatcher
     const now = yield* Clock.currentTimeMillis
     yield* store.reclaimExpired(now)
+    yield* store.requeue({ dueBefore: now - (options.staleMs ?? 3_600_000) }, now)
     const refs = yield* store.undispatched(now - (options.graceMs ?? 10_000), options.batch ?? 500)
     if (refs.length > 0) yield* dispatcher.dispatch(refs)
     return refs.length

@@ -244,6 +244,12 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
   readonly commit: (step: StepCommit) => Effect.Effect<CommitResult, StoreError>
   /** Records that callbacks for these ready nodes were handed to the dispatcher (guarded by generation). */
   readonly markDispatched: (refs: ReadonlyArray<ReadyRef>, now: number) => Effect.Effect<number, StoreError>
+  /**
+   * Puts dispatched nodes back to ready so they are dispatched again: the one named (a hop whose
+   * next hop is being scheduled), or every one still dispatched though due before `dueBefore`
+   * (its queued callback was dropped) — those with a new generation, so the callback gets a new name.
+   */
+  readonly requeue: (target: { readonly ref: ReadyRef } | { readonly dueBefore: number }, now: number) => Effect.Effect<number, StoreError>
   /** Ready nodes not dispatched since `olderThan` (epoch ms): what the sweeper re-dispatches. */
   readonly undispatched: (olderThan: number, limit: number) => Effect.Effect<ReadonlyArray<ReadyRef>, StoreError>
   /** Revokes nodes (or the whole run) in one transaction; running tries notice and stop. */

@@ -269,6 +269,19 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       return rows.rows.length
     })
 
+  const requeue = (target: { readonly ref: ReadyRef } | { readonly dueBefore: number }, now: number): Effect.Effect<number, StoreError> =>
+    attempt(async () => {
+      const rows = "ref" in target
+        ? await sql<Row>`update taskgraph_nodes set state = 'ready', updated_at = ${date(now)}
+            where run_id = ${target.ref.run}::uuid and id = ${target.ref.node} and attempt = ${target.ref.attempt}
+              and claims = ${target.ref.generation} and state = 'dispatched'
+            returning id`.execute(db)
+        : await sql<Row>`update taskgraph_nodes set state = 'ready', claims = claims + 1, updated_at = ${date(now)}
+            where state = 'dispatched' and due_at < ${date(target.dueBefore)}
+            returning id`.execute(db)
+      return rows.rows.length
+    })
+
   const undispatched = (olderThan: number, limit: number): Effect.Effect<ReadonlyArray<ReadyRef>, StoreError> =>
     attempt(async () => {
       const rows = await sql<Row>`
@@ -642,7 +655,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     })
   }
 
-  return WorkflowStore.of({ createRun, claim, claimDue, commit, nextDueAt, loadGraph, getRun, getNodes, getAttempts, reclaimExpired, release, markDispatched, undispatched, revoke, isHeld, recordRevoked, checkpoint })
+  return WorkflowStore.of({ createRun, claim, claimDue, commit, nextDueAt, loadGraph, getRun, getNodes, getAttempts, reclaimExpired, release, markDispatched, undispatched, revoke, isHeld, recordRevoked, checkpoint, requeue })
 }
 
 /** The store as a Layer over an initialised MikroORM (its pool is used, never closed here). */
