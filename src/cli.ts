@@ -7,6 +7,8 @@
  *                                     create and update the Cloud Tasks queues the configuration declares
  *   taskgraph emulator [--port P] [--config FILE] [--certs-file FILE]
  *                                     run a Cloud Tasks emulator in the foreground (Ctrl-C stops it)
+ *   taskgraph runs show RUN [--url URL]
+ *   taskgraph runs revoke RUN [--node NODE] [--reason TEXT] [--url URL]
  */
 import type { CloudTasksClient } from "@google-cloud/tasks"
 import { Effect } from "effect"
@@ -20,6 +22,7 @@ import { formatQueuePlan, syncQueues } from "../adapters/cloud-tasks/Queues.ts"
 import { startCloudTasksEmulator } from "../adapters/cloud-tasks/emulator/index.ts"
 import { migrate } from "../adapters/postgres/migrate.ts"
 import { defaultConfigFiles, loadConfig, type TaskgraphConfig } from "./cloudTasks.ts"
+import { revokeRun, showRun } from "./runs.ts"
 
 const usage = `usage:
   taskgraph migrate [--url URL]
@@ -31,7 +34,11 @@ const usage = `usage:
   taskgraph emulator [--port P] [--config FILE] [--certs-file FILE]
       run a Cloud Tasks emulator on 127.0.0.1:P (default: a free port) until Ctrl-C;
       with --config, create the declared queues first; the OIDC verification keys are
-      written to FILE (default: a file in the temporary directory)`
+      written to FILE (default: a file in the temporary directory)
+  taskgraph runs show RUN [--url URL]
+      print a run: its status and every node's state, attempt and result
+  taskgraph runs revoke RUN [--node NODE] [--reason TEXT] [--url URL]
+      revoke a run, or one node and everything after it (default URL: $DATABASE_URL)`
 
 /** A usage problem: printed with the usage, exit code 2. */
 class UsageError extends Error {}
@@ -147,6 +154,26 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
       }
       case "emulator":
         return await emulator(rest)
+      case "runs": {
+        const [sub, ...args] = rest
+        const { values, positionals } = parseArgs({
+          args,
+          allowPositionals: true,
+          options: { url: { type: "string" }, node: { type: "string" }, reason: { type: "string" } },
+        })
+        const url = values.url ?? process.env.DATABASE_URL
+        if (url === undefined || url === "") throw new UsageError("give --url or set DATABASE_URL")
+        const run = positionals[0]
+        if (run === undefined || positionals.length > 1) throw new UsageError(`runs ${sub ?? ""}: give exactly one RUN id`)
+        if (sub === "show") return await showRun(url, run)
+        if (sub === "revoke") {
+          return await revokeRun(url, run, {
+            ...(values.node === undefined ? {} : { node: values.node }),
+            ...(values.reason === undefined ? {} : { reason: values.reason }),
+          })
+        }
+        throw new UsageError(`unknown command "runs ${sub ?? ""}" (runs show, runs revoke)`)
+      }
       case undefined:
       case "help":
       case "--help":

@@ -1,6 +1,10 @@
 import { execFile } from "node:child_process"
 import { fileURLToPath } from "node:url"
+import { defineConfig, MikroORM } from "@mikro-orm/postgresql"
+import { Effect, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { chain, task, workflow } from "../../dsl/index.ts"
+import { createRuntime } from "../../src/Runtime.ts"
 import { freshDatabase, type FreshDatabase } from "../support/db.ts"
 
 const cli = fileURLToPath(new URL("../../src/cli.ts", import.meta.url))
@@ -37,5 +41,49 @@ describe("taskgraph CLI", () => {
     const result = await run(["frobnicate"])
     expect(result.code).toBe(2)
     expect(result.stderr).toContain('unknown command "frobnicate"')
+  })
+})
+
+describe("taskgraph runs", () => {
+  let db: FreshDatabase
+  beforeAll(async () => {
+    db = await freshDatabase()
+    expect((await run(["migrate", "--url", db.url])).code).toBe(0)
+  })
+  afterAll(() => db.drop())
+
+  it("shows a run and revokes it; a second revoke says it already finished", async () => {
+    const first = task("cliFirst", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n + 1) })
+    const second = task("cliSecond", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n * 2) })
+    const wf = workflow("cliWf", chain(first).then(second))
+    const orm = await MikroORM.init(defineConfig({ clientUrl: db.url, entities: [], discovery: { warnWhenNoEntities: false } }))
+    const tg = await createRuntime({ orm, workflows: [wf], worker: false })
+    try {
+      const started = await tg.start(wf, 1)
+      const shown = await run(["runs", "show", started.id, "--url", db.url])
+      expect(shown.code).toBe(0)
+      expect(shown.stdout).toContain(`run ${started.id}  workflow cliWf  status running`)
+      expect(shown.stdout).toMatch(/0-cliFirst\s+ready/)
+
+      const revoked = await run(["runs", "revoke", started.id, "--reason", "from the shell", "--url", db.url])
+      expect(revoked.stdout).toContain("the run is revoked")
+      expect((await tg.status(started.id))?.status).toBe("revoked")
+      expect((await tg.status(started.id))?.error).toEqual({ tag: "Revoked", message: "from the shell" })
+
+      const again = await run(["runs", "revoke", started.id, "--url", db.url])
+      expect(again.stdout).toContain("already finished (revoked)")
+      const missing = await run(["runs", "revoke", "00000000-0000-4000-8000-000000000000", "--url", db.url])
+      expect(missing.code).toBe(1)
+      expect(missing.stderr).toContain("no run")
+    } finally {
+      await tg.close()
+      await orm.close()
+    }
+  })
+
+  it("refuses a missing RUN id with the usage", async () => {
+    const result = await run(["runs", "revoke", "--url", db.url])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain("give exactly one RUN id")
   })
 })

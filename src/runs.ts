@@ -1,0 +1,65 @@
+/**
+ * `taskgraph runs …`: operate on stored runs from a shell. The graph of every run is stored, so
+ * no workflow code is needed here: `show` prints a run, `revoke` revokes it (or a node and what
+ * follows). Callbacks still queued in Cloud Tasks find nothing to do when they arrive.
+ */
+import { defineConfig, MikroORM } from "@mikro-orm/postgresql"
+import type { RunView } from "../engine/RunView.ts"
+import { createRuntime, type Runtime } from "./Runtime.ts"
+
+const withRuntime = async <A>(url: string, use: (tg: Runtime) => Promise<A>): Promise<A> => {
+  const orm = await MikroORM.init(defineConfig({ clientUrl: url, entities: [], discovery: { warnWhenNoEntities: false }, debug: false }))
+  try {
+    const tg = await createRuntime({ orm, workflows: [], worker: false, sweeper: false })
+    try {
+      return await use(tg)
+    } finally {
+      await tg.close()
+    }
+  } finally {
+    await orm.close()
+  }
+}
+
+/** A run as a table a person reads at a glance. */
+export const formatRun = (run: RunView): string => {
+  const lines = [`run ${run.id}  workflow ${run.workflow}  status ${run.status}`]
+  if (run.error !== null) lines.push(`error ${run.error.tag}: ${run.error.message}`)
+  lines.push("")
+  for (const node of run.nodes) {
+    const detail = node.progress !== null
+      ? `${node.progress.rows}/${node.progress.estimate} rows`
+      : node.error !== null && node.state !== "succeeded"
+      ? `${node.error.tag}: ${node.error.message.split("\n")[0]}`
+      : JSON.stringify(node.output) ?? ""
+    lines.push(`  ${node.id.padEnd(28)} ${node.state.padEnd(10)} try ${String(node.attempt).padEnd(3)} ${detail.slice(0, 100)}`)
+  }
+  return lines.join("\n")
+}
+
+export const showRun = (url: string, run: string): Promise<number> =>
+  withRuntime(url, async (tg) => {
+    const view = await tg.status(run)
+    if (view === null) {
+      console.error(`taskgraph runs show: no run ${run}`)
+      return 1
+    }
+    console.log(formatRun(view))
+    return 0
+  })
+
+export const revokeRun = (url: string, run: string, options: { node?: string; reason?: string }): Promise<number> =>
+  withRuntime(url, async (tg) => {
+    const outcome = await tg.revoke(run, options)
+    switch (outcome._tag) {
+      case "Revoked":
+        console.log(`revoked ${outcome.nodes} node(s) of run ${run}${outcome.runRevoked ? "; the run is revoked" : ""}`)
+        return 0
+      case "AlreadyFinished":
+        console.log(`run ${run} already finished (${outcome.status}): nothing to revoke`)
+        return 0
+      case "NotFound":
+        console.error(`taskgraph runs revoke: ${outcome.message}`)
+        return 1
+    }
+  })
