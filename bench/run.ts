@@ -5,8 +5,10 @@
  *
  * - bench/chain.ts   engine steps/s, commits and statements per step vs an insert-commit loop
  * - bench/wakeup.ts  LISTEN/NOTIFY vs polling: start → step latency and idle database load
+ * - bench/iterate.ts sharded iteration over 1,000,000 rows vs a plain keyset-pagination loop
  */
 import { runChainBench } from "./chain.ts"
+import { runIterateBench } from "./iterate.ts"
 import { round, table, writeResult } from "./lib.ts"
 import { runWakeupBench } from "./wakeup.ts"
 
@@ -14,6 +16,7 @@ const started = performance.now()
 try {
   const chain = await runChainBench()
   const wakeup = await runWakeupBench()
+  const iterate = await runIterateBench()
   const totalS = round((performance.now() - started) / 1000, 1)
 
   const mark = (ok: boolean) => (ok ? "ok" : "MISSED")
@@ -25,11 +28,16 @@ try {
     ["chain: statements/step", chain.chain.statementsPerStep, "", ""],
     ...wakeup.modes.map((m) => [`wakeup ${m.mode}: p50 / p95 ms`, `${m.latencyMs.p50} / ${m.latencyMs.p95}`, "", ""]),
     ...wakeup.modes.map((m) => [`idle ${m.mode}: stmts/s`, m.idle.statementsPerSec, "", ""]),
+    [`iterate ${iterate.options.rows} rows: plain keyset loop rows/s`, iterate.plainRowsPerSec, "", ""],
+    ["iterate 1 shard: rows/s", iterate.oneShard.rowsPerSec, "", ""],
+    ["iterate 1 shard ÷ plain loop", iterate.oneShard.ratio, "≥ 0.7", mark(iterate.oneShard.meets)],
+    ["iterate 2 shards ÷ 1 shard (one process)", iterate.scaling.inProcess, "", ""],
+    ["iterate 2 shards ÷ 1 shard (two processes)", iterate.scaling.twoProcesses, "> 1", mark(iterate.scaling.twoProcesses > 1)],
   ]
   console.log(`\n== summary (${totalS} s) ==`)
   console.log(table(["measure", "value", "target", ""], rows))
   console.log(`  ${wakeup.recommendation}`)
-  console.log(`  → ${await writeResult("summary", { date: new Date().toISOString(), totalSeconds: totalS, chain, wakeup })}`)
+  console.log(`  → ${await writeResult("summary", { date: new Date().toISOString(), totalSeconds: totalS, chain, wakeup, iterate })}`)
 } catch (error) {
   console.error(error)
   process.exitCode = 1

@@ -5,6 +5,7 @@
  */
 import type { MikroORM } from "@mikro-orm/postgresql"
 import { Cause, Data, Effect, Exit, Layer, ManagedRuntime, Schema } from "effect"
+import { MikroOrmRowSource } from "../adapters/postgres/MikroOrmRowSource.ts"
 import { PostgresStore, type PostgresStoreOptions } from "../adapters/postgres/PostgresStore.ts"
 import { runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions } from "../adapters/postgres/Worker.ts"
 import type { AnyWorkflow, Graph, RunRef, StartOptions, Workflow } from "../dsl/index.ts"
@@ -78,6 +79,8 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     Registry.layer(options.workflows),
     services,
     WorkerSignal.layer,
+    // iterations read their rows through the runtime's ORM (its entities)
+    MikroOrmRowSource.layer(options.orm),
   )
   const dispatcher: Layer.Layer<Dispatcher, unknown, WorkflowStore | WorkerSignal> = options.dispatcher ??
     (workerOptions === undefined ? Dispatcher.none : WorkerDispatcher)
