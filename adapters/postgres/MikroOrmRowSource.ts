@@ -2,8 +2,9 @@
  * MikroOrmRowSource: the `RowSource` port (engine/RowSource.ts) on MikroORM and PostgreSQL, so
  * `chain(…).iterate(name, { entity, where, … })` walks the rows of a MikroORM entity.
  *
- * - The entity is a `defineEntity` result, an entity class or its name, registered in the ORM; its single
- *   primary key is the iteration key (integer, bigint, UUID or string). Composite keys are refused.
+ * - The entity is a `defineEntity` result, an entity class or its name, registered in the ORM;
+ *   its single primary key is the iteration key (integer, bigint, UUID or string). Composite
+ *   keys are refused.
  * - `plan` never uses `OFFSET`: it ranks the primary keys of a sample of the matching rows
  *   (`TABLESAMPLE BERNOULLI`, about `sampleRows` keys: one scan and a small sort, ~30 ms on a
  *   million rows; `TABLESAMPLE SYSTEM` on tables over 1 GB, which reads only the sampled pages),
@@ -35,7 +36,10 @@ import { Effect, Layer } from "effect"
 import { type KeyRange, type Page, type Plan, type RowKey, RowSource, RowSourceError } from "../../engine/RowSource.ts"
 
 export interface MikroOrmRowSourceOptions {
-  /** Keys a plan aims to sample (default 20,000): enough to place boundaries within about 1%. */
+  /**
+   * Keys a plan aims to sample (default 20,000, and at least 40 per shard): enough to place
+   * boundaries within about 1%.
+   */
   readonly sampleRows?: number
   /** A table of at most this many pages (default 256, 2 MB) is read whole: exact counts and boundaries. */
   readonly exactPages?: number
@@ -63,9 +67,8 @@ type KeyKind = "integer" | "bigint" | "string"
 interface KeyInfo {
   readonly entityName: string
   readonly table: string
-  /** The primary key property (for `em.find`) and its column (for SQL). */
+  /** The primary key property (MikroORM maps it to its column in queries). */
   readonly property: string
-  readonly column: string
   readonly kind: KeyKind
 }
 
@@ -152,7 +155,6 @@ const makeRowSource = (orm: MikroORM, options: MikroOrmRowSourceOptions = {}) =>
         entityName: meta.className,
         table: meta.schema === undefined || meta.schema === "*" ? quoteIdent(meta.tableName) : `${quoteIdent(meta.schema)}.${quoteIdent(meta.tableName)}`,
         property: prop.name,
-        column: prop.fieldNames[0]!,
         kind,
       }
       keys.set(entity, info)
@@ -220,9 +222,10 @@ const makeRowSource = (orm: MikroORM, options: MikroOrmRowSourceOptions = {}) =>
       const info = yield* describe(entity)
       const wanted = Math.max(1, Math.floor(shards))
       const size = yield* tableSize(info)
+      const target = Math.max(sampleRows, 40 * wanted)
       const minRows = options.minSampleRows ?? Math.max(200, 20 * wanted)
       const method = size.pages > pageSampleAbove ? "system" : "bernoulli"
-      let fraction = size.pages <= exactPages ? 1 : Math.min(1, sampleRows / size.rows)
+      let fraction = size.pages <= exactPages ? 1 : Math.min(1, target / size.rows)
       let read: Quantiles | undefined
       // sample (at most twice: a thin first sample sets the fraction for the second), else read all
       for (let tries = 0; tries < 2 && fraction < 0.5; tries++) {
@@ -231,7 +234,7 @@ const makeRowSource = (orm: MikroORM, options: MikroOrmRowSourceOptions = {}) =>
           read = sample
           break
         }
-        fraction = Math.min(1, fraction * (sampleRows / Math.max(sample.n, 1)))
+        fraction = Math.min(1, fraction * (target / Math.max(sample.n, 1)))
       }
       if (read === undefined) {
         fraction = 1

@@ -125,6 +125,17 @@ describe("MikroOrmRowSource: plan", () => {
       yield* Effect.promise(() => expectCovers(walked, "select id as k from rs_int order by id"))
     }))
 
+  it.effect("many shards: 200 ranges from one sample, each about 500 rows, together every row once", () =>
+    Effect.gen(function*() {
+      const rs = source()
+      const plan = yield* rs.plan(IntRow, {}, 200)
+      expect(plan.ranges).toHaveLength(200)
+      const walked = yield* walk(rs, IntRow, {}, plan, 1000)
+      for (const w of walked) expect(w.length).toBeGreaterThan(250)
+      for (const w of walked) expect(w.length).toBeLessThan(750)
+      yield* Effect.promise(() => expectCovers(walked, "select id as k from rs_int order by id"))
+    }))
+
   it.effect("a page sample (SYSTEM, for tables over pageSampleAbovePages) also covers every row once", () =>
     Effect.gen(function*() {
       const rs = source({ pageSampleAbovePages: 1, sampleRows: 10_000 })
