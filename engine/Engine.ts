@@ -12,6 +12,7 @@ import {
   DuplicateTaskError,
   InvalidInput,
   type Node,
+  type IterationDefinition,
   type RunRef,
   type ShardSummary,
   StartFailed,
@@ -288,6 +289,18 @@ const make = Effect.gen(function*() {
       return { _tag: "Ok", output: encoded.value } as const
     })
 
+  /**
+   * `where` receives the previous step's output decoded (Dates as Dates…) when that step is a
+   * task; the stored JSON otherwise.
+   */
+  const typedWhere = (g: Graph, iterateId: string, def: IterationDefinition): IterationDefinition => {
+    const from = g.edges.find((e) => e.to === iterateId)?.from
+    const previous = from === undefined ? undefined : indexOf(g).get(from)
+    const codec = previous?.kind === "task" ? registry.task(previous.task)?.outputJson : undefined
+    if (codec === undefined) return def
+    return { ...def, where: (params) => def.where(Schema.decodeUnknownSync(codec)(params)) }
+  }
+
   /** One callback of a shard: pages until done or out of budget (see Iteration.ts). */
   const shardStep = (g: Graph, node: Extract<Node, { kind: "shard" }>, claimed: Claimed) =>
     Effect.gen(function*() {
@@ -304,7 +317,7 @@ const make = Effect.gen(function*() {
       const budgetMs = iterate?.timeBudgetMs ?? (node.timeoutMs ?? defaultTaskTimeoutMs) / 2
       const outcome = yield* runShard({
         run: claimed.run,
-        def,
+        def: typedWhere(g, node.scope ?? "", def),
         task,
         batch: node.batch,
         batchSize: iterate?.batchSize ?? def.batchSize,
@@ -390,7 +403,7 @@ const make = Effect.gen(function*() {
       } else if (node.kind === "iterate") {
         const now = yield* Clock.currentTimeMillis
         const def = registry.iteration(node.iteration)
-        const planned = def === undefined ? undefined : yield* Effect.result(planShards(def, node.shards, claimed.input))
+        const planned = def === undefined ? undefined : yield* Effect.result(planShards(typedWhere(g, node.id, def), node.shards, claimed.input))
         if (def === undefined) {
           result = { _tag: "Parked", error: { tag: "IterationNotRegistered", message: `iteration "${node.iteration}" is not registered in this process` } }
         } else if (planned!._tag === "Failure") {
