@@ -24,6 +24,8 @@ export interface EmbeddedOptions<R = never> {
   /** Use this database instead of starting one (default: the `DATABASE_URL` environment variable). */
   readonly databaseUrl?: string
   readonly worker?: WorkerOptions
+  /** The application's MikroORM entities (e.g. what `iterate` walks); their tables are not created here. */
+  readonly entities?: ReadonlyArray<unknown>
 }
 
 export interface Embedded extends Runtime {
@@ -41,7 +43,7 @@ export const embedded = async <R>(options: EmbeddedOptions<R>): Promise<Embedded
     await migrate(databaseUrl)
     orm = await MikroORM.init(defineConfig({
       clientUrl: databaseUrl,
-      entities: [],
+      entities: [...(options.entities ?? [])] as Array<never>,
       discovery: { warnWhenNoEntities: false },
       pool: { min: 0, max: 10 },
       debug: false,
