@@ -338,7 +338,7 @@ const make = Effect.gen(function*() {
         case "Done":
           return succeeded(g, node, claimed, outcome.output, after)
         case "Continue":
-          return { _tag: "Continue", input: outcome.state, dueAt: after } as StepPlan
+          return { _tag: "Continue", input: outcome.state, dueAt: after + (outcome.delayMs ?? 0) } as StepPlan
         case "Failed":
           return failed(g, node, claimed, node.task, outcome.error, after)
         case "Lost":

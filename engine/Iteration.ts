@@ -46,6 +46,9 @@ export const retrySchedule = (policy: RetryPolicy) => {
 
 const rowSource = Effect.serviceOption(RowSource)
 
+/** How long a shard waits before reading again after a transient row source failure. */
+const transientRetryMs = 5_000
+
 const noRowSource = new RowSourceError({
   message: "no RowSource is provided: iterations need the store adapter's row source (createRuntime provides MikroORM's)",
   retryable: false,
@@ -79,7 +82,8 @@ export const planShards = (def: IterationDefinition, shards: number, params: unk
 
 export type ShardResult =
   | { readonly _tag: "Done"; readonly output: ShardSummary }
-  | { readonly _tag: "Continue"; readonly state: ShardState }
+  /** Out of budget (or the source failed transiently: continue after `delayMs`) with the state saved. */
+  | { readonly _tag: "Continue"; readonly state: ShardState; readonly delayMs?: number }
   | { readonly _tag: "Failed"; readonly error: ErrorRecord }
   /** A checkpoint found the node taken away (revoked or reclaimed). */
   | { readonly _tag: "Lost" }
@@ -113,7 +117,13 @@ export const runShard = (shard: ShardRun): Effect.Effect<ShardResult, StoreError
     }
     const schedule = retrySchedule(shard.task.retry)
     while (true) {
-      const page = yield* source.value.page(shard.def.entity, filter, range, state.cursor as RowKey | null, shard.batchSize)
+      const read = yield* Effect.result(source.value.page(shard.def.entity, filter, range, state.cursor as RowKey | null, shard.batchSize))
+      if (read._tag === "Failure") {
+        // a database blip: keep what is checkpointed and come back shortly, instead of holding the lease
+        if (read.failure.retryable) return { _tag: "Continue", state, delayMs: transientRetryMs } as const
+        return yield* read.failure
+      }
+      const page = read.success
       if (page.rows.length > 0) {
         const context = IterationContext.of({
           run: shard.run,
