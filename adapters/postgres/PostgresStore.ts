@@ -240,9 +240,16 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
   const reclaimExpired = (now: number): Effect.Effect<number, StoreError> =>
     attempt(async () => {
       const rows = await sql<Row>`
-        update taskgraph_nodes set state = 'ready', due_at = ${date(now)}, lease_until = null, updated_at = ${date(now)}
-        where state = 'running' and lease_until < ${date(now)}
-        returning run_id`.execute(db)
+        with expired as (
+          -- rows another transaction holds (a commit, a revoke, a failure cancelling its run) are
+          -- skipped, never waited for: no lock-order deadlock, and the next pass takes them
+          select run_id, id from taskgraph_nodes
+          where state = 'running' and lease_until < ${date(now)}
+          for update skip locked
+        )
+        update taskgraph_nodes n set state = 'ready', due_at = ${date(now)}, lease_until = null, updated_at = ${date(now)}
+        from expired where n.run_id = expired.run_id and n.id = expired.id
+        returning n.run_id`.execute(db)
       if (rows.rows.length > 0 && channel !== null) await sql`select pg_notify(${channel}, '')`.execute(db)
       return rows.rows.length
     })
