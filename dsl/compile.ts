@@ -6,6 +6,7 @@
  */
 import { createHash } from "node:crypto"
 import { Schema } from "effect"
+import { canonicalJson } from "./CanonicalJson.ts"
 import { DefinitionError } from "./DefinitionError.ts"
 import { Graph, type Edge, type Node } from "./Graph.ts"
 import type { IterationDefinition, Part, TaskDefinition } from "./Part.ts"
@@ -160,16 +161,6 @@ const compilePart = (b: Builder, part: Part, prefix: string, env: Env, counter: 
   }
 }
 
-/** Canonical JSON: object keys sorted, so equal graphs hash equally. */
-const canonical = (value: unknown): string => {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [c]) => (a < c ? -1 : a > c ? 1 : 0))
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`
-  }
-  return JSON.stringify(value)
-}
-
 export interface Compiled {
   readonly graph: Graph
   /** The tasks the graph names, by name. */
@@ -201,7 +192,7 @@ export const compileWorkflow = (workflow: AnyWorkflow): Compiled => {
     nodes: b.nodes,
     edges: b.edges,
   }
-  const hash = createHash("sha256").update(canonical(body)).digest("hex").slice(0, 32)
+  const hash = createHash("sha256").update(canonicalJson(body)).digest("hex").slice(0, 32)
   const graph = Schema.decodeUnknownSync(Graph)({ ...body, hash })
   const compiled: Compiled = { graph, tasks: b.tasks, iterations: b.iterations }
   cache.set(workflow, compiled)

@@ -2,6 +2,7 @@
  * The DSL: builders for tasks, chains and workflows, the graph they compile to, and the port
  * (`WorkflowStarter`) through which `workflow.start()` reaches the engine.
  */
+export { canonicalJson } from "./CanonicalJson.ts"
 export { chain, type Chain, type MapBody } from "./Chain.ts"
 export { compile, compileWorkflow, type Compiled } from "./compile.ts"
 export { DefinitionError } from "./DefinitionError.ts"

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto"
 import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
 import {
   type AnyWorkflow,
+  canonicalJson,
   compileWorkflow,
   type Graph,
   DuplicateTaskError,
@@ -141,16 +142,6 @@ const errorRecord = (cause: Cause.Cause<unknown>): ErrorRecord => {
   const squashed = Cause.squash(cause)
   if (Cause.isTimeoutError(squashed)) return { tag: "Timeout", message: "the task ran past its timeout" }
   return { tag: "Defect", message: Cause.pretty(cause).slice(0, 4000) }
-}
-
-/** Canonical JSON (keys sorted) of an encoded payload: equal payloads, equal text. */
-const canonicalJson = (value: unknown): string => {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`
-  if (value !== null && typeof value === "object") {
-    const keys = Object.keys(value).filter((k) => (value as Record<string, unknown>)[k] !== undefined).sort()
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(",")}}`
-  }
-  return JSON.stringify(value) ?? "null"
 }
 
 /** The ancestors' deduplication key: the name and a short hash of the canonical, Schema-encoded payload. */
