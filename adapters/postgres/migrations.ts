@@ -1,21 +1,26 @@
 /**
- * The store's schema, as MikroORM migrations shipped in the package (TypeScript, run from a
- * `migrationsList`, so no file discovery). They keep their own `taskgraph_migrations` table and
- * never touch the application's migrations.
+ * The store's schema, as a list of migrations shipped in the package: plain SQL, applied in
+ * order by `migrate` (./migrate.ts), recorded in their own `taskgraph_migrations` table, never
+ * touching the application's migrations. An application that runs its own migration tool can
+ * apply the same statements from `migrations`. Append only: a shipped migration never changes.
  */
-import { Migration } from "@mikro-orm/migrations"
 
-export class Migration20261123_Init extends Migration {
-  override name = "Migration20261123_Init"
+/** One step of the store's schema: its name (recorded when applied) and its statements. */
+export interface Migration {
+  readonly name: string
+  readonly statements: ReadonlyArray<string>
+}
 
-  override up(): void {
-    this.addSql(`create table "taskgraph_graphs" (
+const init: Migration = {
+  name: "Migration20261123_Init",
+  statements: [
+    `create table "taskgraph_graphs" (
       "hash" text primary key,
       "workflow" text not null,
       "graph" jsonb not null,
       "created_at" timestamptz not null default now()
-    )`)
-    this.addSql(`create table "taskgraph_runs" (
+    )`,
+    `create table "taskgraph_runs" (
       "id" uuid primary key,
       "workflow" text not null,
       "graph_hash" text not null references "taskgraph_graphs" ("hash"),
@@ -27,10 +32,10 @@ export class Migration20261123_Init extends Migration {
       "created_at" timestamptz not null,
       "updated_at" timestamptz not null,
       "finished_at" timestamptz null
-    )`)
-    this.addSql(`create unique index "taskgraph_runs_idempotency" on "taskgraph_runs" ("workflow", "idempotency_key") where "idempotency_key" is not null`)
-    this.addSql(`create index "taskgraph_runs_status" on "taskgraph_runs" ("status", "created_at")`)
-    this.addSql(`create table "taskgraph_nodes" (
+    )`,
+    `create unique index "taskgraph_runs_idempotency" on "taskgraph_runs" ("workflow", "idempotency_key") where "idempotency_key" is not null`,
+    `create index "taskgraph_runs_status" on "taskgraph_runs" ("status", "created_at")`,
+    `create table "taskgraph_nodes" (
       "run_id" uuid not null references "taskgraph_runs" ("id") on delete cascade,
       "id" text not null,
       "template" text not null,
@@ -52,18 +57,18 @@ export class Migration20261123_Init extends Migration {
       "finished_at" timestamptz null,
       "updated_at" timestamptz not null,
       primary key ("run_id", "id")
-    )`)
-    this.addSql(`create index "taskgraph_nodes_ready" on "taskgraph_nodes" ("due_at") where "state" = 'ready'`)
-    this.addSql(`create index "taskgraph_nodes_leased" on "taskgraph_nodes" ("lease_until") where "state" = 'running'`)
-    this.addSql(`create table "taskgraph_node_inputs" (
+    )`,
+    `create index "taskgraph_nodes_ready" on "taskgraph_nodes" ("due_at") where "state" = 'ready'`,
+    `create index "taskgraph_nodes_leased" on "taskgraph_nodes" ("lease_until") where "state" = 'running'`,
+    `create table "taskgraph_node_inputs" (
       "run_id" uuid not null,
       "node_id" text not null,
       "slot" int not null,
       "value" jsonb not null,
       primary key ("run_id", "node_id", "slot"),
       foreign key ("run_id", "node_id") references "taskgraph_nodes" ("run_id", "id") on delete cascade
-    )`)
-    this.addSql(`create table "taskgraph_attempts" (
+    )`,
+    `create table "taskgraph_attempts" (
       "id" bigserial primary key,
       "run_id" uuid not null references "taskgraph_runs" ("id") on delete cascade,
       "node_id" text not null,
@@ -72,38 +77,24 @@ export class Migration20261123_Init extends Migration {
       "error" jsonb null,
       "started_at" timestamptz not null,
       "finished_at" timestamptz not null
-    )`)
-    this.addSql(`create index "taskgraph_attempts_node" on "taskgraph_attempts" ("run_id", "node_id")`)
-  }
-
-  override down(): void {
-    for (const table of ["taskgraph_attempts", "taskgraph_node_inputs", "taskgraph_nodes", "taskgraph_runs", "taskgraph_graphs"]) {
-      this.addSql(`drop table if exists "${table}" cascade`)
-    }
-  }
+    )`,
+    `create index "taskgraph_attempts_node" on "taskgraph_attempts" ("run_id", "node_id")`,
+  ],
 }
 
 /** Deduplication keys: one live run per key, held while it runs and for a window after. */
-export class Migration20261123_Dedup extends Migration {
-  override name = "Migration20261123_Dedup"
-
-  override up(): void {
-    this.addSql(`create table "taskgraph_dedup" (
+const dedup: Migration = {
+  name: "Migration20261123_Dedup",
+  statements: [
+    `create table "taskgraph_dedup" (
       "key" text primary key,
       "run_id" uuid not null references "taskgraph_runs" ("id") on delete cascade deferrable initially deferred,
       "window_ms" bigint not null,
       "expires_at" timestamptz null
-    )`)
-    this.addSql(`create index "taskgraph_dedup_run" on "taskgraph_dedup" ("run_id")`)
-  }
-
-  override down(): void {
-    this.addSql(`drop table if exists "taskgraph_dedup"`)
-  }
+    )`,
+    `create index "taskgraph_dedup_run" on "taskgraph_dedup" ("run_id")`,
+  ],
 }
 
 /** Every migration of the store, in order. */
-export const migrationsList = [
-  { name: "Migration20261123_Init", class: Migration20261123_Init },
-  { name: "Migration20261123_Dedup", class: Migration20261123_Dedup },
-]
+export const migrations: ReadonlyArray<Migration> = [init, dedup]

@@ -1,8 +1,10 @@
 import { defineConfig, MikroORM } from "@mikro-orm/postgresql"
 import { Effect, Schema } from "effect"
+import pg from "pg"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { TaskgraphNode, TaskgraphRun, taskgraphEntities } from "../../../adapters/postgres/entities.ts"
-import { migrate } from "../../../adapters/postgres/migrate.ts"
+import { migrate, migrationsTable } from "../../../adapters/postgres/migrate.ts"
+import { migrations } from "../../../adapters/postgres/migrations.ts"
 import { chain, task, workflow } from "../../../dsl/index.ts"
 import { createRuntime, type Runtime } from "../../../src/Runtime.ts"
 import { freshDatabase, type FreshDatabase } from "../../support/db.ts"
@@ -28,9 +30,41 @@ describe("migrate", () => {
     expect(await migrate(db.url)).toEqual([])
   })
 
+  it("serialises migrations started at once (every instance of a deploy): each is applied once", async () => {
+    const other = await freshDatabase()
+    try {
+      const results = await Promise.all([migrate(other.url), migrate(other.url), migrate(other.url)])
+      expect(results.flat().sort()).toEqual(["Migration20261123_Dedup", "Migration20261123_Init"])
+      const client = new pg.Client({ connectionString: other.url })
+      await client.connect()
+      const rows = (await client.query(`select name from ${migrationsTable} order by id`)).rows
+      await client.end()
+      expect(rows.map((r) => r.name)).toEqual(["Migration20261123_Init", "Migration20261123_Dedup"])
+    } finally {
+      await other.drop()
+    }
+  })
+
+  it("stops at a failing migration, keeps the ones before it and names the one that failed", async () => {
+    const other = await freshDatabase()
+    try {
+      const broken = [...migrations, { name: "Broken", statements: ["create table t_ok (x int)", "select * from no_such_table"] }]
+      await expect(migrate(other.url, broken)).rejects.toThrow(/taskgraph migration Broken failed: .*no_such_table/)
+      const client = new pg.Client({ connectionString: other.url })
+      await client.connect()
+      const names = (await client.query(`select name from ${migrationsTable} order by id`)).rows.map((r) => r.name)
+      const partial = (await client.query(`select to_regclass('t_ok') as t`)).rows[0].t
+      await client.end()
+      expect(names).toEqual(["Migration20261123_Init", "Migration20261123_Dedup"])
+      expect(partial).toBeNull() // the failed migration's first statement was rolled back with it
+    } finally {
+      await other.drop()
+    }
+  })
+
   it("lets an application read runs and nodes through the shipped entities", async () => {
     orm = await MikroORM.init(defineConfig({ clientUrl: db.url, entities: taskgraphEntities }))
-    tg = await createRuntime({ orm, workflows: [echoes], worker: { pollIntervalMs: 50 } })
+    tg = await createRuntime({ orm, workflows: [echoes], worker: { pollInterval: "50 millis" } })
     const run = await tg.start(echoes, "ping")
     expect(await run.result()).toBe("ping")
     const em = orm.em.fork()
