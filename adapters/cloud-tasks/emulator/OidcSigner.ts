@@ -10,7 +10,7 @@
  * await new OAuth2Client().verifySignedJwtWithCertsAsync(token, signer.certs, "https://worker/run", [signer.issuer])
  * ```
  */
-import { createHash, generateKeyPair, type JsonWebKey, type KeyObject, sign } from "node:crypto"
+import { createHash, generateKeyPair, type KeyObject, sign } from "node:crypto"
 import { promisify } from "node:util"
 
 /** The `iss` of Google-signed ID tokens. */
@@ -18,7 +18,12 @@ export const googleIssuer = "https://accounts.google.com"
 
 const tokenLifetimeSeconds = 3600
 
-export interface SigningJwk extends JsonWebKey {
+/** The public half of the signing key as a JSON Web Key (RSA). */
+export interface SigningJwk {
+  readonly kty: "RSA"
+  /** Modulus and exponent, base64url. */
+  readonly n: string
+  readonly e: string
   readonly kid: string
   readonly alg: "RS256"
   readonly use: "sig"
@@ -38,7 +43,8 @@ export const createOidcSigner = async (): Promise<OidcSigner> => {
   const { privateKey, publicKey } = await promisify(generateKeyPair)("rsa", { modulusLength: 2048 })
   const pem = publicKey.export({ type: "spki", format: "pem" }).toString()
   const keyId = createHash("sha1").update(pem).digest("hex")
-  const jwk: SigningJwk = { ...publicKey.export({ format: "jwk" }), kid: keyId, alg: "RS256", use: "sig" }
+  const { n, e } = publicKey.export({ format: "jwk" }) as { readonly n: string; readonly e: string }
+  const jwk: SigningJwk = { kty: "RSA", n, e, kid: keyId, alg: "RS256", use: "sig" }
   return {
     issuer: googleIssuer,
     keyId,
