@@ -1,78 +1,52 @@
-#!/usr/bin/env node
 /**
- * The `taskgraph` command.
- *
- *   taskgraph migrate [--url URL]     apply the store's migrations (default: $DATABASE_URL)
- *   taskgraph queues sync [--config FILE] [--dry-run] [--emulator HOST:PORT]
- *                                     create and update the Cloud Tasks queues the configuration declares
- *   taskgraph emulator [--port P] [--config FILE] [--certs-file FILE]
- *                                     run a Cloud Tasks emulator in the foreground (Ctrl-C stops it)
- *   taskgraph runs show RUN [--url URL]
- *   taskgraph runs revoke RUN [--node NODE] [--reason TEXT] [--url URL]
+ * The `taskgraph` command. `main(argv)` returns the exit code: 0 ok, 1 failure, 2 usage.
+ * Every command has its own help (`taskgraph <command> --help`); a command loads only the
+ * modules it uses (the Cloud Tasks client and the emulator are not loaded to migrate or to
+ * print help). src/bin.ts is the executable.
  */
-import type { CloudTasksClient } from "@google-cloud/tasks"
-import { Effect } from "effect"
 import { existsSync } from "node:fs"
-import { mkdir, rm, writeFile } from "node:fs/promises"
-import os from "node:os"
-import path from "node:path"
-import { parseArgs } from "node:util"
-import { cloudTasksClient, emulatorClient } from "../adapters/cloud-tasks/Client.ts"
-import { formatQueuePlan, syncQueues } from "../adapters/cloud-tasks/Queues.ts"
-import { startCloudTasksEmulator } from "../adapters/cloud-tasks/emulator/index.ts"
-import { migrate } from "../adapters/postgres/migrate.ts"
-import { defaultConfigFiles, loadConfig, type TaskgraphConfig } from "./cloudTasks.ts"
-import { revokeRun, showRun } from "./runs.ts"
+import { parseArgs, type ParseArgsConfig } from "node:util"
 
-const usage = `usage:
-  taskgraph migrate [--url URL]
-      apply the store's migrations to URL (default: $DATABASE_URL)
-  taskgraph queues sync [--config FILE] [--dry-run] [--emulator HOST:PORT]
-      create missing and update changed Cloud Tasks queues declared in FILE
-      (default: ${defaultConfigFiles.join(" or ")}); --dry-run prints the differences only;
-      --emulator (or $CLOUD_TASKS_EMULATOR_HOST) talks to an emulator instead of Google
-  taskgraph emulator [--port P] [--config FILE] [--certs-file FILE]
-      run a Cloud Tasks emulator on 127.0.0.1:P (default: a free port) until Ctrl-C;
-      with --config, create the declared queues first; the OIDC verification keys are
-      written to FILE (default: a file in the temporary directory)
-  taskgraph runs show RUN [--url URL]
-      print a run: its status and every node's state, attempt and result
-  taskgraph runs revoke RUN [--node NODE] [--reason TEXT] [--url URL]
-      revoke a run, or one node and everything after it (default URL: $DATABASE_URL)`
-
-/** A usage problem: printed with the usage, exit code 2. */
+/** A usage problem: printed with the command's usage, exit code 2. */
 class UsageError extends Error {}
 
-const configFile = (given: string | undefined): string => {
+type Options = NonNullable<ParseArgsConfig["options"]>
+
+interface Command {
+  /** The words that name it, e.g. ["runs", "show"]. */
+  readonly path: ReadonlyArray<string>
+  readonly synopsis: string
+  readonly description: string
+  readonly options: Options
+  readonly positionals?: boolean
+  readonly run: (values: Record<string, unknown>, positionals: ReadonlyArray<string>) => Promise<number>
+}
+
+const databaseUrl = (values: Record<string, unknown>): string => {
+  const url = (values.url as string | undefined) ?? process.env.DATABASE_URL
+  if (url === undefined || url === "") throw new UsageError("give --url or set DATABASE_URL")
+  return url
+}
+
+const oneRun = (positionals: ReadonlyArray<string>, command: string): string => {
+  const run = positionals[0]
+  if (run === undefined || positionals.length > 1) throw new UsageError(`${command}: give exactly one RUN id`)
+  return run
+}
+
+const configFile = async (given: string | undefined): Promise<string> => {
+  const { defaultConfigFiles } = await import("./ConfigFile.ts")
   if (given !== undefined) return given
   const found = defaultConfigFiles.find((file) => existsSync(file))
   if (found === undefined) throw new UsageError(`no --config given and no ${defaultConfigFiles.join(" or ")} here`)
   return found
 }
 
-const cloudTasksSettings = (config: TaskgraphConfig, file: string) => {
+const cloudTasksSettings = async (file: string) => {
+  const { loadConfig } = await import("./ConfigFile.ts")
+  const config = await loadConfig(file)
   if (config.cloudTasks === undefined) throw new UsageError(`${file} has no "cloudTasks" section`)
   return { ...config.cloudTasks, queues: config.cloudTasks.queues ?? [] }
-}
-
-const queuesSync = async (args: ReadonlyArray<string>): Promise<number> => {
-  const { values } = parseArgs({
-    args: [...args],
-    options: { config: { type: "string" }, "dry-run": { type: "boolean" }, emulator: { type: "string" } },
-  })
-  const file = configFile(values.config)
-  const settings = cloudTasksSettings(await loadConfig(file), file)
-  const emulator = values.emulator ?? process.env.CLOUD_TASKS_EMULATOR_HOST
-  const client: CloudTasksClient = emulator !== undefined && emulator !== ""
-    ? emulatorClient(emulator, settings.project)
-    : cloudTasksClient({ projectId: settings.project })
-  try {
-    const result = await Effect.runPromise(syncQueues(client, settings, { dryRun: values["dry-run"] === true }))
-    console.log(formatQueuePlan(result).join("\n"))
-    return 0
-  } finally {
-    await client.close()
-  }
 }
 
 /** Resolves on the first SIGINT or SIGTERM. */
@@ -87,17 +61,109 @@ const untilSignal = () =>
     process.on("SIGTERM", on)
   })
 
-const emulator = async (args: ReadonlyArray<string>): Promise<number> => {
-  const { values } = parseArgs({
-    args: [...args],
+const commands: ReadonlyArray<Command> = [
+  {
+    path: ["migrate"],
+    synopsis: "taskgraph migrate [--url URL]",
+    description: "Apply the store's migrations to URL (default: $DATABASE_URL). Safe to run again, and from several processes at once.",
+    options: { url: { type: "string" } },
+    run: async (values) => {
+      const url = databaseUrl(values)
+      const { migrate } = await import("../adapters/postgres/migrate.ts")
+      const applied = await migrate(url)
+      console.log(applied.length === 0 ? "taskgraph migrate: up to date" : `taskgraph migrate: applied ${applied.join(", ")}`)
+      return 0
+    },
+  },
+  {
+    path: ["runs", "show"],
+    synopsis: "taskgraph runs show RUN [--url URL]",
+    description: "Print a run: its status and every node's state, attempt and result (default URL: $DATABASE_URL).",
+    options: { url: { type: "string" } },
+    positionals: true,
+    run: async (values, positionals) => {
+      const url = databaseUrl(values)
+      const run = oneRun(positionals, "runs show")
+      const { showRun } = await import("./runs.ts")
+      return showRun(url, run)
+    },
+  },
+  {
+    path: ["runs", "revoke"],
+    synopsis: "taskgraph runs revoke RUN [--node NODE] [--reason TEXT] [--url URL]",
+    description: "Revoke a run, or one node and everything after it (default URL: $DATABASE_URL).",
+    options: { url: { type: "string" }, node: { type: "string" }, reason: { type: "string" } },
+    positionals: true,
+    run: async (values, positionals) => {
+      const url = databaseUrl(values)
+      const run = oneRun(positionals, "runs revoke")
+      const { revokeRun } = await import("./runs.ts")
+      return revokeRun(url, run, {
+        ...(values.node === undefined ? {} : { node: values.node as string }),
+        ...(values.reason === undefined ? {} : { reason: values.reason as string }),
+      })
+    },
+  },
+  {
+    path: ["queues", "sync"],
+    synopsis: "taskgraph queues sync [--config FILE] [--dry-run] [--emulator HOST:PORT]",
+    description: [
+      "Create missing and update changed Cloud Tasks queues declared in FILE (default: taskgraph.config.ts",
+      "or taskgraph.config.json). --dry-run prints the differences only; --emulator (or",
+      "$CLOUD_TASKS_EMULATOR_HOST) talks to an emulator instead of Google.",
+    ].join("\n"),
+    options: { config: { type: "string" }, "dry-run": { type: "boolean" }, emulator: { type: "string" } },
+    run: async (values) => {
+      const file = await configFile(values.config as string | undefined)
+      const settings = await cloudTasksSettings(file)
+      const emulator = (values.emulator as string | undefined) ?? process.env.CLOUD_TASKS_EMULATOR_HOST
+      const [{ Effect }, { cloudTasksClient, emulatorClient }, { formatQueuePlan, syncQueues }] = await Promise.all([
+        import("effect"),
+        import("../adapters/cloud-tasks/Client.ts"),
+        import("../adapters/cloud-tasks/Queues.ts"),
+      ])
+      const client = emulator !== undefined && emulator !== ""
+        ? emulatorClient(emulator, settings.project)
+        : cloudTasksClient({ projectId: settings.project })
+      try {
+        const result = await Effect.runPromise(syncQueues(client, settings, { dryRun: values["dry-run"] === true }))
+        console.log(formatQueuePlan(result).join("\n"))
+        return 0
+      } finally {
+        await client.close()
+      }
+    },
+  },
+  {
+    path: ["emulator"],
+    synopsis: "taskgraph emulator [--port P] [--config FILE] [--certs-file FILE]",
+    description: [
+      "Run a Cloud Tasks emulator on 127.0.0.1:P (default: a free port) until Ctrl-C. With --config, create the",
+      "declared queues first. The OIDC verification keys are written to FILE (default: a file in the temporary",
+      "directory) for oidcAuthenticator({ keySource: emulatorKeySource(FILE) }).",
+    ].join("\n"),
     options: { port: { type: "string" }, config: { type: "string" }, "certs-file": { type: "string" } },
-  })
+    run: (values) => emulator(values),
+  },
+]
+
+const emulator = async (values: Record<string, unknown>): Promise<number> => {
   const port = values.port === undefined ? 0 : Number(values.port)
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number, got "${values.port}"`)
-  const settings = values.config === undefined ? undefined : cloudTasksSettings(await loadConfig(values.config), values.config)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number, got "${String(values.port)}"`)
+  const settings = values.config === undefined ? undefined : await cloudTasksSettings(values.config as string)
+  const [{ Effect }, { mkdir, rm, writeFile }, os, path, { startCloudTasksEmulator }, { emulatorClient }, { formatQueuePlan, syncQueues }] =
+    await Promise.all([
+      import("effect"),
+      import("node:fs/promises"),
+      import("node:os"),
+      import("node:path"),
+      import("../adapters/cloud-tasks/emulator/Emulator.ts"),
+      import("../adapters/cloud-tasks/Client.ts"),
+      import("../adapters/cloud-tasks/Queues.ts"),
+    ])
   const signal = untilSignal()
   const server = await startCloudTasksEmulator({ port })
-  const certsFile = path.resolve(values["certs-file"] ?? path.join(os.tmpdir(), `taskgraph-emulator-${server.port}`, "certs.json"))
+  const certsFile = path.resolve((values["certs-file"] as string | undefined) ?? path.join(os.tmpdir(), `taskgraph-emulator-${server.port}`, "certs.json"))
   const jwksFile = path.join(path.dirname(certsFile), "jwks.json")
   try {
     await mkdir(path.dirname(certsFile), { recursive: true })
@@ -132,76 +198,72 @@ const emulator = async (args: ReadonlyArray<string>): Promise<number> => {
   }
 }
 
-const main = async (argv: ReadonlyArray<string>): Promise<number> => {
-  const [command, ...rest] = argv
-  try {
-    switch (command) {
-      case "migrate": {
-        const { values } = parseArgs({ args: [...rest], options: { url: { type: "string" } } })
-        const url = values.url ?? process.env.DATABASE_URL
-        if (url === undefined || url === "") {
-          console.error("taskgraph migrate: give --url or set DATABASE_URL")
-          return 2
-        }
-        const applied = await migrate(url)
-        console.log(applied.length === 0 ? "taskgraph migrate: up to date" : `taskgraph migrate: applied ${applied.join(", ")}`)
-        return 0
-      }
-      case "queues": {
-        const [sub, ...args] = rest
-        if (sub !== "sync") throw new UsageError(`unknown command "queues ${sub ?? ""}" (did you mean "queues sync"?)`)
-        return await queuesSync(args)
-      }
-      case "emulator":
-        return await emulator(rest)
-      case "runs": {
-        const [sub, ...args] = rest
-        const { values, positionals } = parseArgs({
-          args,
-          allowPositionals: true,
-          options: { url: { type: "string" }, node: { type: "string" }, reason: { type: "string" } },
-        })
-        const url = values.url ?? process.env.DATABASE_URL
-        if (url === undefined || url === "") throw new UsageError("give --url or set DATABASE_URL")
-        const run = positionals[0]
-        if (run === undefined || positionals.length > 1) throw new UsageError(`runs ${sub ?? ""}: give exactly one RUN id`)
-        if (sub === "show") return await showRun(url, run)
-        if (sub === "revoke") {
-          return await revokeRun(url, run, {
-            ...(values.node === undefined ? {} : { node: values.node }),
-            ...(values.reason === undefined ? {} : { reason: values.reason }),
-          })
-        }
-        throw new UsageError(`unknown command "runs ${sub ?? ""}" (runs show, runs revoke)`)
-      }
-      case undefined:
-      case "help":
-      case "--help":
-        console.log(usage)
-        return command === undefined ? 2 : 0
-      default:
-        console.error(`taskgraph: unknown command "${command}"\n${usage}`)
-        return 2
+const optionHelp = (options: Options): string =>
+  Object.keys(options).length === 0 ? "" : `\noptions:\n${Object.entries(options).map(([name, o]) => `  --${name}${o.type === "string" ? " VALUE" : ""}`).join("\n")}\n  --help`
+
+const commandHelp = (command: Command): string => `usage: ${command.synopsis}\n\n${command.description}\n${optionHelp(command.options)}`
+
+/** The overview `taskgraph --help` prints. */
+export const usage = [
+  "usage: taskgraph <command> [options]",
+  "",
+  "commands:",
+  ...commands.map((c) => `  ${c.synopsis}`),
+  "",
+  "`taskgraph <command> --help` describes one command. Exit codes: 0 ok, 1 failure, 2 usage.",
+].join("\n")
+
+const isHelp = (word: string | undefined) => word === "--help" || word === "-h" || word === "help"
+
+const isParseError = (error: unknown) => {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS_")
+}
+
+/** Runs one command line; resolves to the exit code (0 ok, 1 failure, 2 usage). Throws on failure. */
+export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
+  const [first, ...afterFirst] = argv
+  if (first === undefined) {
+    console.error(usage)
+    return 2
+  }
+  if (isHelp(first)) {
+    // `taskgraph help runs show` is `taskgraph runs show --help`
+    if (afterFirst.length === 0) {
+      console.log(usage)
+      return 0
     }
+    return main([...afterFirst, "--help"])
+  }
+  const group = commands.filter((c) => c.path[0] === first)
+  if (group.length === 0) {
+    console.error(`taskgraph: unknown command "${first}"\n\n${usage}`)
+    return 2
+  }
+  const command = group.find((c) => c.path.length === 1 || c.path[1] === afterFirst[0])
+  if (command === undefined) {
+    const sub = afterFirst[0]
+    const list = group.map((c) => c.synopsis).join("\n  ")
+    if (sub === undefined || isHelp(sub)) {
+      ;(sub === undefined ? console.error : console.log)(`usage:\n  ${list}`)
+      return sub === undefined ? 2 : 0
+    }
+    console.error(`taskgraph: unknown command "${first} ${sub}"\n\nusage:\n  ${list}`)
+    return 2
+  }
+  const args = argv.slice(command.path.length)
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(commandHelp(command))
+    return 0
+  }
+  try {
+    const { values, positionals } = parseArgs({ args: [...args], options: command.options, allowPositionals: command.positionals === true })
+    return await command.run(values, positionals)
   } catch (error) {
-    // parseArgs reports unknown or malformed options as TypeErrors with a code
-    if (error instanceof UsageError || (error as { code?: unknown })?.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ||
-      (error as { code?: unknown })?.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
-      console.error(`taskgraph: ${(error as Error).message}\n${usage}`)
+    if (error instanceof UsageError || isParseError(error)) {
+      console.error(`taskgraph ${command.path.join(" ")}: ${(error as Error).message}\n\n${commandHelp(command)}`)
       return 2
     }
     throw error
   }
 }
-
-if (import.meta.main) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      console.error(`taskgraph: ${error instanceof Error ? error.message : String(error)}`)
-      process.exit(1)
-    },
-  )
-}
-
-export { main }

@@ -1,94 +1,70 @@
 /**
  * taskgraph: durable, typed workflows for TypeScript on Google Cloud, built on Effect.
  *
- * The DSL (`task`, `chain`, `workflow`, `compile`, `toMermaid`, the graph schema), the engine's
- * ports and the default runtime (`embedded`, `createRuntime`).
+ * The root entry holds what a first workflow needs: the builders, the runtime and the errors an
+ * application catches. Everything else has its own entry point, so an application loads only
+ * what it uses: `taskgraph/postgres` (store, worker, migrations, embedded PostgreSQL),
+ * `taskgraph/hono` (callback routes and authenticators), `taskgraph/cloud-tasks`,
+ * `taskgraph/config`, `taskgraph/engine` (the Effect ports), `taskgraph/graph` (the compiled
+ * form), `taskgraph/testing` and `taskgraph/emulators`. Importing any of them has no side effect.
  */
-export * from "../dsl/index.ts"
-export { Callback, CallbackJson, CallbackVersion } from "../engine/Callback.ts"
-export { Dispatcher } from "../engine/Dispatcher.ts"
-export {
-  deduplicationKey,
-  defaultTaskTimeoutMs,
-  Engine,
-  EngineConfig,
-  type EngineConfigShape,
-  type EngineShape,
-  type RevokeOptions,
-  type RevokeOutcome,
-} from "../engine/Engine.ts"
-export { drain, type DrainOptions } from "../engine/Inline.ts"
-export { Outcome } from "../engine/Outcome.ts"
-export { Registry } from "../engine/Registry.ts"
-export { describeRun, type NodeView, type RunView } from "../engine/RunView.ts"
-export { sweep, sweepOnce, type SweepOptions } from "../engine/Sweeper.ts"
-export { TaskServices } from "../engine/TaskServices.ts"
-export { StoreError, WorkflowStore } from "../engine/WorkflowStore.ts"
-export { startEmbeddedPostgres } from "../adapters/postgres/EmbeddedPostgres.ts"
-export { taskgraphEntities } from "../adapters/postgres/entities.ts"
-export { migrate } from "../adapters/postgres/migrate.ts"
-export { migrationsList } from "../adapters/postgres/migrations.ts"
-export { PostgresStore } from "../adapters/postgres/PostgresStore.ts"
-export { runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions } from "../adapters/postgres/Worker.ts"
+
+// ── building workflows ────────────────────────────────────────────────────────────────────
+/** Defines a named, typed unit of work: input and output Schemas and a `run` (Effect or async). */
+export { task } from "../dsl/Task.ts"
+/** A task definition; `task.bind(key, args)` fixes arguments and injects the previous output under `key`. */
+export type { Task, TaskOptions, RetryOptions } from "../dsl/Task.ts"
+/** Starts an immutable chain: `.then`, `.group`, `.map`, `.delay`, `.iterate`, `.onError`. */
+export { chain } from "../dsl/Chain.ts"
+/** A chain builder value; each method returns a new chain. */
+export type { Chain } from "../dsl/Chain.ts"
+/** Names a chain so it can be started; `workflow.start(input, options)` is an Effect. */
+export { workflow } from "../dsl/Workflow.ts"
+/** A workflow value, its options and what `start` takes and returns. */
+export type { Workflow, WorkflowOptions, StartOptions, RunRef } from "../dsl/Workflow.ts"
+/** The input and output types of a task, bound task or chain. */
+export type { InputOf, OutputOf } from "../dsl/Step.ts"
+/** What every duration option takes: an Effect `Duration.Input`, a bare number meaning seconds. */
+export type { DurationInput } from "../dsl/Time.ts"
+/** The options of `.iterate(name, options)`: sharded iteration over a MikroORM query. */
+export type { IterateOptions } from "../dsl/Iteration.ts"
+/** What an iteration's `finalize` task receives, and each shard's part of it. */
+export { IterationSummary, ShardSummary } from "../dsl/Iteration.ts"
+/** Inside an iteration's `each` / `eachBatch`: which shard is running. */
+export { IterationContext } from "../engine/RowSource.ts"
+/** What an `onError` handler receives: the failed node, its task, attempts, error and input. */
+export { TaskFailure } from "../dsl/TaskFailure.ts"
+/** What a workflow's `onRevoke` hook receives. */
+export { RevokeRecord } from "../dsl/RevokeRecord.ts"
+/** Compiles a workflow to its stored graph (pure data, deterministic ids, a definition hash). */
+export { compile } from "../dsl/compile.ts"
+/** Draws a compiled graph as a Mermaid flowchart. */
+export { toMermaid } from "../dsl/Mermaid.ts"
+
+// ── running them ──────────────────────────────────────────────────────────────────────────
+/** The one-call default: PostgreSQL (embedded, or `DATABASE_URL`), migrations and the worker. */
 export { embedded, type Embedded, type EmbeddedOptions } from "./embedded.ts"
-export { createRuntime, RunFailed, type RunHandle, RunNotFound, type Runtime, type RuntimeOptions } from "./Runtime.ts"
-export {
-  type Authenticator,
-  AuthenticatorConfigError,
-  type AuthRequest,
-  type AuthResult,
-  type EngineRuntime,
-  hmacAuthenticator,
-  type HmacOptions,
-  minSecretBytes,
-  signatureHeader,
-  signRequest,
-  type SignOptions,
-  taskgraphRoutes,
-  type TaskgraphRoutesOptions,
-  googleIssuers,
-  oidcAuthenticator,
-  type OidcCerts,
-  type OidcKeySource,
-  type OidcOptions,
-} from "../adapters/hono/index.ts"
-export {
-  cloudTasksClient,
-  type CloudTasksClientOptions,
-  CloudTasksConfigError,
-  CloudTasksDispatcher,
-  type CloudTasksDispatcherConfig,
-  type CloudTasksDispatcherShape,
-  DispatchFailure,
-  type DispatchReport,
-  emulatorClient,
-  emulatorClientOptions,
-  type FieldChange,
-  formatQueuePlan,
-  makeCloudTasksDispatcher,
-  planQueues,
-  type QueueAction,
-  type QueuePlan,
-  QueuesConfig,
-  QueueSpec,
-  QueueSyncError,
-  type QueueSyncResult,
-  syncQueues,
-  taskId,
-} from "../adapters/cloud-tasks/index.ts"
-export {
-  type CloudTasksEmulator,
-  type CloudTasksEmulatorOptions,
-  startCloudTasksEmulator,
-} from "../adapters/cloud-tasks/emulator/index.ts"
-export {
-  CloudTasksSettings,
-  cloudTasksRuntime,
-  type CloudTasksRuntimeOptions,
-  defineConfig,
-  emulatorKeySource,
-  loadConfig,
-  TaskgraphConfig,
-} from "./cloudTasks.ts"
-export { IterationContext, type KeyRange, type Page, type Plan, type RowKey, RowSource, RowSourceError } from "../engine/RowSource.ts"
-export { MikroOrmRowSource, type MikroOrmRowSourceOptions } from "../adapters/postgres/MikroOrmRowSource.ts"
+/** A runtime on the application's own MikroORM: the engine, a store and a dispatcher. */
+export { createRuntime, type Runtime, type RuntimeOptions, type RunHandle } from "./Runtime.ts"
+/** A run as stored: its status, output or error, and every node's state and attempts. */
+export type { NodeView, RunView } from "../engine/RunView.ts"
+/** What `revoke` takes and answers. */
+export type { RevokeOptions, RevokeOutcome } from "../engine/Engine.ts"
+/** The service `workflow.start()` needs; every runtime provides it. */
+export { WorkflowStarter } from "../dsl/Workflow.ts"
+
+// ── errors an application catches ─────────────────────────────────────────────────────────
+/** A workflow, task or option that cannot be defined (thrown when it is built, never later). */
+export { DefinitionError } from "../dsl/DefinitionError.ts"
+/** Start refused: the input does not match the first step's schema (nothing was written). */
+export { InvalidInput } from "../dsl/Workflow.ts"
+/** Start refused: the store could not be reached or refused the write. */
+export { StartFailed } from "../dsl/Workflow.ts"
+/** Start refused: a deduplicated workflow already has a run with the same payload. */
+export { DuplicateTaskError } from "../dsl/Workflow.ts"
+/** Any of the errors `start` can fail with. */
+export type { StartError } from "../dsl/Workflow.ts"
+/** `result()` of a run that ended failed or revoked. */
+export { RunFailed } from "./Runtime.ts"
+/** No run has this id. */
+export { RunNotFound } from "./Runtime.ts"

@@ -7,7 +7,7 @@ import { chain, task, workflow } from "../../dsl/index.ts"
 import { createRuntime } from "../../src/Runtime.ts"
 import { freshDatabase, type FreshDatabase } from "../support/db.ts"
 
-const cli = fileURLToPath(new URL("../../src/cli.ts", import.meta.url))
+const cli = fileURLToPath(new URL("../../src/bin.ts", import.meta.url))
 
 const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {

@@ -1,0 +1,62 @@
+/**
+ * ConfigFile: the configuration file the CLI reads (`taskgraph.config.ts` or
+ * `taskgraph.config.json`): the Cloud Tasks project, location and the queues that
+ * `taskgraph queues sync` provisions.
+ *
+ * ```ts
+ * // taskgraph.config.ts
+ * import { defineConfig } from "taskgraph/config"
+ * export default defineConfig({
+ *   cloudTasks: {
+ *     project: "my-project", location: "europe-west1",
+ *     queues: [{ name: "taskgraph", maxDispatchesPerSecond: 50, maxAttempts: 20, minBackoff: 1, maxBackoff: "5 minutes" }],
+ *   },
+ * })
+ * ```
+ */
+import { Cause, Exit, Schema } from "effect"
+import { readFile } from "node:fs/promises"
+import path from "node:path"
+import { pathToFileURL } from "node:url"
+import { QueueSpec } from "../adapters/cloud-tasks/QueueSpec.ts"
+
+/** The `cloudTasks` section of the configuration file. */
+export const CloudTasksSettings = Schema.Struct({
+  project: Schema.String,
+  location: Schema.String,
+  /** The queues `taskgraph queues sync` provisions. */
+  queues: Schema.optionalKey(Schema.Array(QueueSpec)),
+})
+
+/** The configuration file: `export default defineConfig({...})` in a .ts file, or the same object as JSON. */
+export const TaskgraphConfig = Schema.Struct({
+  cloudTasks: Schema.optionalKey(CloudTasksSettings),
+})
+export type TaskgraphConfig = typeof TaskgraphConfig.Type
+
+/** Types a configuration object (for `taskgraph.config.ts`). */
+export const defineConfig = (config: TaskgraphConfig): TaskgraphConfig => config
+
+/** The files looked for when no path is given, in this order. */
+export const defaultConfigFiles = ["taskgraph.config.ts", "taskgraph.config.json"] as const
+
+/** Reads and checks a configuration file (.json, or a .ts/.js module exporting it as default). */
+export const loadConfig = async (file: string): Promise<TaskgraphConfig> => {
+  const absolute = path.resolve(file)
+  let raw: unknown
+  if (absolute.endsWith(".json")) {
+    const text = await readFile(absolute, "utf8")
+    try {
+      raw = JSON.parse(text)
+    } catch (error) {
+      throw new Error(`${file}: not valid JSON: ${error instanceof Error ? error.message : String(error)}`)
+    }
+  } else {
+    const module = (await import(pathToFileURL(absolute).href)) as { default?: unknown; config?: unknown }
+    raw = module.default ?? module.config
+    if (raw === undefined) throw new Error(`${file}: export the configuration as default (export default defineConfig({...}))`)
+  }
+  const decoded = Schema.decodeUnknownExit(TaskgraphConfig, { onExcessProperty: "error" })(raw)
+  if (Exit.isFailure(decoded)) throw new Error(`${file}: invalid configuration: ${Cause.pretty(decoded.cause).trim()}`)
+  return decoded.value
+}

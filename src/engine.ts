@@ -1,0 +1,25 @@
+/**
+ * `taskgraph/engine`: the engine and its ports as Effect services, for Effect applications and
+ * for writing another store or dispatcher. `createRuntime` wires these for you; reach here when
+ * you compose the Layers yourself.
+ */
+/** Advances a stored graph one step per callback; its configuration. */
+export { deduplicationKey, Engine, EngineConfig, type EngineConfigShape, type EngineShape } from "../engine/Engine.ts"
+/** The outcome of one advance: ran, duplicate, stale, revoked, retry scheduled, failed, parked… */
+export { Outcome } from "../engine/Outcome.ts"
+/** The callback message (`{v, run, node, attempt}`) and its JSON codec. */
+export { Callback, CallbackJson, CallbackVersion } from "../engine/Callback.ts"
+/** Turns "node N is ready" into a callback. */
+export { Dispatcher } from "../engine/Dispatcher.ts"
+/** Where runs, nodes and attempts live; its error. */
+export { StoreError, WorkflowStore } from "../engine/WorkflowStore.ts"
+/** The workflows (and so the tasks) this process knows. */
+export { Registry } from "../engine/Registry.ts"
+/** The services the tasks' Effects need. */
+export { TaskServices } from "../engine/TaskServices.ts"
+/** Re-dispatches ready nodes whose dispatch was lost and reclaims expired leases. */
+export { sweep, sweepOnce, type SweepOptions } from "../engine/Sweeper.ts"
+/** A run with every node's state, as an Effect. */
+export { describeRun } from "../engine/RunView.ts"
+/** The port iterations read rows through. */
+export { type KeyRange, type Page, type Plan, type RowKey, RowSource, RowSourceError } from "../engine/RowSource.ts"

@@ -1,0 +1,30 @@
+/**
+ * `taskgraph/hono`: the routes an application mounts in its Hono app (callbacks, run status,
+ * revoke) and the authenticators every request passes first.
+ *
+ * ```ts
+ * app.route("/taskgraph", taskgraphRoutes(runtime, { authenticate: oidcAuthenticator({ audience, allowedServiceAccounts }) }))
+ * ```
+ */
+/** The Hono sub-app with the callback, status and revoke routes; what it needs of a runtime. */
+export { type EngineRuntime, taskgraphRoutes, type TaskgraphRoutesOptions } from "../adapters/hono/routes.ts"
+/** What an authenticator is: a request in, an identity or a refusal out. */
+export { type Authenticator, AuthenticatorConfigError, type AuthRequest, type AuthResult } from "../adapters/hono/Authenticator.ts"
+/** Signed-header authentication for local development and tests, and the signing side. */
+export {
+  hmacAuthenticator,
+  type HmacOptions,
+  minSecretBytes,
+  type Secret,
+  signatureHeader,
+  signRequest,
+  type SignOptions,
+} from "../adapters/hono/HmacAuthenticator.ts"
+/** Google OIDC tokens (Cloud Tasks, Pub/Sub push, Scheduler): audience, issuer, allowlisted account. */
+export {
+  googleIssuers,
+  oidcAuthenticator,
+  type OidcCerts,
+  type OidcKeySource,
+  type OidcOptions,
+} from "../adapters/hono/OidcAuthenticator.ts"

