@@ -55,7 +55,12 @@ export interface RuntimeOptions<R = never> {
    * with a custom dispatcher; the Postgres worker repairs by polling and needs none).
    */
   readonly sweeper?: false | (SweepOptions & { readonly intervalMs?: number })
+  /** On SIGTERM/SIGINT (true) or these signals, `close()` and then end the process as the signal would (default: no listener). */
+  readonly shutdownOnSignals?: ShutdownSignals
 }
+
+/** `shutdownOnSignals`: true for SIGTERM and SIGINT, or the signals to handle. */
+export type ShutdownSignals = boolean | ReadonlyArray<NodeJS.Signals>
 
 export type Services = Engine | WorkflowStore | WorkflowStarter | Registry
 
@@ -66,10 +71,45 @@ export interface Runtime {
   readonly revoke: (run: string, options?: RevokeOptions) => Promise<RevokeOutcome>
   /** Runs an Effect with the engine's services (for Effect applications and adapters). */
   readonly runPromise: <A, E>(effect: Effect.Effect<A, E, Services>) => Promise<A>
+  /**
+   * Stops claiming, lets in-flight steps finish within the worker's `shutdownGrace`, gives back
+   * the nodes it could not finish (claimable at once elsewhere), then closes. Idempotent.
+   */
   readonly close: () => Promise<void>
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * Wires signals to `close`: the first one closes (once; more signals meanwhile change nothing),
+ * then the listeners go and, unless the application listens for that signal too (the exit is
+ * then its call), the signal is raised again so the process ends as it would have (143 for
+ * SIGTERM). Returns what removes the listeners, for `close` to call.
+ */
+export const closeOnSignals = (option: ShutdownSignals | undefined, close: () => Promise<void>): () => void => {
+  const signals = option === true ? ["SIGTERM", "SIGINT"] as const : option === undefined || option === false ? [] : [...new Set(option)]
+  const listeners = new Map<NodeJS.Signals, () => void>()
+  const remove = () => {
+    for (const [signal, listener] of listeners) process.removeListener(signal, listener)
+    listeners.clear()
+  }
+  let received: NodeJS.Signals | undefined
+  for (const signal of signals) {
+    const listener = () => {
+      if (received !== undefined) return
+      received = signal
+      close()
+        .catch((error: unknown) => console.error(`taskgraph: closing on ${signal} failed:`, error))
+        .finally(() => {
+          remove()
+          if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+        })
+    }
+    listeners.set(signal, listener)
+    process.on(signal, listener)
+  }
+  return remove
+}
 
 export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runtime> => {
   const services = options.services === undefined ? TaskServices.empty : TaskServices.fromLayer(options.services)
@@ -94,6 +134,11 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
   const full = Layer.provideMerge(background, withStarter)
   const runtime = ManagedRuntime.make(full as Layer.Layer<Services | WorkerSignal, unknown>)
   await runtime.runPromise(Effect.void)
+
+  let closing: Promise<void> | undefined
+  // the listeners stay while closing: a second signal joins this close instead of killing the process
+  const close = () => (closing ??= runtime.dispose().finally(() => removeListeners()))
+  const removeListeners = closeOnSignals(options.shutdownOnSignals, close)
 
   const status = (run: string) => runtime.runPromise(describeRun(run))
   const revoke = (run: string, revokeOptions?: RevokeOptions) => runtime.runPromise(Engine.use((engine) => engine.revoke(run, revokeOptions)))
@@ -143,6 +188,6 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     status,
     revoke,
     runPromise: (effect) => runtime.runPromise(effect),
-    close: () => runtime.dispose(),
+    close,
   }
 }

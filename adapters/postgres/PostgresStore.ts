@@ -254,10 +254,14 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       return rows.rows.length
     })
 
+  /**
+   * Same attempt, so the try that never committed is not counted; due no later than now (its own
+   * due time if earlier, so another process whose clock is a little behind claims it at once).
+   */
   const release = (claimed: Claimed, now: number): Effect.Effect<boolean, StoreError> =>
     attempt(async () => {
       const rows = await sql<Row>`
-        update taskgraph_nodes set state = 'ready', due_at = ${date(now)}, lease_until = null, updated_at = ${date(now)}
+        update taskgraph_nodes set state = 'ready', due_at = least(due_at, ${date(now)}), lease_until = null, updated_at = ${date(now)}
         where run_id = ${claimed.run}::uuid and id = ${claimed.node} and state = 'running'
           and attempt = ${claimed.attempt} and claims = ${claimed.claim}
         returning id`.execute(db)

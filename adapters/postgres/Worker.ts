@@ -4,12 +4,17 @@
  * It wakes on NOTIFY (any process that commits ready nodes), on its own finished steps, on the
  * next due time, and at the latest every `pollIntervalMs`.
  *
- * Shutdown (closing the scope) stops claiming, lets in-flight steps finish for `shutdownGraceMs`,
- * then interrupts them (their tasks' finalizers run) and gives their nodes back as ready: the
- * attempt never committed, so nothing is lost or recorded twice, and another worker takes them.
+ * Shutdown (closing the scope) stops claiming, lets in-flight steps finish within `shutdownGrace`
+ * (default 8 s: inside Cloud Run's 10 s between SIGTERM and SIGKILL), and gives back every node it
+ * still holds as ready, due and unleased, so another worker claims it at once rather than after
+ * the lease: a successor that a finished step's commit claimed is given back unstarted, and a
+ * step still running at the end of the grace is given back first (a guarded update, so its try
+ * can no longer commit) and then interrupted (its task's finalizers run). The given-back attempt
+ * never committed: it is not counted, and nothing is lost or recorded twice.
  */
 import { Cause, Clock, Context, Effect, Fiber, Layer } from "effect"
 import pg from "pg"
+import { type DurationInput, optionalDurationMillis } from "../../dsl/Time.ts"
 import { Dispatcher } from "../../engine/Dispatcher.ts"
 import { Engine, type StepOutcome } from "../../engine/Engine.ts"
 import { Wakeup } from "../../engine/Wakeup.ts"
@@ -26,8 +31,17 @@ export interface WorkerOptions {
   readonly notifyChannel?: string
   /** How often expired leases are reclaimed (default 5000 ms). */
   readonly reclaimIntervalMs?: number
-  readonly shutdownGraceMs?: number
+  /**
+   * How long shutdown waits for in-flight steps before giving their nodes back (a duration, a bare
+   * number being seconds; default 8 s, leaving time to release and close within Cloud Run's 10 s).
+   */
+  readonly shutdownGrace?: DurationInput
 }
+
+/** `shutdownGrace` when none is given. */
+export const defaultShutdownGraceMs = 8_000
+/** After the grace: how long interrupted steps, and steps caught committing, get to end. */
+const settleMs = 500
 
 export interface WorkerStats {
   steps: number
@@ -79,37 +93,51 @@ export const runWorker = (options: WorkerOptions = {}) =>
     const concurrency = options.concurrency ?? 8
     const pollMs = options.pollIntervalMs ?? 1000
     const reclaimMs = options.reclaimIntervalMs ?? 5000
+    const graceMs = optionalDurationMillis("shutdownGrace", options.shutdownGrace, defaultShutdownGraceMs)
     if (options.listenUrl !== undefined) {
       yield* listen(options.listenUrl, options.notifyChannel ?? defaultNotifyChannel, () => {
         stats.wakeups.notify++
         wakeup.signal()
       })
     }
-    const inFlight = new Set<Fiber.Fiber<unknown, unknown>>()
+    /** Each running fiber and the claims it holds: the node it is running, or a successor not started yet. */
+    const inFlight = new Map<Fiber.Fiber<unknown, unknown>, { claims: ReadonlyArray<Claimed> }>()
     let stopping = false
     let lastReclaim = 0
 
+    /** Gives nodes back (ready, due now, unleased), each guarded by its claim: false where it was no longer held. */
+    const giveBack = (claims: ReadonlyArray<Claimed>) =>
+      Effect.forEach(claims, (c) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => store.release(c, now)).pipe(
+          Effect.catch((e) => Effect.as(Effect.logWarning("taskgraph worker: could not give a node back", e.message), false)),
+        ))
+
     /** Runs a claimed node, then the successor its commit claimed, and so on: a chain needs no claim round trips. */
-    const runFrom = (first: Claimed) => {
-      let current: Claimed | undefined = first
-      return Effect.gen(function*() {
-        while (current !== undefined) {
-          const result: StepOutcome = yield* engine.step(current, stopping ? 0 : 1)
+    const runFrom = (held: { claims: ReadonlyArray<Claimed> }) =>
+      Effect.gen(function*() {
+        while (held.claims.length > 0) {
+          const [current, ...extra] = held.claims
+          if (extra.length > 0) {
+            yield* giveBack(extra)
+            held.claims = [current!]
+          }
+          const result: StepOutcome = yield* engine.step(current!, stopping ? 0 : 1)
           stats.steps++
-          current = result.next[0]
+          held.claims = result.next
+          if (stopping && held.claims.length > 0) {
+            // shutdown began during that step: the successor its commit claimed goes back unstarted
+            yield* giveBack(held.claims)
+            held.claims = []
+          }
         }
       }).pipe(
-        Effect.onInterrupt(() =>
-          // shutdown ran past its grace: give the node back now rather than at lease expiry
-          current === undefined ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) =>
-            store.release(current!, now).pipe(Effect.catch(() => Effect.succeed(false)), Effect.asVoid))
-        ),
+        // interrupted (shutdown past its grace gives the node back first; this is the safety net)
+        Effect.onInterrupt(() => Effect.asVoid(giveBack(held.claims))),
         Effect.catchCause((cause) =>
           Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logWarning("taskgraph worker: step failed", Cause.pretty(cause))
         ),
         Effect.ensuring(Effect.sync(() => wakeup.signal())),
       )
-    }
 
     const loop = Effect.gen(function*() {
       while (!stopping) {
@@ -120,15 +148,24 @@ export const runWorker = (options: WorkerOptions = {}) =>
         }
         const free = concurrency - inFlight.size
         if (free > 0) {
-          const claimed = yield* store.claimDue(free, now).pipe(
-            Effect.catch((e) => Effect.as(Effect.logWarning("taskgraph worker: claim failed", e.message), [])),
-          )
+          // uninterruptible: every row the claim takes reaches a fiber, or goes back if shutdown began meanwhile
+          const claimed = yield* Effect.uninterruptible(Effect.gen(function*() {
+            const rows = yield* store.claimDue(free, now).pipe(
+              Effect.catch((e) => Effect.as(Effect.logWarning("taskgraph worker: claim failed", e.message), [])),
+            )
+            if (stopping) {
+              yield* giveBack(rows)
+              return []
+            }
+            for (const c of rows) {
+              const held = { claims: [c] }
+              const fiber = yield* Effect.forkDetach(runFrom(held))
+              inFlight.set(fiber, held)
+              fiber.addObserver(() => inFlight.delete(fiber))
+            }
+            return rows
+          }))
           stats.claims += claimed.length > 0 ? 1 : 0
-          for (const c of claimed) {
-            const fiber = yield* Effect.forkDetach(runFrom(c))
-            inFlight.add(fiber)
-            fiber.addObserver(() => inFlight.delete(fiber))
-          }
           if (claimed.length === free) continue
         }
         // steps in flight wake the loop when they end; only an idle worker asks for the next due time
@@ -138,15 +175,39 @@ export const runWorker = (options: WorkerOptions = {}) =>
       }
     })
 
-    const fiber = yield* Effect.forkDetach(loop)
+    const loopFiber = yield* Effect.forkDetach(loop)
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
+        const deadline = (yield* Clock.currentTimeMillis) + graceMs
+        const left = Effect.map(Clock.currentTimeMillis, (now) => Math.max(0, deadline - now))
         stopping = true
         wakeup.signal()
-        yield* Fiber.interrupt(fiber)
-        const running = [...inFlight]
-        const finished = yield* Effect.timeoutOption(Fiber.awaitAll(running), options.shutdownGraceMs ?? 10_000)
-        if (finished._tag === "None") yield* Fiber.interruptAll(running)
+        // the loop's claim is uninterruptible: what it takes reaches a fiber, which gives it back
+        yield* Effect.timeoutOption(Fiber.interrupt(loopFiber), Math.max(settleMs, yield* left))
+        const finished = yield* Effect.timeoutOption(Fiber.awaitAll([...inFlight.keys()]), yield* left)
+        if (finished._tag === "Some") return
+        // past the grace: give each fiber's node back first (once released its try can no longer
+        // commit, so interrupting it loses nothing), then interrupt it. A node that was no longer
+        // held is being committed: that fiber ends by itself and gives back the successor its
+        // commit claimed; interrupted meanwhile, it would strand that successor until its lease.
+        const held = yield* Effect.forEach(
+          [...inFlight],
+          ([fiber, { claims }]) => Effect.map(giveBack(claims), (released) => ({ fiber, givenBack: released.length > 0 && released.every((r) => r) })),
+          { concurrency: "unbounded" },
+        )
+        const givenBack = held.filter((h) => h.givenBack).map((h) => h.fiber)
+        const committing = held.filter((h) => !h.givenBack).map((h) => h.fiber)
+        yield* Effect.all([
+          Effect.timeoutOption(Fiber.interruptAll(givenBack), settleMs),
+          Effect.timeoutOption(Fiber.awaitAll(committing), settleMs).pipe(
+            Effect.andThen((settled) =>
+              settled._tag === "Some" ? Effect.void : Effect.andThen(
+                Effect.logWarning("taskgraph worker: a step still committing at shutdown was interrupted; its node waits for its lease"),
+                Effect.timeoutOption(Fiber.interruptAll(committing), settleMs),
+              )
+            ),
+          ),
+        ], { concurrency: "unbounded", discard: true })
       })
     )
     return { stats }

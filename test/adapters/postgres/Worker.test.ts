@@ -56,7 +56,7 @@ describe("Postgres worker", () => {
   it("shutdown lets an in-flight step finish within the grace period", async () => {
     const steady = task("steady", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.as(Effect.sleep("200 millis"), n + 1) })
     const wf = workflow("steadyWf", chain(steady))
-    const tg = await createRuntime({ orm: db.orm, workflows: [wf], worker: { pollIntervalMs: 20, shutdownGraceMs: 5_000 } })
+    const tg = await createRuntime({ orm: db.orm, workflows: [wf], worker: { pollIntervalMs: 20, shutdownGrace: 5 } })
     const run = await tg.start(wf, 1)
     await until(async () => (await db.count("taskgraph_nodes", "state = 'running'")) === 1)
     await tg.close()
@@ -72,7 +72,7 @@ describe("Postgres worker", () => {
       run: (n) => Effect.as(Effect.sleep("1 hour"), n).pipe(Effect.ensuring(Effect.sync(() => finalized++))),
     })
     const wf = workflow("stuckWf", chain(stuck))
-    const tg = await createRuntime({ orm: db.orm, workflows: [wf], worker: { pollIntervalMs: 20, shutdownGraceMs: 100 } })
+    const tg = await createRuntime({ orm: db.orm, workflows: [wf], worker: { pollIntervalMs: 20, shutdownGrace: "100 millis" } })
     const run = await tg.start(wf, 1)
     await until(async () => (await db.count("taskgraph_nodes", "state = 'running'")) === 1)
     await tg.close()
