@@ -146,7 +146,7 @@ const measureWorkload = async (
     try {
       const started = performance.now()
       const run = await tg.start(spec.wf, spec.input)
-      const output = await run.result({ timeoutMs: 120_000 })
+      const output = await run.result({ timeout: 120 })
       wallMs = performance.now() - started
       runId = run.id
       if (!spec.check(output)) throw new Error(`${spec.name}: unexpected result ${JSON.stringify(output).slice(0, 200)}`)

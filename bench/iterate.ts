@@ -171,7 +171,7 @@ const iterateRun = async (url: string, options: IterateBenchOptions, shards: num
     })
     try {
       const run = await tg.start(wf, null)
-      const summary = await run.result({ timeoutMs: 600_000 })
+      const summary = await run.result({ timeout: 600 })
       if (summary.rows !== options.rows || summary.shards !== shards) {
         throw new Error(`bench-iterate-${shards}: unexpected summary ${JSON.stringify(summary).slice(0, 300)}`)
       }
@@ -221,7 +221,7 @@ const runChild = async (url: string, batchSize: number) => {
   const tg = await createRuntime({
     orm,
     workflows: workflowsFor(batchSize),
-    worker: { concurrency: 1, listenUrl: url, pollIntervalMs: 200 },
+    worker: { concurrency: 1, listenUrl: url, pollInterval: "200 millis" },
   })
   process.stdout.write("ready\n")
   process.stdin.resume()

@@ -2,9 +2,9 @@
  * wakeup: how fast an idle Postgres worker notices a run started by another process, and what
  * an idle worker costs the database, for three modes:
  *
- *   (a) LISTEN/NOTIFY (`listenUrl`) with pollIntervalMs 1000
- *   (b) polling only, pollIntervalMs 1000
- *   (c) polling only, pollIntervalMs 50
+ *   (a) LISTEN/NOTIFY (`listenUrl`) with pollInterval 1 second
+ *   (b) polling only, pollInterval 1 second
+ *   (c) polling only, pollInterval 50 ms
  *
  * Runs are started from a second runtime with `worker: false` on the same database, so the
  * worker's in-process wake-up (its own dispatcher) never helps: only NOTIFY or a poll can wake
@@ -17,7 +17,7 @@
  *
  * Environment: BENCH_WAKEUP_RUNS (50), BENCH_IDLE_MS (5000).
  */
-import { Effect, Schema } from "effect"
+import { Duration, Effect, Schema } from "effect"
 import { migrate } from "../adapters/postgres/migrate.ts"
 import { WorkerSignal, type WorkerOptions, type WorkerStats } from "../adapters/postgres/Worker.ts"
 import { chain, task, workflow } from "../dsl/index.ts"
@@ -94,7 +94,7 @@ export const recommend = (results: ReadonlyArray<ModeResult>): string => {
   const fmt = (m: ModeResult) => `p50 ${m.latencyMs.p50} ms / p95 ${m.latencyMs.p95} ms at ${m.idle.statementsPerSec} idle stmts/s`
   if (a.latencyMs.p95 <= c.latencyMs.p95 && a.idle.statementsPerSec <= b.idle.statementsPerSec * 1.5) {
     return `Use listenUrl (LISTEN/NOTIFY): ${fmt(a)}, as fast as 50 ms polling (${fmt(c)}) ` +
-      `at the idle cost of 1 s polling (${fmt(b)}); keep pollIntervalMs at 1000 as the safety net.`
+      `at the idle cost of 1 s polling (${fmt(b)}); keep pollInterval at 1 second as the safety net.`
   }
   if (a.latencyMs.p95 < b.latencyMs.p95 && a.idle.statementsPerSec < c.idle.statementsPerSec) {
     return `Prefer listenUrl (LISTEN/NOTIFY): ${fmt(a)}; 50 ms polling is faster here (${fmt(c)}) ` +
@@ -113,7 +113,7 @@ export const runWakeupBench = async (options: WakeupBenchOptions = defaultWakeup
     await migrate(server.url)
     const results: Array<ModeResult> = []
     for (const m of modes) {
-      const worker: WorkerOptions = { pollIntervalMs: m.pollIntervalMs, ...(m.listen ? { listenUrl: server.url } : {}) }
+      const worker: WorkerOptions = { pollInterval: Duration.millis(m.pollIntervalMs), ...(m.listen ? { listenUrl: server.url } : {}) }
       const workerOrm = await initOrm(server.url)
       const starterOrm = await initOrm(server.url).catch(async (error) => {
         await workerOrm.close()
@@ -142,7 +142,7 @@ export const runWakeupBench = async (options: WakeupBenchOptions = defaultWakeup
               const t0 = Date.now()
               const run = await tgStarter.start(probeWorkflow, key)
               startCalls.push(Date.now() - t0)
-              await run.result({ timeoutMs: 30_000 })
+              await run.result({ timeout: 30 })
               const t1 = startedAt.get(key)
               if (t1 === undefined) throw new Error(`${m.mode}: run ${i} finished but its task never recorded a start`)
               samples.push(t1 - t0)

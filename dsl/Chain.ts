@@ -11,12 +11,12 @@
  *   .delay(300)                                // seconds, or an Effect Duration
  * ```
  */
-import { Duration } from "effect"
 import { DefinitionError } from "./DefinitionError.ts"
 import type { Part } from "./Part.ts"
 import { phantom, StepTypeId, type OutputOf, type RequirementsOf, type Step } from "./Step.ts"
 import { type IterateOptions, iterationDefinition } from "./Iteration.ts"
 import type { TaskFailure } from "./TaskFailure.ts"
+import { type DurationInput, durationMillis } from "./Time.ts"
 
 type Members<O> = readonly [Step<O, any, any>, ...Array<Step<O, any, any>>]
 
@@ -34,8 +34,8 @@ export interface Chain<I, O, R = never> extends Step<I, O, R> {
   ) => Chain<I, { -readonly [K in keyof Xs]: OutputOf<Xs[K]> }, R | RequirementsOf<Xs[number]>>
   /** Runs `body` once per element of this chain's array output; yields the results in order. */
   readonly map: <O2, R2 = never>(body: MapBody<O, O2, R2>) => Chain<I, Array<O2>, R | R2>
-  /** A durable wait (a number is seconds); passes the output through. */
-  readonly delay: (duration: number | Duration.Input) => Chain<I, O, R>
+  /** A durable wait (a number is seconds, or any Effect `Duration.Input`); passes the output through. */
+  readonly delay: (duration: DurationInput) => Chain<I, O, R>
   /**
    * Iterates the rows of a query in shards (keyset pages, checkpoints, continuation before the
    * deadline), then runs `finalize` once with the summary; its output is the step's output.
@@ -60,7 +60,7 @@ const make = <I, O, R>(parts: ReadonlyArray<Part>): Chain<I, O, R> => {
       return make([...parts, { _tag: "Group", members: members.map((m) => partsOf(m, "group member")) }])
     },
     map: (body) => make([...parts, { _tag: "Map", body: partsOf(body as Step<never, unknown, unknown>, "map") }]),
-    delay: (duration) => make([...parts, { _tag: "Delay", millis: delayMillis(duration) }]),
+    delay: (duration) => make([...parts, { _tag: "Delay", millis: durationMillis("delay()", duration) }]),
     iterate: (name, options) =>
       make([...parts, {
         _tag: "Iterate",
@@ -78,20 +78,6 @@ const partsOf = (step: unknown, where: string): ReadonlyArray<Part> => {
     throw new DefinitionError({ message: `${where}: expected a task, a bound task or a chain` })
   }
   return parts
-}
-
-const delayMillis = (duration: number | Duration.Input): number => {
-  if (typeof duration === "number") {
-    if (!Number.isFinite(duration) || duration < 0) {
-      throw new DefinitionError({ message: `delay() must be a finite number of seconds >= 0, got ${duration}` })
-    }
-    return Math.round(duration * 1000)
-  }
-  const decoded = Duration.fromInput(duration)
-  if (decoded._tag === "None") throw new DefinitionError({ message: `delay(): not a duration: ${String(duration)}` })
-  const ms = Duration.toMillis(decoded.value)
-  if (!Number.isFinite(ms) || ms < 0) throw new DefinitionError({ message: "delay() must be finite and >= 0" })
-  return ms
 }
 
 /** Starts a chain with a task, a bound task or another chain. */

@@ -18,11 +18,12 @@
  *   })
  * ```
  */
-import { Duration, Schema } from "effect"
+import { Schema } from "effect"
 import { DefinitionError } from "./DefinitionError.ts"
 import type { IterationDefinition } from "./Part.ts"
 import type { Step } from "./Step.ts"
 import { checkName, type Task } from "./Task.ts"
+import { type DurationInput, durationMillis } from "./Time.ts"
 
 export const ShardSummary = Schema.Struct({
   index: Schema.Int,
@@ -59,8 +60,8 @@ export interface IterateOptions<I, Row, O, R> {
   readonly shards?: number
   /** Rows per page (default 500). */
   readonly batchSize?: number
-  /** A shard continues in a new callback after this long (default: half its task timeout). */
-  readonly timeBudget?: Duration.Input
+  /** A shard continues in a new callback after this long (a number is seconds; default: half its task timeout). */
+  readonly timeBudget?: DurationInput
   /** Called once per row… */
   readonly each?: Task<string, Row, unknown, any, R>
   /** …or once per page of rows. */
@@ -84,12 +85,7 @@ export const iterationDefinition = (name: string, options: IterateOptions<any, a
   if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 100_000) {
     throw new DefinitionError({ message: `iterate "${name}": batchSize must be an integer from 1 to 100000` })
   }
-  let timeBudgetMs: number | undefined
-  if (options.timeBudget !== undefined) {
-    const decoded = Duration.fromInput(options.timeBudget)
-    timeBudgetMs = decoded._tag === "Some" ? Duration.toMillis(decoded.value) : Number.NaN
-    if (!Number.isFinite(timeBudgetMs) || timeBudgetMs < 0) throw new DefinitionError({ message: `iterate "${name}": timeBudget must be a finite duration >= 0` })
-  }
+  const timeBudgetMs = options.timeBudget === undefined ? undefined : durationMillis(`iterate "${name}": timeBudget`, options.timeBudget)
   return {
     name,
     entity: options.entity,

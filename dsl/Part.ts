@@ -2,8 +2,9 @@
  * Part: the untyped internal form of a chain, as the builder records it and `compile` reads it.
  * Users never see parts; the typed surface is `Task`, `Chain` and `Workflow`.
  */
-import type { Duration, Effect, Schema } from "effect"
+import type { Effect, Schema } from "effect"
 import type { RetryPolicy } from "./Graph.ts"
+import type { DurationInput } from "./Time.ts"
 
 /** A task with its types erased: what the compiler and the engine see. */
 export interface TaskDefinition {
@@ -19,7 +20,7 @@ export interface TaskDefinition {
   readonly queue: string | undefined
   readonly timeoutMs: number | undefined
   /** Starts of a workflow beginning with this task deduplicate on the payload (see `WorkflowOptions`). */
-  readonly deduplicate?: boolean | { readonly window?: Duration.Input }
+  readonly deduplicate?: boolean | { readonly window?: DurationInput }
 }
 
 /** A sharded iteration, as the registry and the engine see it (see `Iteration.ts`). */

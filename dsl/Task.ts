@@ -11,22 +11,23 @@
  * chain(double).then(add.bind("a", { b: 10 }))   // double's output goes into `a`
  * ```
  */
-import { Duration, Effect, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import { DefinitionError } from "./DefinitionError.ts"
 import type { RetryPolicy } from "./Graph.ts"
 import type { Part, TaskDefinition } from "./Part.ts"
 import { phantom, StepTypeId, type Step } from "./Step.ts"
+import { type DurationInput, durationMillis, optionalDurationMillis } from "./Time.ts"
 
-/** Retry options, in the shape of an exponential Effect `Schedule`. */
+/** Retry options, in the shape of an exponential Effect `Schedule`. Durations: a number is seconds. */
 export interface RetryOptions {
   /** Total tries including the first; default 3. */
   readonly maxAttempts?: number
   /** Delay before the second try; default 1 second. */
-  readonly initialDelay?: Duration.Input
+  readonly initialDelay?: DurationInput
   /** Growth factor between tries; default 2. */
   readonly factor?: number
   /** Cap on a single delay; default 5 minutes. */
-  readonly maxDelay?: Duration.Input
+  readonly maxDelay?: DurationInput
   /** Randomise each delay between 80% and 120%; default true. */
   readonly jitter?: boolean
 }
@@ -48,13 +49,14 @@ export interface TaskOptions<IS extends AnySchema, OS extends AnySchema, E, R> {
   readonly retry?: RetryOptions
   /** The Cloud Tasks queue this task is dispatched to (default: the configured default queue). */
   readonly queue?: string
-  /** Upper bound on one try; the try fails with a timeout error past it. */
-  readonly timeout?: Duration.Input
+  /** Upper bound on one try (a number is seconds); the try fails with a timeout error past it. */
+  readonly timeout?: DurationInput
   /**
    * A workflow that starts with this task refuses a second start with the same payload while an
-   * earlier run is pending, running or recently finished (the ancestors' `deduplicate = True`).
+   * earlier run is pending, running or recently finished (the ancestors' `deduplicate = True`);
+   * `window`: a number is seconds.
    */
-  readonly deduplicate?: boolean | { readonly window?: Duration.Input }
+  readonly deduplicate?: boolean | { readonly window?: DurationInput }
 }
 
 export interface Task<Name extends string, I, O, E = never, R = never> extends Step<I, O, R>, TaskDefinition {
@@ -88,17 +90,6 @@ export const checkName = (kind: string, name: unknown): string => {
   return name
 }
 
-const millis = (label: string, input: Duration.Input | undefined, fallback: number): number => {
-  if (input === undefined) return fallback
-  const decoded = Duration.fromInput(input)
-  if (decoded._tag === "None") throw new DefinitionError({ message: `${label} is not a duration: ${String(input)}` })
-  const ms = Duration.toMillis(decoded.value)
-  if (!Number.isFinite(ms) || ms < 0) {
-    throw new DefinitionError({ message: `${label} must be a finite, non-negative duration` })
-  }
-  return ms
-}
-
 const retryPolicy = (name: string, options: RetryOptions | undefined): RetryPolicy => {
   const maxAttempts = options?.maxAttempts ?? defaultRetry.maxAttempts
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
@@ -110,9 +101,9 @@ const retryPolicy = (name: string, options: RetryOptions | undefined): RetryPoli
   }
   return {
     maxAttempts,
-    initialDelayMs: millis(`task "${name}": retry.initialDelay`, options?.initialDelay, defaultRetry.initialDelayMs),
+    initialDelayMs: optionalDurationMillis(`task "${name}": retry.initialDelay`, options?.initialDelay, defaultRetry.initialDelayMs),
     factor,
-    maxDelayMs: millis(`task "${name}": retry.maxDelay`, options?.maxDelay, defaultRetry.maxDelayMs),
+    maxDelayMs: optionalDurationMillis(`task "${name}": retry.maxDelay`, options?.maxDelay, defaultRetry.maxDelayMs),
     jitter: options?.jitter ?? defaultRetry.jitter,
   }
 }
@@ -139,8 +130,10 @@ export const task = <const Name extends string, IS extends AnySchema, OS extends
   }
   const inputJson = jsonCodec(name, "input", options.input)
   const outputJson = jsonCodec(name, "output", options.output)
-  const timeoutMs = options.timeout === undefined ? undefined : millis(`task "${name}": timeout`, options.timeout, 0)
-  if (timeoutMs === 0) throw new DefinitionError({ message: `task "${name}": timeout must be positive` })
+  const timeoutMs = options.timeout === undefined ? undefined : durationMillis(`task "${name}": timeout`, options.timeout, { positive: true })
+  // checked here to name the task; a workflow starting with it decodes the window again
+  const window = typeof options.deduplicate === "object" ? options.deduplicate?.window : undefined
+  if (window !== undefined) durationMillis(`task "${name}": deduplicate.window`, window)
   if (options.queue !== undefined) checkName(`task "${name}": queue`, options.queue)
 
   const runEffect = (input: IS["Type"]): Effect.Effect<OS["Type"], E, R> =>

@@ -7,15 +7,16 @@
  * const run = yield* checkout.start({ orderId: "o-1" }, { idempotencyKey: "order-o-1" })
  * ```
  */
-import { Context, Data, Duration, type Effect, Schema } from "effect"
+import { Context, Data, type Effect, Schema } from "effect"
 import type { Chain } from "./Chain.ts"
 import { DefinitionError } from "./DefinitionError.ts"
 import type { Part, TaskDefinition } from "./Part.ts"
 import type { RevokeRecord } from "./RevokeRecord.ts"
 import type { Step } from "./Step.ts"
 import { checkName } from "./Task.ts"
+import { type DurationInput, instantMillis, optionalDurationMillis } from "./Time.ts"
 
-export interface StartOptions {
+interface StartOptionsBase {
   /**
    * The caller's transaction (a MikroORM `EntityManager`): the run is written in it, and nothing
    * is dispatched unless it commits.
@@ -23,8 +24,32 @@ export interface StartOptions {
   readonly em?: unknown
   /** A second start with the same key returns the existing run. */
   readonly idempotencyKey?: string
-  /** Start later: a number is seconds. */
-  readonly delay?: number | Duration.Input
+}
+
+/**
+ * How a run is started. It starts now, `delay` later (a duration: a number is seconds), or `at`
+ * an instant (a `Date`; one in the past starts it now): `delay` and `at` exclude each other.
+ */
+export type StartOptions = StartOptionsBase & (
+  | { readonly delay?: DurationInput; readonly at?: undefined }
+  | { readonly at?: Date; readonly delay?: undefined }
+)
+
+/**
+ * When a run started with `options` at `now` (epoch ms) is due: the start's `delay` after `now`,
+ * its `at`, or `now` itself (never earlier). Throws a `DefinitionError` naming the option.
+ */
+export const startDueAt = (workflow: string, options: StartOptions, now: number): number => {
+  const { delay, at } = options as { readonly delay?: unknown; readonly at?: unknown }
+  const label = `workflow "${workflow}": start`
+  if (delay !== undefined && at !== undefined) {
+    throw new DefinitionError({ message: `${label}: give delay or at, not both` })
+  }
+  if (at !== undefined) return Math.max(now, instantMillis(`${label} at`, at as Date))
+  if (delay instanceof Date) {
+    throw new DefinitionError({ message: `${label} delay is a duration, got a Date: start at an instant with { at: date }` })
+  }
+  return now + optionalDurationMillis(`${label} delay`, delay as DurationInput | undefined, 0)
 }
 
 /** A started (or, with an idempotency key, found) run. */
@@ -70,9 +95,10 @@ export class WorkflowStarter extends Context.Service<WorkflowStarter, {
 export interface WorkflowOptions<R = never> {
   /**
    * Refuse a second start with the same canonical payload while an earlier run is pending,
-   * running or finished less than `window` ago (default 10 minutes): `DuplicateTaskError`.
+   * running or finished less than `window` ago (default 10 minutes; a number is seconds):
+   * `DuplicateTaskError`.
    */
-  readonly deduplicate?: boolean | { readonly window?: Duration.Input }
+  readonly deduplicate?: boolean | { readonly window?: DurationInput }
   /** Runs once when the run, or a node of it, is revoked (onError handlers do not). */
   readonly onRevoke?: Step<RevokeRecord, unknown, R>
 }
@@ -104,11 +130,14 @@ export const workflow = <const Name extends string, I, O, R, R2 = never>(
   if (options.onRevoke !== undefined && !Array.isArray(options.onRevoke?.parts)) {
     throw new DefinitionError({ message: `workflow "${name}": onRevoke must be a task, a bound task or a chain` })
   }
+  const entry = entryTask(body.parts)
   const self: Workflow<Name, I, O, R | R2> = {
     _tag: "Workflow",
     name,
     chain: body,
-    deduplicateMs: deduplicateWindow(name, options.deduplicate ?? entryTask(body.parts)?.deduplicate),
+    deduplicateMs: options.deduplicate === undefined
+      ? deduplicateWindow(`task "${entry?.name}"`, entry?.deduplicate)
+      : deduplicateWindow(`workflow "${name}"`, options.deduplicate),
     onRevoke: options.onRevoke,
     inputJson: entryCodec(body.parts) as Schema.Codec<I, unknown>,
     outputJson: exitCodec(body.parts) as Schema.Codec<O, unknown>,
@@ -119,13 +148,10 @@ export const workflow = <const Name extends string, I, O, R, R2 = never>(
 
 export const defaultDeduplicateMs = 10 * 60_000
 
-const deduplicateWindow = (name: string, option: WorkflowOptions["deduplicate"]): number | undefined => {
+const deduplicateWindow = (label: string, option: WorkflowOptions["deduplicate"]): number | undefined => {
   if (option === undefined || option === false) return undefined
-  if (option === true || option.window === undefined) return defaultDeduplicateMs
-  const decoded = Duration.fromInput(option.window)
-  const ms = decoded._tag === "Some" ? Duration.toMillis(decoded.value) : Number.NaN
-  if (!Number.isFinite(ms) || ms < 0) throw new DefinitionError({ message: `workflow "${name}": deduplicate.window must be a finite duration >= 0` })
-  return ms
+  if (option === true) return defaultDeduplicateMs
+  return optionalDurationMillis(`${label}: deduplicate.window`, option.window, defaultDeduplicateMs)
 }
 
 const entryTask = (parts: ReadonlyArray<Part>): TaskDefinition | undefined => {

@@ -27,6 +27,7 @@ export type { IterationDefinition, Part, TaskDefinition } from "./Part.ts"
 export type { AnyStep, InputOf, OutputOf, RequirementsOf, Step } from "./Step.ts"
 export { type AnyTask, defaultRetry, type RetryOptions, task, type Task, type TaskOptions } from "./Task.ts"
 export { RevokeRecord } from "./RevokeRecord.ts"
+export { type DurationBounds, type DurationInput, durationMillis, instantMillis, optionalDurationMillis } from "./Time.ts"
 export { TaskFailure } from "./TaskFailure.ts"
 export {
   type AnyWorkflow,
@@ -36,6 +37,7 @@ export {
   type RunRef,
   StartFailed,
   type StartError,
+  startDueAt,
   type StartOptions,
   workflow,
   type Workflow,

@@ -11,6 +11,8 @@ import {
   compileWorkflow,
   type Graph,
   DuplicateTaskError,
+  type DurationInput,
+  durationMillis,
   InvalidInput,
   type Node,
   type IterationDefinition,
@@ -18,6 +20,7 @@ import {
   type ShardSummary,
   StartFailed,
   type StartError,
+  startDueAt,
   type StartOptions,
   type TaskFailure,
   WorkflowStarter,
@@ -163,17 +166,18 @@ const safeJson = (value: unknown): string => {
 }
 
 export interface EngineConfigShape {
-  /** How often a running task checks whether its node was revoked (default 1 s). */
-  readonly revokeCheckMs: number
+  /** How often a running task checks whether its node was revoked (default 1 second; a number is seconds). */
+  readonly revokeCheck: DurationInput
 }
 
 /** Engine settings, with defaults: provide it to change them. */
 export const EngineConfig = Context.Reference<EngineConfigShape>("taskgraph/EngineConfig", {
-  defaultValue: () => ({ revokeCheckMs: 1_000 }),
+  defaultValue: () => ({ revokeCheck: 1 }),
 })
 
 const make = Effect.gen(function*() {
   const config = yield* EngineConfig
+  const revokeCheckMs = durationMillis("EngineConfig: revokeCheck", config.revokeCheck, { positive: true })
   const store = yield* WorkflowStore
   const dispatcher = yield* Dispatcher
   const registry = yield* Registry
@@ -261,10 +265,10 @@ const make = Effect.gen(function*() {
         Effect.exit,
       ) as Effect.Effect<Exit.Exit<unknown, unknown>>
       // a revoke commits "revoked" on the node: the watcher sees it and the task's fiber is
-      // interrupted (its finalizers run) within `revokeCheckMs`
+      // interrupted (its finalizers run) within `revokeCheck`
       const watcher = Effect.gen(function*() {
         while (true) {
-          yield* Effect.sleep(config.revokeCheckMs)
+          yield* Effect.sleep(revokeCheckMs)
           const held = yield* store.isHeld(claimed.run, claimed.node, claimed.claim).pipe(Effect.catch(() => Effect.succeed(true)))
           if (!held) return "revoked" as const
         }
@@ -550,16 +554,17 @@ const make = Effect.gen(function*() {
       const encoded = yield* Schema.encodeUnknownEffect(workflow.inputJson)(input).pipe(
         Effect.mapError((e) => new InvalidInput({ workflow: workflow.name, message: e.message })),
       )
-      const delayMs = options.delay === undefined ? 0 : typeof options.delay === "number" ? options.delay * 1000 : Duration.toMillis(options.delay)
-      if (!Number.isFinite(delayMs) || delayMs < 0) {
-        return yield* new InvalidInput({ workflow: workflow.name, message: "delay must be a finite duration >= 0" })
-      }
       if (options.idempotencyKey !== undefined && (options.idempotencyKey.length === 0 || options.idempotencyKey.length > 200)) {
         return yield* new InvalidInput({ workflow: workflow.name, message: "idempotencyKey must be 1-200 characters" })
       }
       const now = yield* Clock.currentTimeMillis
+      // `delay` (a duration) or `at` (a Date): a bad one is refused before anything is written
+      const dueAt = yield* Effect.try({
+        try: () => startDueAt(workflow.name, options, now),
+        catch: (e) => new InvalidInput({ workflow: workflow.name, message: e instanceof Error ? e.message : String(e) }),
+      })
       const nodes = instantiate(g, undefined, "").map((n) =>
-        n.template === g.entry ? { ...n, state: "ready" as const, input: encoded, dueAt: now + delayMs } : n
+        n.template === g.entry ? { ...n, state: "ready" as const, input: encoded, dueAt } : n
       )
       const dedupKey = workflow.deduplicateMs === undefined ? undefined : deduplicationKey(workflow.name, encoded)
       const created = yield* store.createRun({

@@ -76,7 +76,7 @@ const tg = await embedded({ workflows: [checkout] })
 try {
   const started = Date.now()
   const run = await tg.start(checkout, { orderId: "o-1001" })
-  const result = await run.result({ timeoutMs: 60_000 })
+  const result = await run.result({ timeout: 60 })
   console.log(render(await run.status()))
   console.log(`\nresult: ${JSON.stringify(result)}  (${Date.now() - started} ms, including a 1 s durable delay)`)
 } finally {

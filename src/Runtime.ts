@@ -8,7 +8,7 @@ import { Cause, Data, Effect, Exit, Layer, ManagedRuntime, Schema } from "effect
 import { MikroOrmRowSource } from "../adapters/postgres/MikroOrmRowSource.ts"
 import { PostgresStore, type PostgresStoreOptions } from "../adapters/postgres/PostgresStore.ts"
 import { runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions } from "../adapters/postgres/Worker.ts"
-import type { AnyWorkflow, Graph, RunRef, StartOptions, Workflow } from "../dsl/index.ts"
+import { type AnyWorkflow, type DurationInput, type Graph, optionalDurationMillis, type RunRef, type StartOptions, type Workflow } from "../dsl/index.ts"
 import type { WorkflowStarter } from "../dsl/index.ts"
 import { Dispatcher } from "../engine/Dispatcher.ts"
 import { Engine, type RevokeOptions, type RevokeOutcome } from "../engine/Engine.ts"
@@ -33,8 +33,11 @@ export interface RunHandle<O> {
   /** False when an idempotency key matched an existing run. */
   readonly created: boolean
   readonly status: () => Promise<RunView>
-  /** Waits for the run to end: its typed output, or a rejection with `RunFailed`. */
-  readonly result: (options?: { readonly timeoutMs?: number }) => Promise<O>
+  /**
+   * Waits for the run to end: its typed output, or a rejection with `RunFailed`. `timeout` (a
+   * duration: a number is seconds; default no limit) rejects with an error when it passes first.
+   */
+  readonly result: (options?: { readonly timeout?: DurationInput }) => Promise<O>
   readonly graph: () => Promise<Graph>
   /** Revokes the run (or one node and what follows it): see `Engine.revoke`. */
   readonly revoke: (options?: RevokeOptions) => Promise<RevokeOutcome>
@@ -54,7 +57,7 @@ export interface RuntimeOptions<R = never> {
    * Re-dispatch ready nodes whose dispatch was lost, and reclaim expired leases (on by default
    * with a custom dispatcher; the Postgres worker repairs by polling and needs none).
    */
-  readonly sweeper?: false | (SweepOptions & { readonly intervalMs?: number })
+  readonly sweeper?: false | (SweepOptions & { readonly interval?: DurationInput })
   /** On SIGTERM/SIGINT (true) or these signals, `close()` and then end the process as the signal would (default: no listener). */
   readonly shutdownOnSignals?: ShutdownSignals
 }
@@ -156,8 +159,9 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
       status: view,
       graph: async () => (await view()).graph,
       revoke: (revokeOptions) => revoke(id, revokeOptions),
-      result: async ({ timeoutMs } = {}) => {
-        const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs
+      result: async ({ timeout } = {}) => {
+        const timeoutMs = optionalDurationMillis("result(): timeout", timeout, Infinity, { infinite: true })
+        const deadline = Date.now() + timeoutMs
         // poll the run row only (one indexed read); the node rows are not needed for the result
         for (let wait = 5; ; wait = Math.min(wait * 2, 250)) {
           const run = await runtime.runPromise(WorkflowStore.use((store) => store.getRun(id)))

@@ -25,6 +25,7 @@
  */
 import type { CloudTasksClient } from "@google-cloud/tasks"
 import { Cause, Clock, Data, Effect, Layer, Result, type Scope } from "effect"
+import { DefinitionError, type DurationInput, optionalDurationMillis } from "../../dsl/index.ts"
 import { Dispatcher } from "../../engine/Dispatcher.ts"
 import { type ReadyRef, WorkflowStore } from "../../engine/WorkflowStore.ts"
 import { cloudTasksClient, type CloudTasksClientOptions } from "./Client.ts"
@@ -47,8 +48,8 @@ export interface CloudTasksDispatcherConfig {
   readonly client: CloudTasksClient | CloudTasksClientOptions
   /** CreateTask calls in flight per `dispatch` (default 32). */
   readonly concurrency?: number
-  /** Deadline of one Cloud Tasks call (default 10 s). */
-  readonly callTimeoutMs?: number
+  /** Deadline of one Cloud Tasks call (a number is seconds; default 10 seconds). */
+  readonly callTimeout?: DurationInput
   /** Told what every `dispatch` did (for metrics and tests); it must not throw. */
   readonly onReport?: (report: DispatchReport) => void
 }
@@ -93,7 +94,8 @@ const emptyReport: DispatchReport = { created: 0, existing: 0, marked: 0, failur
 const isClient = (client: CloudTasksDispatcherConfig["client"]): client is CloudTasksClient =>
   typeof (client as Partial<CloudTasksClient>).createTask === "function"
 
-const checkConfig = (config: CloudTasksDispatcherConfig): void => {
+/** Checks the configuration; returns the call deadline in milliseconds. */
+const checkConfig = (config: CloudTasksDispatcherConfig): number => {
   const problem = (message: string): never => {
     throw new CloudTasksConfigError({ message: `CloudTasksDispatcher: ${message}` })
   }
@@ -124,7 +126,11 @@ const checkConfig = (config: CloudTasksDispatcherConfig): void => {
   if (config.concurrency !== undefined && !(Number.isInteger(config.concurrency) && config.concurrency >= 1)) {
     problem(`"concurrency" must be a positive integer, got ${config.concurrency}`)
   }
-  if (config.callTimeoutMs !== undefined && !(config.callTimeoutMs > 0)) problem(`"callTimeoutMs" must be positive, got ${config.callTimeoutMs}`)
+  try {
+    return optionalDurationMillis(`"callTimeout"`, config.callTimeout, 10_000, { positive: true })
+  } catch (error) {
+    return error instanceof DefinitionError ? problem(error.message) : problem(String(error))
+  }
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
@@ -157,7 +163,7 @@ export const makeCloudTasksDispatcher = (
   config: CloudTasksDispatcherConfig,
 ): Effect.Effect<CloudTasksDispatcherShape, never, WorkflowStore | Scope.Scope> =>
   Effect.gen(function*() {
-    checkConfig(config)
+    const callTimeoutMs = checkConfig(config)
     const store = yield* WorkflowStore
     const options = config.client
     const client = isClient(options) ? options : yield* Effect.acquireRelease(
@@ -165,7 +171,7 @@ export const makeCloudTasksDispatcher = (
       (built) => Effect.ignore(Effect.tryPromise(() => built.close())),
     )
     const concurrency = config.concurrency ?? 32
-    const callOptions = { timeout: config.callTimeoutMs ?? 10_000 }
+    const callOptions = { timeout: callTimeoutMs }
     const location = `projects/${config.project}/locations/${config.location}`
 
     const queueIdFor = (queue: string | null): string => {

@@ -19,7 +19,6 @@ export {
 export { classify, DispatchFailure, type FailureKind } from "./DispatchFailure.ts"
 export { hopLeadMs, maxScheduleAheadMs, scheduleFor, type Scheduled } from "./Hop.ts"
 export {
-  durationMillis,
   DurationSetting,
   type FieldChange,
   formatQueuePlan,

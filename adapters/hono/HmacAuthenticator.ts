@@ -5,8 +5,8 @@
  *     X-Taskgraph-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>
  *
  * The receiver recomputes it, compares in constant time, and refuses timestamps outside
- * `maxSkewSeconds` (the replay window; a replay inside it is a duplicate callback, which the
- * engine answers as a no-op).
+ * `maxSkew` (the replay window; a replay inside it is a duplicate callback, which the engine
+ * answers as a no-op).
  *
  * ```ts
  * const authenticate = hmacAuthenticator({ secret: process.env.TASKGRAPH_SECRET! })
@@ -18,6 +18,7 @@
  * ```
  */
 import { createHmac, timingSafeEqual } from "node:crypto"
+import { DefinitionError, type DurationInput, optionalDurationMillis } from "../../dsl/index.ts"
 import { type Authenticator, AuthenticatorConfigError, type AuthResult } from "./Authenticator.ts"
 
 export const signatureHeader = "X-Taskgraph-Signature"
@@ -30,8 +31,8 @@ export type Secret = string | Uint8Array
 export interface HmacOptions {
   /** At least 32 bytes (UTF-8 bytes for a string). */
   readonly secret: Secret
-  /** How far a signature's timestamp may be from now, either way; default 300. */
-  readonly maxSkewSeconds?: number
+  /** How far a signature's timestamp may be from now, either way (a number is seconds); default 5 minutes. */
+  readonly maxSkew?: DurationInput
   /** The current time in epoch milliseconds (tests); default `Date.now`. */
   readonly now?: () => number
 }
@@ -78,9 +79,12 @@ const refuse = (message: string): AuthResult => ({ ok: false, status: 401, messa
 /** Verifies `X-Taskgraph-Signature`; throws `AuthenticatorConfigError` for a short secret. */
 export const hmacAuthenticator = (options: HmacOptions): Authenticator => {
   const secret = checkedSecret(options.secret)
-  const maxSkewSeconds = options.maxSkewSeconds ?? 300
-  if (!Number.isFinite(maxSkewSeconds) || maxSkewSeconds <= 0) {
-    throw new AuthenticatorConfigError({ message: "maxSkewSeconds must be a positive, finite number" })
+  let maxSkewMs: number
+  try {
+    maxSkewMs = optionalDurationMillis("hmacAuthenticator: maxSkew", options.maxSkew, 300_000, { positive: true })
+  } catch (error) {
+    if (error instanceof DefinitionError) throw new AuthenticatorConfigError({ message: error.message })
+    throw error
   }
   const now = options.now ?? Date.now
   return {
@@ -91,7 +95,7 @@ export const hmacAuthenticator = (options: HmacOptions): Authenticator => {
       const match = headerPattern.exec(header.trim())
       if (match === null) return refuse(`malformed ${signatureHeader} header: expected t=<unix seconds>,v1=<hex sha256>`)
       const t = Number(match[1])
-      if (Math.abs(now() / 1000 - t) > maxSkewSeconds) return refuse("the signature's timestamp is outside the allowed window")
+      if (Math.abs(now() - t * 1000) > maxSkewMs) return refuse("the signature's timestamp is outside the allowed window")
       const given = Buffer.from(match[2]!, "hex")
       if (!timingSafeEqual(given, digest(secret, t, method, path, body))) return refuse("the signature does not match")
       return { ok: true, principal: "hmac" }

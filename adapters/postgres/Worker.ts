@@ -2,7 +2,7 @@
  * Worker: the Postgres dispatcher. Ready rows are the queue: the worker claims due nodes with
  * `FOR UPDATE SKIP LOCKED` (leased), advances each in-process, and reclaims expired leases.
  * It wakes on NOTIFY (any process that commits ready nodes), on its own finished steps, on the
- * next due time, and at the latest every `pollIntervalMs`.
+ * next due time, and at the latest every `pollInterval`.
  *
  * Shutdown (closing the scope) stops claiming, lets in-flight steps finish within `shutdownGrace`
  * (default 8 s: inside Cloud Run's 10 s between SIGTERM and SIGKILL), and gives back every node it
@@ -24,13 +24,13 @@ import { defaultNotifyChannel } from "./PostgresStore.ts"
 export interface WorkerOptions {
   /** Nodes advanced at once (default 8). */
   readonly concurrency?: number
-  /** Longest sleep between polls (default 1000 ms). */
-  readonly pollIntervalMs?: number
+  /** Longest sleep between polls (a number is seconds; default 1 second). */
+  readonly pollInterval?: DurationInput
   /** LISTEN for ready notices on this connection string (default: poll only). */
   readonly listenUrl?: string
   readonly notifyChannel?: string
-  /** How often expired leases are reclaimed (default 5000 ms). */
-  readonly reclaimIntervalMs?: number
+  /** How often expired leases are reclaimed (a number is seconds; default 5 seconds). */
+  readonly reclaimInterval?: DurationInput
   /**
    * How long shutdown waits for in-flight steps before giving their nodes back (a duration, a bare
    * number being seconds; default 8 s, leaving time to release and close within Cloud Run's 10 s).
@@ -84,6 +84,12 @@ const listen = (url: string, channel: string, onNotify: () => void) =>
     (client) => Effect.promise(() => client.end().catch(() => undefined)),
   )
 
+/** `pollInterval` and `reclaimInterval` in milliseconds (throws a `DefinitionError` naming a bad one). */
+export const workerIntervals = (options: WorkerOptions): { readonly pollMs: number; readonly reclaimMs: number } => ({
+  pollMs: optionalDurationMillis("worker: pollInterval", options.pollInterval, 1000, { positive: true }),
+  reclaimMs: optionalDurationMillis("worker: reclaimInterval", options.reclaimInterval, 5000),
+})
+
 /** Runs the worker until its scope closes. */
 export const runWorker = (options: WorkerOptions = {}) =>
   Effect.gen(function*() {
@@ -91,8 +97,7 @@ export const runWorker = (options: WorkerOptions = {}) =>
     const store = yield* WorkflowStore
     const { wakeup, stats } = yield* WorkerSignal
     const concurrency = options.concurrency ?? 8
-    const pollMs = options.pollIntervalMs ?? 1000
-    const reclaimMs = options.reclaimIntervalMs ?? 5000
+    const { pollMs, reclaimMs } = workerIntervals(options)
     const graceMs = optionalDurationMillis("shutdownGrace", options.shutdownGrace, defaultShutdownGraceMs)
     if (options.listenUrl !== undefined) {
       yield* listen(options.listenUrl, options.notifyChannel ?? defaultNotifyChannel, () => {

@@ -607,11 +607,12 @@ describe("definition errors", () => {
   })
 
   it("delay(-1), delay(NaN), delay(Infinity)", () => {
-    expect(() => chain(a).delay(-1)).toThrow(definitionError(/delay\(\) must be a finite number of seconds >= 0, got -1/))
-    expect(() => chain(a).delay(Number.NaN)).toThrow(definitionError(/delay\(\) must be a finite number of seconds >= 0, got NaN/))
+    expect(() => chain(a).delay(-1)).toThrow(definitionError(/delay\(\) must be a finite, non-negative duration, got -1/))
+    expect(() => chain(a).delay(Number.NaN)).toThrow(definitionError(/delay\(\) is not a duration: NaN/))
     expect(() => chain(a).delay(Number.POSITIVE_INFINITY)).toThrow(definitionError(/finite/))
-    expect(() => chain(a).delay("Infinity")).toThrow(definitionError(/delay\(\) must be finite and >= 0/))
-    expect(() => chain(a).delay("soon" as never)).toThrow(definitionError(/delay\(\): not a duration: soon/))
+    expect(() => chain(a).delay("Infinity")).toThrow(definitionError(/delay\(\) must be a finite, non-negative duration, got "Infinity"/))
+    expect(() => chain(a).delay("soon" as never)).toThrow(definitionError(/delay\(\) is not a duration: "soon"/))
+    expect(() => chain(a).delay(new Date() as never)).toThrow(definitionError(/delay\(\) is not a duration: Date\(.*\) \(a Date is an instant/))
   })
 
   it("input or output that is not a Schema", () => {
@@ -640,18 +641,20 @@ describe("definition errors", () => {
   })
 
   it("bad timeout and queue", () => {
-    expect(() => task("t", { ...schemaNumber, timeout: 0 })).toThrow(definitionError(/task "t": timeout must be positive/))
+    expect(() => task("t", { ...schemaNumber, timeout: 0 })).toThrow(definitionError(/task "t": timeout must be longer than zero/))
     expect(() => task("t", { ...schemaNumber, timeout: "Infinity" })).toThrow(
       definitionError(/task "t": timeout must be a finite, non-negative duration/),
     )
     expect(() => task("t", { ...schemaNumber, queue: "bad queue" })).toThrow(definitionError(/task "t": queue name "bad queue" is invalid/))
   })
 
-  // BUG (dsl/Task.ts `millis`): Duration.toMillis throws a plain Error ("Invalid Input: soon") for
-  // an unparsable duration string instead of a DefinitionError. Flip to `it` once fixed.
-  it("an unparsable duration string in timeout/retry is a DefinitionError", () => {
-    expect(() => task("t", { ...schemaNumber, timeout: "soon" as never })).toThrow(definitionError(/task "t": timeout/))
-    expect(() => task("t", { ...schemaNumber, retry: { initialDelay: "soon" as never } })).toThrow(definitionError(/retry.initialDelay/))
+  it("an unparsable duration string in timeout/retry/deduplicate is a DefinitionError naming the option", () => {
+    expect(() => task("t", { ...schemaNumber, timeout: "soon" as never })).toThrow(definitionError(/^task "t": timeout is not a duration: "soon"$/))
+    expect(() => task("t", { ...schemaNumber, retry: { initialDelay: "soon" as never } })).toThrow(definitionError(/task "t": retry.initialDelay is not a duration/))
+    expect(() => task("t", { ...schemaNumber, deduplicate: { window: "soon" as never } })).toThrow(
+      definitionError(/task "t": deduplicate.window is not a duration: "soon"/),
+    )
+    expect(() => workflow("w", chain(a), { deduplicate: { window: -1 } })).toThrow(definitionError(/workflow "w": deduplicate.window must be a finite, non-negative duration/))
   })
 
   it("bind on a non-Struct input", () => {

@@ -2,7 +2,7 @@
  * Type tests: checked by `tsc` (npm run typecheck), never executed. Each `@ts-expect-error`
  * proves that a wrong workflow does not compile; the rest proves that a right one does.
  */
-import { Context, Effect, Schema } from "effect"
+import { Context, Duration, Effect, Schema } from "effect"
 import { chain, task, TaskFailure, workflow, type Chain, type Step } from "../../dsl/index.ts"
 import { charge, checkout, emailReceipt, notifyWarehouse, reserve, summarize } from "../fixtures/checkout.ts"
 
@@ -82,3 +82,21 @@ wf.start("one")
 checkout.start({ orderId: "o-1" }, { idempotencyKey: "order-o-1" })
 // @ts-expect-error missing orderId
 checkout.start({})
+
+// time: a duration option takes a Duration.Input (a bare number is seconds); an instant is a Date
+wf.start(1, { delay: 30 })
+wf.start(1, { delay: "5 minutes" })
+wf.start(1, { delay: Duration.seconds(5) })
+wf.start(1, { at: new Date() })
+wf.start(1, { at: new Date(), idempotencyKey: "k" })
+// @ts-expect-error a Date is an instant: `delay` takes a duration (start at a Date with `at`)
+wf.start(1, { delay: new Date() })
+// @ts-expect-error `delay` and `at` exclude each other
+wf.start(1, { delay: 30, at: new Date() })
+// @ts-expect-error `at` takes a Date, not a duration
+wf.start(1, { at: 30 })
+// @ts-expect-error a Date is not a delay
+chain(num).delay(new Date())
+// @ts-expect-error a task timeout is a duration, not an instant
+task("late", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n), timeout: new Date() })
+task("timed", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n), timeout: 30, retry: { initialDelay: 1, maxDelay: "1 minute" } })

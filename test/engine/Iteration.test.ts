@@ -237,7 +237,7 @@ describe.each(keyTypes)("Iteration over 100,000 rows with $name", ({ entity, tab
       })
       const worker = Effect.scoped(
         Effect.gen(function*() {
-          yield* runWorker({ concurrency: 4, pollIntervalMs: 5 })
+          yield* runWorker({ concurrency: 4, pollInterval: "5 millis" })
           while (!(yield* finished)) yield* Effect.sleep("5 millis")
         }),
       ).pipe(Effect.provide(WorkerSignal.layer))
@@ -496,10 +496,10 @@ describe("Iteration: edges, failures, progress", () => {
 
   it("createRuntime provides the row source: an iteration runs on the worker out of the box", async () => {
     const wf = iterateWorkflow("runtime", UuidItem, { shards: 2 })
-    const runtime = await createRuntime({ orm, workflows: [wf], worker: { concurrency: 4, pollIntervalMs: 50 } })
+    const runtime = await createRuntime({ orm, workflows: [wf], worker: { concurrency: 4, pollInterval: "50 millis" } })
     try {
       const handle = await runtime.start(wf, { grp: 3 })
-      const summary = await handle.result({ timeoutMs: 30_000 })
+      const summary = await handle.result({ timeout: 30 })
       expect(summary).toMatchObject({ rows: ROWS / 10, shards: 2 })
       expect(visits.size).toBe(ROWS / 10)
       expect([...visits.values()].every((n) => n === 1)).toBe(true)

@@ -1,11 +1,11 @@
 // Revocation (issue 5) on PostgreSQL: a run or a node (and what follows it) is revoked as committed
-// state; queued nodes never run, a running try is interrupted within `revokeCheckMs` (its
+// state; queued nodes never run, a running try is interrupted within `revokeCheck` (its
 // finalizers run, its attempt is recorded as revoked), and the final state does not depend on
 // whether revoke or completion commits first. Assertions read the stored rows.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Schema } from "effect"
 import { TestClock } from "effect/testing"
-import { type AnyWorkflow, chain, RevokeRecord, task, TaskFailure, workflow } from "../../dsl/index.ts"
+import { type AnyWorkflow, chain, type DurationInput, RevokeRecord, task, TaskFailure, workflow } from "../../dsl/index.ts"
 import type { Callback } from "../../engine/Callback.ts"
 import { Dispatcher } from "../../engine/Dispatcher.ts"
 import { Engine, EngineConfig, type RevokeOptions } from "../../engine/Engine.ts"
@@ -23,7 +23,7 @@ afterAll(() => db?.close())
 beforeEach(() => db.reset())
 
 interface Options {
-  readonly revokeCheckMs?: number
+  readonly revokeCheck?: DurationInput
   readonly dispatcher?: Layer.Layer<Dispatcher>
 }
 
@@ -31,7 +31,7 @@ const withEngine = (workflows: ReadonlyArray<AnyWorkflow>, options: Options = {}
   const layer = engineLayer(db.orm, workflows, options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher })
   return Effect.provide(
     effect,
-    options.revokeCheckMs === undefined ? layer : Layer.provide(layer, Layer.succeed(EngineConfig, { revokeCheckMs: options.revokeCheckMs })),
+    options.revokeCheck === undefined ? layer : Layer.provide(layer, Layer.succeed(EngineConfig, { revokeCheck: options.revokeCheck })),
   )
 }
 
@@ -280,7 +280,7 @@ describe("revoking what cannot be revoked", () => {
 })
 
 describe("revoking a running task", () => {
-  it.live("it is interrupted within revokeCheckMs: finalizer once, outcome Revoked, attempt recorded as revoked", () => {
+  it.live("it is interrupted within revokeCheck (0.05: a bare number is seconds): finalizer once, outcome Revoked, attempt recorded as revoked", () => {
     const [long, longCount] = sleeper("rvLong")
     const [after, afterCount] = counted("rvAfterLong")
     const wf = workflow("rv-long", chain(long).then(after))
@@ -305,10 +305,10 @@ describe("revoking a running task", () => {
       expect(yield* drain()).toEqual([])
       expect(afterCount.bodies).toBe(0)
       expect(longCount.finalized).toBe(1)
-    }).pipe(withEngine([wf], { revokeCheckMs: 50 }))
+    }).pipe(withEngine([wf], { revokeCheck: 0.05 }))
   })
 
-  it.live("the check interval is the configured one: with revokeCheckMs of a minute the try is still running 1.5 s after the revoke", () => {
+  it.live("the check interval is the configured one: with revokeCheck 60 (seconds, not ms) the try is still running 1.5 s after the revoke", () => {
     const [long, longCount] = sleeper("rvSlowCheck")
     const wf = workflow("rv-slow-check", chain(long))
     return Effect.gen(function*() {
@@ -322,7 +322,7 @@ describe("revoking a running task", () => {
       yield* Fiber.interrupt(running)
       expect(longCount.finalized).toBe(1)
       expect(yield* nodeRow(id, "0-rvSlowCheck")).toMatchObject({ state: "revoked" })
-    }).pipe(withEngine([wf], { revokeCheckMs: 60_000 }))
+    }).pipe(withEngine([wf], { revokeCheck: 60 }))
   })
 
   it.live("onError does not run for revocation; onRevoke runs exactly once with { run, node, reason }; the run stays revoked", () => {
@@ -391,7 +391,7 @@ describe("revoking a running task", () => {
       expect(failures).toEqual([])
       expect(yield* runRow(other.id)).toMatchObject({ status: "revoked" })
       expect(longCount.started).toBe(1)
-    }).pipe(withEngine([wf], { revokeCheckMs: 50 }))
+    }).pipe(withEngine([wf], { revokeCheck: "50 millis" }))
   })
 })
 
@@ -470,7 +470,7 @@ describe("revoke racing completion", () => {
       expect(seen["completion first"]).toEqual({ succeeded: iterations })
       expect(Object.values(seen.concurrent).reduce((a, b) => a + b, 0)).toBe(iterations)
       expect(yield* count("taskgraph_runs", "status = 'revoked'", [])).toBe(iterations * orders.length)
-    }).pipe(withEngine([wf], { revokeCheckMs: 20 }))
+    }).pipe(withEngine([wf], { revokeCheck: "20 millis" }))
   }, 30_000)
 
   it.live("the worker's fast path (a successor claimed in the same commit): revoked after the claim, its try is interrupted and commits nothing", () => {
@@ -511,7 +511,7 @@ describe("revoke racing completion", () => {
         expect((yield* attempts(id)).map((a) => `${a.node_id}:${a.outcome}`)).toEqual(["0-fastFirst:succeeded", "1-fastSecond:revoked"])
         expect(yield* runRow(id)).toMatchObject({ status: "revoked" })
       }
-    }).pipe(withEngine([wf], { revokeCheckMs: 20 }))
+    }).pipe(withEngine([wf], { revokeCheck: "20 millis" }))
   })
 })
 
@@ -520,7 +520,7 @@ describe("the Promise runtime", () => {
     const [long, longCount] = sleeper("rvPromiseLong")
     const [after, afterCount] = counted("rvPromiseAfter")
     const wf = workflow("rv-promise", chain(long).then(after))
-    const tg = await createRuntime({ orm: db.orm, workflows: [wf], worker: { pollIntervalMs: 25 } })
+    const tg = await createRuntime({ orm: db.orm, workflows: [wf], worker: { pollInterval: "25 millis" } })
     try {
       const handle = await tg.start(wf, 3)
       const deadline = Date.now() + 10_000
@@ -531,7 +531,7 @@ describe("the Promise runtime", () => {
       ])
 
       expect(await handle.revoke({ reason: "user pressed stop" })).toEqual({ _tag: "Revoked", run: handle.id, nodes: 2, runRevoked: true })
-      await expect(handle.result({ timeoutMs: 5_000 })).rejects.toMatchObject({
+      await expect(handle.result({ timeout: 5 })).rejects.toMatchObject({
         _tag: "RunFailed",
         run: handle.id,
         status: "revoked",

@@ -56,7 +56,7 @@ const insertOrder = (em: EntityManager, id: string) => em.execute("insert into a
 
 describe("start in the caller's transaction", () => {
   it("committed: the run and the application's row appear together, and the worker completes the run", () =>
-    withRuntime({ pollIntervalMs: 25 }, async (tg) => {
+    withRuntime({ pollInterval: "25 millis" }, async (tg) => {
       let id = ""
       await db.orm.em.fork().transactional(async (em) => {
         await insertOrder(em, "o-1")
@@ -70,7 +70,7 @@ describe("start in the caller's transaction", () => {
       })
       expect(await db.count("taskgraph_runs", "id = $1", [id])).toBe(1)
       expect(await db.count("app_orders", "id = 'o-1'")).toBe(1)
-      await expect(tg.handle(order, id).result({ timeoutMs: 10_000 })).resolves.toBe("o-1:42")
+      await expect(tg.handle(order, id).result({ timeout: 10 })).resolves.toBe("o-1:42")
       expect(calls).toEqual(["o-1"])
       const [run] = await db.sql("select status, output from taskgraph_runs where id = $1", [id])
       expect(run).toEqual({ status: "succeeded", output: "o-1:42" })
@@ -78,7 +78,7 @@ describe("start in the caller's transaction", () => {
     }))
 
   it("rolled back: no run row, no node, nothing ran", () =>
-    withRuntime({ pollIntervalMs: 25 }, async (tg) => {
+    withRuntime({ pollInterval: "25 millis" }, async (tg) => {
       let id = ""
       await expect(
         db.orm.em.fork().transactional(async (em) => {
@@ -123,8 +123,8 @@ describe("start in the caller's transaction", () => {
     })
     // process 2 starts a worker on the same database, without LISTEN: the worker's polling of
     // ready rows is the repair path for a dispatch that never happened
-    await withRuntime({ pollIntervalMs: 25 }, async (tg) => {
-      await expect(tg.handle(order, id).result({ timeoutMs: 10_000 })).resolves.toBe("o-4:42")
+    await withRuntime({ pollInterval: "25 millis" }, async (tg) => {
+      await expect(tg.handle(order, id).result({ timeout: 10 })).resolves.toBe("o-4:42")
     })
     expect(calls).toEqual(["o-4"])
   })
@@ -132,9 +132,9 @@ describe("start in the caller's transaction", () => {
 
 describe("start with an em that is not in a transaction", () => {
   it("the run is written and runs", () =>
-    withRuntime({ pollIntervalMs: 25 }, async (tg) => {
+    withRuntime({ pollInterval: "25 millis" }, async (tg) => {
       const run = await tg.start(order, "o-8", { em: db.orm.em.fork() })
-      await expect(run.result({ timeoutMs: 10_000 })).resolves.toBe("o-8:42")
+      await expect(run.result({ timeout: 10 })).resolves.toBe("o-8:42")
     }))
 
   it("something that is not an EntityManager is refused with StartFailed", () =>
@@ -181,13 +181,13 @@ describe("idempotent start", () => {
     }))
 
   it("10 concurrent starts with one key make exactly one run, which runs once", () =>
-    withRuntime({ pollIntervalMs: 25 }, async (tg) => {
+    withRuntime({ pollInterval: "25 millis" }, async (tg) => {
       const handles = await Promise.all(Array.from({ length: 10 }, () => tg.start(order, "o-6", { idempotencyKey: "order-o-6" })))
       expect(new Set(handles.map((h) => h.id)).size).toBe(1)
       expect(handles.filter((h) => h.created)).toHaveLength(1)
       expect(await db.count("taskgraph_runs")).toBe(1)
       expect(await db.count("taskgraph_nodes")).toBe(2)
-      await expect(handles[0]!.result({ timeoutMs: 10_000 })).resolves.toBe("o-6:42")
+      await expect(handles[0]!.result({ timeout: 10 })).resolves.toBe("o-6:42")
       expect(calls).toEqual(["o-6"])
     }))
 
@@ -202,5 +202,101 @@ describe("idempotent start", () => {
       expect(ids[0]).toBe(ids[1])
       expect(await db.count("taskgraph_runs")).toBe(1)
       expect(await db.count("app_orders")).toBe(2)
+    }))
+})
+
+describe("start later: delay (a duration, a bare number is seconds) or at (a Date)", () => {
+  const entryRow = async (run: string) =>
+    (await db.sql<{ state: string; due_at: Date }>("select state, due_at from taskgraph_nodes where run_id = $1 and id = '0-reserve'", [run]))[0]!
+
+  it("a run started with `at` in the future is not run before it, then runs at it", () =>
+    withRuntime({ pollInterval: "25 millis" }, async (tg) => {
+      const at = new Date(Date.now() + 1_500)
+      const run = await tg.start(order, "o-at", { at })
+      // the entry node is ready, due at exactly that instant
+      const entry = await entryRow(run.id)
+      expect(entry.state).toBe("ready")
+      expect(entry.due_at.getTime()).toBe(at.getTime())
+      await sleep(1_000) // 40 worker polls, none of them may take it
+      expect(calls).toEqual([])
+      expect(await db.count("taskgraph_attempts", "run_id = $1", [run.id])).toBe(0)
+      await expect(run.result({ timeout: 10 })).resolves.toBe("o-at:42")
+      const [first] = await db.sql<{ started_at: Date }>(
+        "select started_at from taskgraph_attempts where run_id = $1 and node_id = '0-reserve'",
+        [run.id],
+      )
+      expect(first!.started_at.getTime()).toBeGreaterThanOrEqual(at.getTime())
+    }))
+
+  it("`at` in the past starts the run now (never due before the start)", async () => {
+    let id = ""
+    // no worker yet: the entry node stays ready, to be looked at
+    await withRuntime(false, async (tg) => {
+      const before = Date.now()
+      id = (await tg.start(order, "o-past", { at: new Date(before - 86_400_000) })).id
+      expect(await entryRow(id)).toMatchObject({ state: "ready" })
+      expect((await entryRow(id)).due_at.getTime()).toBeGreaterThanOrEqual(before)
+    })
+    await withRuntime({ pollInterval: "25 millis" }, async (tg) => {
+      await expect(tg.handle(order, id).result({ timeout: 10 })).resolves.toBe("o-past:42")
+    })
+  })
+
+  it("`at` inside the caller's transaction: written with it, run at the instant after the commit", () =>
+    withRuntime({ pollInterval: "25 millis" }, async (tg) => {
+      const at = new Date(Date.now() + 800)
+      const run = await db.orm.em.fork().transactional(async (em) => {
+        await insertOrder(em, "o-at-tx")
+        return tg.start(order, "o-at-tx", { em, at })
+      })
+      expect((await entryRow(run.id)).due_at.getTime()).toBe(at.getTime())
+      await expect(run.result({ timeout: 10 })).resolves.toBe("o-at-tx:42")
+      expect(calls).toEqual(["o-at-tx"])
+    }))
+
+  it("a bare number of delay is seconds: delay 2 makes the entry due 2 s after the start", () =>
+    withRuntime(false, async (tg) => {
+      const before = Date.now()
+      const run = await tg.start(order, "o-delay", { delay: 2 })
+      const after = Date.now()
+      const due = (await entryRow(run.id)).due_at.getTime()
+      expect(due).toBeGreaterThanOrEqual(before + 2_000)
+      expect(due).toBeLessThanOrEqual(after + 2_000)
+      const later = await tg.start(order, "o-delay-2", { delay: "1 minute" })
+      expect((await entryRow(later.id)).due_at.getTime()).toBeGreaterThanOrEqual(before + 60_000)
+    }))
+
+  it("refuses delay with at, an invalid Date, and a Date given as the delay, writing nothing", () =>
+    withRuntime(false, async (tg) => {
+      const refused = async (options: object, message: RegExp) => {
+        const error = await tg.start(order, "o-bad", options as never).then(() => undefined, (e: unknown) => e)
+        expect(error).toBeInstanceOf(InvalidInput)
+        expect(error).toMatchObject({ workflow: "order", message: expect.stringMatching(message) })
+      }
+      await refused({ delay: 30, at: new Date() }, /^workflow "order": start: give delay or at, not both$/)
+      await refused({ at: new Date("not a date") }, /^workflow "order": start at is an invalid Date$/)
+      await refused({ at: 30 }, /^workflow "order": start at is not a Date: 30 \(a duration: use the option for a duration\)$/)
+      await refused({ delay: new Date(Date.now() + 60_000) }, /^workflow "order": start delay is a duration, got a Date: start at an instant with \{ at: date \}$/)
+      await refused({ delay: -1 }, /^workflow "order": start delay must be a finite, non-negative duration, got -1$/)
+      await refused({ delay: "soon" }, /^workflow "order": start delay is not a duration: "soon"$/)
+      expect(await db.count("taskgraph_runs")).toBe(0)
+      expect(await db.count("taskgraph_nodes")).toBe(0)
+    }))
+})
+
+describe("RunHandle.result({ timeout })", () => {
+  it("a bare number is seconds: timeout 0.3 gives up after 300 ms, saying so", () =>
+    withRuntime(false, async (tg) => {
+      const run = await tg.start(order, "o-wait")
+      const t0 = Date.now()
+      const error = await run.result({ timeout: 0.3 }).then(() => undefined, (e: unknown) => e)
+      const waited = Date.now() - t0
+      expect(String(error)).toMatch(/did not finish within 300 ms \(status running\)/)
+      expect(waited).toBeGreaterThanOrEqual(300)
+      expect(waited).toBeLessThan(5_000)
+      await expect(run.result({ timeout: "soon" as never })).rejects.toMatchObject({
+        _tag: "DefinitionError",
+        message: 'result(): timeout is not a duration: "soon"',
+      })
     }))
 })

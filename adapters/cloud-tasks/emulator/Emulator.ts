@@ -18,6 +18,7 @@
  * ```
  */
 import * as grpc from "@grpc/grpc-js"
+import { type DurationInput, optionalDurationMillis } from "../../../dsl/Time.ts"
 import { type EmulatorClock, systemClock } from "./Clock.ts"
 import { cloudTasksHandlers, cloudTasksServiceDefinition } from "./CloudTasksService.ts"
 import { Dispatcher } from "./Dispatcher.ts"
@@ -29,15 +30,15 @@ import { QueueStore } from "./QueueStore.ts"
 export interface CloudTasksEmulatorOptions {
   /** 0 (the default) picks a free port. */
   readonly port?: number
-  /** How long a task name stays refused after the task was deleted or finished; default 1 hour. */
-  readonly nameReuseWindowMs?: number
+  /** How long a task name stays refused after the task was deleted or finished (a number is seconds); default 1 hour. */
+  readonly nameReuseWindow?: DurationInput
   /** The largest task accepted; default 100 KB (102,400 bytes). */
   readonly maxTaskBytes?: number
   /**
-   * The shortest `dispatchDeadline` accepted; default 15 s as in Cloud Tasks. Tests of deadline
-   * handling lower it to use sub-second deadlines.
+   * The shortest `dispatchDeadline` accepted (a number is seconds); default 15 seconds as in Cloud
+   * Tasks. Tests of deadline handling lower it to use sub-second deadlines.
    */
-  readonly minDispatchDeadlineMs?: number
+  readonly minDispatchDeadline?: DurationInput
   /** Time and timers; default the system clock. */
   readonly clock?: EmulatorClock
 }
@@ -67,15 +68,17 @@ const defaultMinDispatchDeadlineMs = 15_000
 const shutdownGraceMs = 1000
 
 export const startCloudTasksEmulator = async (options: CloudTasksEmulatorOptions = {}): Promise<CloudTasksEmulator> => {
+  const nameReuseWindowMs = optionalDurationMillis("startCloudTasksEmulator: nameReuseWindow", options.nameReuseWindow, defaultNameReuseWindowMs)
+  const minDispatchDeadlineMs = optionalDurationMillis("startCloudTasksEmulator: minDispatchDeadline", options.minDispatchDeadline, defaultMinDispatchDeadlineMs)
   const clock = options.clock ?? systemClock
   const signer = await createOidcSigner()
   const stats = emptyStats()
   const faults = new FaultPlan()
   const store = new QueueStore({
     clock,
-    nameReuseWindowMs: options.nameReuseWindowMs ?? defaultNameReuseWindowMs,
+    nameReuseWindowMs,
     maxTaskBytes: options.maxTaskBytes ?? defaultMaxTaskBytes,
-    minDispatchDeadlineMs: options.minDispatchDeadlineMs ?? defaultMinDispatchDeadlineMs,
+    minDispatchDeadlineMs,
   })
   const dispatcher = new Dispatcher({ store, clock, signer, stats, faults })
   const server = new grpc.Server()

@@ -5,7 +5,7 @@
  *
  * ```ts
  * import { startCloudTasksEmulator } from "./adapters/cloud-tasks/emulator/index.ts"
- * const emulator = await startCloudTasksEmulator({ nameReuseWindowMs: 60_000 })
+ * const emulator = await startCloudTasksEmulator({ nameReuseWindow: "1 minute" })
  * emulator.faults.failNext("CreateTask", "UNAVAILABLE")
  * ```
  */

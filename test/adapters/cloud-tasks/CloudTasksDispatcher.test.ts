@@ -4,8 +4,10 @@
 // queues with a name map, and the cost: exactly one CreateTask per dispatched node.
 import { Data, Effect, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { CloudTasksConfigError, CloudTasksDispatcher } from "../../../adapters/cloud-tasks/CloudTasksDispatcher.ts"
-import { chain, type TaskFailure, task, workflow } from "../../../dsl/index.ts"
+import type { CloudTasksClient } from "@google-cloud/tasks"
+import { CloudTasksConfigError, CloudTasksDispatcher, makeCloudTasksDispatcher } from "../../../adapters/cloud-tasks/CloudTasksDispatcher.ts"
+import { chain, type DurationInput, type TaskFailure, task, workflow } from "../../../dsl/index.ts"
+import { WorkflowStore } from "../../../engine/WorkflowStore.ts"
 import { RunFailed } from "../../../src/Runtime.ts"
 import { fastRetries, type Harness, location, project, serviceAccount, startHarness, totals, until } from "./harness.ts"
 
@@ -76,39 +78,39 @@ const attemptsOf = (run: string) =>
 describe("Cloud Tasks end to end", () => {
   it("a chain", async () => {
     const run = await h.tg.start(chainWf, 3)
-    expect(await run.result({ timeoutMs: 10_000 })).toBe("#8")
+    expect(await run.result({ timeout: 10 })).toBe("#8")
     expect((await attemptsOf(run.id)).map((a) => a.outcome)).toEqual(["succeeded", "succeeded", "succeeded"])
   })
 
   it("a group: members in parallel, the join fires once with the outputs in order", async () => {
     const run = await h.tg.start(groupWf, 3)
-    expect(await run.result({ timeoutMs: 10_000 })).toBe(4 * 2 + 4 * 3)
+    expect(await run.result({ timeout: 10 })).toBe(4 * 2 + 4 * 3)
     const joins = (await attemptsOf(run.id)).filter((a) => a.node_id.endsWith("-group"))
     expect(joins).toHaveLength(1)
   })
 
   it("a map over an array", async () => {
     const run = await h.tg.start(mapWf, 5)
-    expect(await run.result({ timeoutMs: 10_000 })).toBe(2 * (0 + 1 + 2 + 3 + 4))
+    expect(await run.result({ timeout: 10 })).toBe(2 * (0 + 1 + 2 + 3 + 4))
   })
 
   it("a delay: the task is scheduled at the due time", async () => {
     const started = Date.now()
     const run = await h.tg.start(delayWf, 3)
-    expect(await run.result({ timeoutMs: 10_000 })).toBe(8)
+    expect(await run.result({ timeout: 10 })).toBe(8)
     expect(Date.now() - started).toBeGreaterThanOrEqual(1000)
   })
 
   it("retries: a task failing twice, then succeeding, each try its own task", async () => {
     const run = await h.tg.start(retryWf, 7)
-    expect(await run.result({ timeoutMs: 10_000 })).toBe(71)
+    expect(await run.result({ timeout: 10 })).toBe(71)
     const flakyAttempts = (await attemptsOf(run.id)).filter((a) => a.node_id.endsWith("ctFlaky"))
     expect(flakyAttempts.map((a) => [a.attempt, a.outcome])).toEqual([[1, "retry"], [2, "retry"], [3, "succeeded"]])
   })
 
   it("onError: the handler runs once with the failure, and the run fails", async () => {
     const run = await h.tg.start(errorWf, 1)
-    const failed = await run.result({ timeoutMs: 10_000 }).then(() => undefined, (e: unknown) => e)
+    const failed = await run.result({ timeout: 10 }).then(() => undefined, (e: unknown) => e)
     expect(failed).toBeInstanceOf(RunFailed)
     expect((failed as RunFailed).error).toMatchObject({ tag: "Flaky", message: "gone for good" })
     const mine = handled.filter((f) => f.run === run.id)
@@ -136,7 +138,7 @@ describe("Cloud Tasks end to end", () => {
     const [node] = await h.db.sql("select state from taskgraph_nodes where run_id = $1", [run.id])
     expect(node).toEqual({ state: "dispatched" })
     await h.client.resumeQueue({ name: queue })
-    expect(await run.result({ timeoutMs: 10_000 })).toBe(-5)
+    expect(await run.result({ timeout: 10 })).toBe(-5)
   })
 
   it("exactly one CreateTask per dispatched node, and nothing failed", async () => {
@@ -204,8 +206,38 @@ describe("configuration", () => {
     ["a relative callback URL", { callbackUrl: "/taskgraph/callback" }, "callbackUrl"],
     ["a bad default queue", { defaultQueue: "my_queue" }, "defaultQueue"],
     ["a bad queue mapping", { queues: { emails: "e.mails" } }, 'queue "emails"'],
+    ["a zero callTimeout", { callTimeout: 0 }, '"callTimeout" must be longer than zero'],
+    ["a callTimeout that is not a duration", { callTimeout: "soon" as never }, '"callTimeout" is not a duration: "soon"'],
   ])("refuses %s when the layer is built", (_, override, mentions) => {
     expect(() => CloudTasksDispatcher.layer({ ...valid(), ...override })).toThrow(CloudTasksConfigError)
     expect(() => CloudTasksDispatcher.layer({ ...valid(), ...override })).toThrow(mentions)
+  })
+
+  it("callTimeout as a bare number is seconds: every Cloud Tasks call gets that deadline in ms", async () => {
+    const deadlines: Array<unknown> = []
+    const client = {
+      createTask: async (_request: unknown, options: unknown) => {
+        deadlines.push(options)
+        return [{}]
+      },
+      deleteTask: async (_request: unknown, options: unknown) => {
+        deadlines.push(options)
+        return [{}]
+      },
+    } as unknown as CloudTasksClient
+    const store = WorkflowStore.of({ markDispatched: () => Effect.succeed(1) } as unknown as WorkflowStore["Service"])
+    const ref = { run: "00000000-0000-4000-8000-000000000001", node: "0-a", attempt: 1, generation: 0, leaseMs: 60_000, dueAt: 0, queue: null }
+    const use = (callTimeout: DurationInput | undefined) =>
+      Effect.runPromise(
+        Effect.scoped(Effect.gen(function*() {
+          const dispatcher = yield* makeCloudTasksDispatcher({ ...valid(), client, ...(callTimeout === undefined ? {} : { callTimeout }) })
+          yield* dispatcher.dispatch([ref])
+          yield* dispatcher.deleteTaskFor(ref)
+        })).pipe(Effect.provideService(WorkflowStore, store)),
+      )
+    await use(2)
+    await use(undefined)
+    await use("250 millis")
+    expect(deadlines).toEqual([{ timeout: 2_000 }, { timeout: 2_000 }, { timeout: 10_000 }, { timeout: 10_000 }, { timeout: 250 }, { timeout: 250 }])
   })
 })

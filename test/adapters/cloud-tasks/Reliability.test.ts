@@ -44,7 +44,7 @@ beforeAll(async () => {
   vi.spyOn(console, "log").mockImplementation((...args: Array<unknown>) => {
     logged.push(args.map(String).join(" "))
   })
-  h = await startHarness({ workflows, sweeper: { intervalMs: 100, graceMs: 300 } })
+  h = await startHarness({ workflows, sweeper: { interval: 0.1, grace: 0.3 } }) // bare numbers: seconds
 })
 afterAll(async () => {
   await h?.close()
@@ -64,7 +64,7 @@ describe("crashes", () => {
     const run = await crashed.start(pair, 10)
     await crashed.close()
     expect((await nodesOf(run.id)).map((n) => n.state)).toEqual(["ready", "waiting"])
-    expect(await h.tg.handle(pair, run.id).result({ timeoutMs: 10_000 })).toBe(22)
+    expect(await h.tg.handle(pair, run.id).result({ timeout: 10 })).toBe(22)
     expect(bodies.get("rlFirst:10")).toBe(1)
     expect(bodies.get("rlSecond:11")).toBe(1)
   })
@@ -97,7 +97,7 @@ describe("crashes", () => {
     await until(() => reportsSince(mark).length > 0, "the sweeper's dispatch")
     expect(reportsSince(mark)).toEqual([{ created: 0, existing: 1, marked: 1, failures: [] }])
     expect((await nodesOf(run.id))[0]!.state).toBe("dispatched")
-    expect(await h.tg.handle(pair, run.id).result({ timeoutMs: 10_000 })).toBe(42)
+    expect(await h.tg.handle(pair, run.id).result({ timeout: 10 })).toBe(42)
     // two CreateTask calls for the entry (one refused as existing), one for the second node
     expect((h.emulator.stats.calls.CreateTask ?? 0) - callsBefore).toBe(3)
     expect(bodies.get("rlFirst:20")).toBe(1)
@@ -112,8 +112,8 @@ describe("duplicates", () => {
     try {
       const fan = await h.tg.start(fanOut, 30)
       const map = await h.tg.start(mapped, 6)
-      expect(await fan.result({ timeoutMs: 10_000 })).toBe(31 * 15)
-      expect(await map.result({ timeoutMs: 10_000 })).toBe(2 * 15)
+      expect(await fan.result({ timeout: 10 })).toBe(31 * 15)
+      expect(await map.result({ timeout: 10 })).toBe(2 * 15)
       for (const run of [fan.id, map.id]) {
         const rows = await attemptRows(run)
         expect(rows.length).toBeGreaterThan(3)
@@ -135,8 +135,8 @@ describe("CreateTask failing", () => {
     const runs = await Promise.all([h.tg.start(pair, 40), h.tg.start(fanOut, 50)])
     // the entry nodes' dispatches failed: they are still ready, not "dispatched with nothing queued"
     for (const run of runs) expect((await nodesOf(run.id)).filter((n) => n.state === "ready").length).toBeGreaterThan(0)
-    expect(await runs[0].result({ timeoutMs: 15_000 })).toBe(82)
-    expect(await runs[1].result({ timeoutMs: 15_000 })).toBe(51 * 15)
+    expect(await runs[0].result({ timeout: 15 })).toBe(82)
+    expect(await runs[1].result({ timeout: 15 })).toBe(51 * 15)
     const failures = reportsSince(mark).flatMap((r) => r.failures)
     expect(failures.length).toBe(12)
     expect(failures.every((f) => f.kind === "transient" && f.code === "UNAVAILABLE")).toBe(true)
@@ -157,6 +157,6 @@ describe("CreateTask failing", () => {
     expect(reportsSince(mark).flatMap((r) => r.failures).length).toBeGreaterThan(1)
     // fixing the configuration is enough
     await Effect.runPromise(syncQueues(h.client, { project, location, queues: [{ name: "nowhere", ...fastRetries }] }))
-    expect(await run.result({ timeoutMs: 10_000 })).toBe(6)
+    expect(await run.result({ timeout: 10 })).toBe(6)
   })
 })

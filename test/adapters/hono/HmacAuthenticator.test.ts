@@ -65,7 +65,7 @@ describe("hmacAuthenticator", () => {
     expect(await verify(flipped)).toMatchObject({ ok: false, status: 401, message: "the signature does not match" })
   })
 
-  it("allows a skew of maxSkewSeconds either way and refuses more (the replay window)", async () => {
+  it("allows a skew of maxSkew (default 5 minutes) either way and refuses more (the replay window)", async () => {
     expect(await verify(sign({ now: now - 300_000 }))).toMatchObject({ ok: true })
     expect(await verify(sign({ now: now + 300_000 }))).toMatchObject({ ok: true })
     for (const skewed of [now - 301_000, now + 301_000, 0]) {
@@ -75,9 +75,19 @@ describe("hmacAuthenticator", () => {
         message: "the signature's timestamp is outside the allowed window",
       })
     }
-    const tight = hmacAuthenticator({ secret, maxSkewSeconds: 5, now: () => now })
+    const tight = hmacAuthenticator({ secret, maxSkew: "5 seconds", now: () => now })
     const headers = new Headers({ [signatureHeader]: sign({ now: now - 6_000 }) })
     expect(await tight.authenticate({ method: "POST", path: "/taskgraph/callback", headers, body })).toMatchObject({ ok: false, status: 401 })
+  })
+
+  it("maxSkew as a bare number is seconds: 30 admits 30 s of skew and refuses 31 s", async () => {
+    const thirty = hmacAuthenticator({ secret, maxSkew: 30, now: () => now })
+    const at = (signedAt: number) =>
+      thirty.authenticate({ method: "POST", path: "/taskgraph/callback", headers: new Headers({ [signatureHeader]: sign({ now: signedAt }) }), body })
+    expect(await at(now - 30_000)).toMatchObject({ ok: true })
+    expect(await at(now + 30_000)).toMatchObject({ ok: true })
+    expect(await at(now - 31_000)).toMatchObject({ ok: false, status: 401 })
+    expect(await at(now + 31_000)).toMatchObject({ ok: false, status: 401 })
   })
 
   it("refuses a missing header", async () => {
@@ -106,8 +116,10 @@ describe("hmacAuthenticator", () => {
     expect(() => hmacAuthenticator({ secret: new Uint8Array(16) })).toThrow(AuthenticatorConfigError)
     expect(() => hmacAuthenticator({ secret: "" })).toThrow(AuthenticatorConfigError)
     expect(() => signRequest({ secret: "short", method: "POST", path: "/", body: "" })).toThrow(AuthenticatorConfigError)
-    expect(() => hmacAuthenticator({ secret, maxSkewSeconds: 0 })).toThrow(/maxSkewSeconds/)
-    expect(() => hmacAuthenticator({ secret, maxSkewSeconds: Number.NaN })).toThrow(/maxSkewSeconds/)
+    expect(() => hmacAuthenticator({ secret, maxSkew: 0 })).toThrow(AuthenticatorConfigError)
+    expect(() => hmacAuthenticator({ secret, maxSkew: 0 })).toThrow(/maxSkew must be longer than zero/)
+    expect(() => hmacAuthenticator({ secret, maxSkew: Number.NaN })).toThrow(/maxSkew is not a duration: NaN/)
+    expect(() => hmacAuthenticator({ secret, maxSkew: "soon" as never })).toThrow(/maxSkew is not a duration: "soon"/)
     // 32 bytes of UTF-8 in fewer characters count as 32 bytes
     expect(() => hmacAuthenticator({ secret: "é".repeat(16) })).not.toThrow()
   })

@@ -43,10 +43,10 @@ describe("Postgres worker", () => {
     const seed = task("seed", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n) })
     const members = Array.from({ length: 12 }, () => slow)
     const wide = workflow("wide", chain(seed).group(members as unknown as [typeof slow, ...Array<typeof slow>]))
-    const tg = await createRuntime({ orm: db.orm, workflows: [wide], worker: { concurrency: 3, pollIntervalMs: 50 } })
+    const tg = await createRuntime({ orm: db.orm, workflows: [wide], worker: { concurrency: 3, pollInterval: "50 millis" } })
     try {
       const run = await tg.start(wide, 7)
-      expect(await run.result({ timeoutMs: 20_000 })).toEqual(Array.from({ length: 12 }, () => 7))
+      expect(await run.result({ timeout: 20 })).toEqual(Array.from({ length: 12 }, () => 7))
       expect(peak).toBe(3)
     } finally {
       await tg.close()
@@ -56,7 +56,7 @@ describe("Postgres worker", () => {
   it("shutdown lets an in-flight step finish within the grace period", async () => {
     const steady = task("steady", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.as(Effect.sleep("200 millis"), n + 1) })
     const wf = workflow("steadyWf", chain(steady))
-    const tg = await createRuntime({ orm: db.orm, workflows: [wf], worker: { pollIntervalMs: 20, shutdownGrace: 5 } })
+    const tg = await createRuntime({ orm: db.orm, workflows: [wf], worker: { pollInterval: "20 millis", shutdownGrace: 5 } })
     const run = await tg.start(wf, 1)
     await until(async () => (await db.count("taskgraph_nodes", "state = 'running'")) === 1)
     await tg.close()
@@ -72,7 +72,7 @@ describe("Postgres worker", () => {
       run: (n) => Effect.as(Effect.sleep("1 hour"), n).pipe(Effect.ensuring(Effect.sync(() => finalized++))),
     })
     const wf = workflow("stuckWf", chain(stuck))
-    const tg = await createRuntime({ orm: db.orm, workflows: [wf], worker: { pollIntervalMs: 20, shutdownGrace: "100 millis" } })
+    const tg = await createRuntime({ orm: db.orm, workflows: [wf], worker: { pollInterval: "20 millis", shutdownGrace: "100 millis" } })
     const run = await tg.start(wf, 1)
     await until(async () => (await db.count("taskgraph_nodes", "state = 'running'")) === 1)
     await tg.close()
@@ -93,9 +93,9 @@ describe("Postgres worker", () => {
        where run_id = $1`,
       [run.id],
     )
-    const tg = await createRuntime({ orm: db.orm, workflows: [wf], worker: { pollIntervalMs: 20, reclaimIntervalMs: 50 } })
+    const tg = await createRuntime({ orm: db.orm, workflows: [wf], worker: { pollInterval: "20 millis", reclaimInterval: "50 millis" } })
     try {
-      expect(await run.result({ timeoutMs: 10_000 })).toBe(40)
+      expect(await run.result({ timeout: 10 })).toBe(40)
       const [node] = await db.sql("select claims from taskgraph_nodes where run_id = $1", [run.id])
       expect(node!.claims).toBe(2)
       expect(await db.count("taskgraph_attempts", "outcome = 'succeeded'")).toBe(1)
@@ -108,13 +108,13 @@ describe("Postgres worker", () => {
   it("wakes on NOTIFY when another process starts a run (no waiting for the poll interval)", async () => {
     const quick = task("quick", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n + 1) })
     const wf = workflow("quickWf", chain(quick))
-    const worker = await createRuntime({ orm: db.orm, workflows: [wf], worker: { pollIntervalMs: 60_000, listenUrl: db.url } })
+    const worker = await createRuntime({ orm: db.orm, workflows: [wf], worker: { pollInterval: 60, listenUrl: db.url } })
     const other = await createRuntime({ orm: db.orm, workflows: [wf], worker: false })
     try {
       // the worker's first poll has happened; from now on only a notification can wake it
       await new Promise((resolve) => setTimeout(resolve, 200))
       const run = await other.start(wf, 1)
-      expect(await run.result({ timeoutMs: 15_000 })).toBe(2)
+      expect(await run.result({ timeout: 15 })).toBe(2)
     } finally {
       await other.close()
       await worker.close()

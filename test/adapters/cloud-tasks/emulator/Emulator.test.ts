@@ -105,7 +105,7 @@ beforeAll(async () => {
   })
   workerUrl = `http://127.0.0.1:${port}`
   // sub-second dispatch deadlines for the deadline test (Cloud Tasks' minimum is 15 s)
-  emulator = await startCloudTasksEmulator({ minDispatchDeadlineMs: 0 })
+  emulator = await startCloudTasksEmulator({ minDispatchDeadline: 0 })
   client = clientFor(emulator)
 })
 
@@ -639,11 +639,39 @@ describe("with a hand-driven clock", () => {
     })
     expect(seconds(ok.dispatchDeadline)).toBe(15)
   })
+
+  it("nameReuseWindow and minDispatchDeadline as bare numbers are seconds", async () => {
+    const short = await startCloudTasksEmulator({ clock, nameReuseWindow: 120, minDispatchDeadline: 5 })
+    const shortClient = clientFor(short)
+    try {
+      await shortClient.createQueue({ parent, queue: { name: queuePath("short") } })
+      const task = { ...httpTask("never"), name: taskPath("short", "reused"), scheduleTime: later() }
+      await shortClient.createTask({ parent: queuePath("short"), task })
+      await shortClient.deleteTask({ name: task.name })
+      now += 119_000
+      await expect(shortClient.createTask({ parent: queuePath("short"), task })).rejects.toMatchObject({ code: grpc.status.ALREADY_EXISTS })
+      now += 1_001
+      await shortClient.createTask({ parent: queuePath("short"), task })
+      // a 5 s deadline is accepted, 4 s is under the minimum
+      const deadline = (s: number) => ({ parent: queuePath("short"), task: { ...httpTask("never"), scheduleTime: later(), dispatchDeadline: { seconds: s } } })
+      const [ok] = await shortClient.createTask(deadline(5))
+      expect(seconds(ok.dispatchDeadline)).toBe(5)
+      await expect(shortClient.createTask(deadline(4))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT })
+    } finally {
+      await shortClient.close()
+      await short.stop()
+    }
+  })
+
+  it("refuses an option that is not a duration", async () => {
+    await expect(startCloudTasksEmulator({ nameReuseWindow: "soon" as never })).rejects.toThrow(/nameReuseWindow is not a duration: "soon"/)
+    await expect(startCloudTasksEmulator({ minDispatchDeadline: -1 })).rejects.toThrow(/minDispatchDeadline must be a finite, non-negative duration/)
+  })
 })
 
 describe("stop", () => {
   it("aborts requests in flight and stops dispatching", async () => {
-    const doomed = await startCloudTasksEmulator({ minDispatchDeadlineMs: 0 })
+    const doomed = await startCloudTasksEmulator({ minDispatchDeadline: 0 })
     const doomedClient = clientFor(doomed)
     const due = Date.now() + 1000
     try {
