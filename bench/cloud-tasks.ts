@@ -205,7 +205,7 @@ const runOnce = async (
 ): Promise<{ run: string; steps: number; wallMs: number; dbMs: number }> => {
   const started = performance.now()
   const handle = await tg.start(wf, input)
-  const output = await handle.result({ timeoutMs: 300_000 })
+  const output = await handle.result({ timeout: 300 })
   const wallMs = performance.now() - started
   if (JSON.stringify(output) !== JSON.stringify(expected)) throw new Error(`${wf.name}: wrong output ${JSON.stringify(output)}`)
   const [row] = (await sql.query<{ steps: number; db_ms: number }>(

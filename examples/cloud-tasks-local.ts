@@ -68,7 +68,7 @@ try {
   }))
 
   const run = await tg.start(pricing, "sku-42")
-  console.log(`result: ${await run.result({ timeoutMs: 30_000 })}`)
+  console.log(`result: ${await run.result({ timeout: 30 })}`)
   console.log(`CreateTask calls: ${emulator.stats.calls.CreateTask ?? 0}, deliveries: ${emulator.stats.deliveries}`)
 } finally {
   await tg?.close()

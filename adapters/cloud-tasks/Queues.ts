@@ -18,7 +18,8 @@
  * "100 millis" or "5 minutes".
  */
 import type { CloudTasksClient, protos } from "@google-cloud/tasks"
-import { Data, Duration, Effect, Option, Schema } from "effect"
+import { Data, Effect, Schema } from "effect"
+import { DefinitionError, type DurationInput, durationMillis } from "../../dsl/index.ts"
 import { grpcCode } from "./DispatchFailure.ts"
 import { queueIdPattern } from "./CloudTasksDispatcher.ts"
 
@@ -106,15 +107,6 @@ const fields: ReadonlyArray<Field> = [
   { key: "maxDoublings", path: "retry_config.max_doublings", duration: false, read: (q) => num(q.retryConfig?.maxDoublings) },
 ]
 
-/** A duration setting in milliseconds, or why it is not one. */
-export const durationMillis = (value: DurationSetting): number | string => {
-  if (typeof value === "number") return Number.isFinite(value) && value >= 0 ? Math.round(value * 1000 * 1000) / 1000 : "must be a number of seconds >= 0"
-  const decoded = Duration.fromInput(value.trim() as Duration.Input)
-  if (Option.isNone(decoded)) return `"${value}" is not a duration (e.g. "100 millis", "5 minutes", or a number of seconds)`
-  const ms = Duration.toMillis(decoded.value)
-  return Number.isFinite(ms) && ms >= 0 ? ms : "must be finite and >= 0"
-}
-
 /** The declared settings of `spec` as numbers (durations in ms), or the problems found. */
 const desired = (spec: QueueSpec): { readonly values: Map<string, number>; readonly problems: Array<string> } => {
   const values = new Map<string, number>()
@@ -124,9 +116,16 @@ const desired = (spec: QueueSpec): { readonly values: Map<string, number>; reado
   for (const field of fields) {
     const raw = spec[field.key]
     if (raw === undefined) continue
-    const value = field.duration ? durationMillis(raw) : raw
-    if (typeof value === "string") problems.push(`${at}: ${field.key} ${value}`)
-    else values.set(field.path, value)
+    if (!field.duration) {
+      values.set(field.path, raw as number)
+      continue
+    }
+    try {
+      // the one rule for durations (dsl/Time.ts): a number is seconds, a string "100 millis"…
+      values.set(field.path, durationMillis(`${at}: ${field.key}`, typeof raw === "string" ? raw.trim() as DurationInput : raw))
+    } catch (error) {
+      problems.push(error instanceof DefinitionError ? error.message : `${at}: ${field.key}: ${String(error)}`)
+    }
   }
   const check = (key: string, path: string, ok: (n: number) => boolean, rule: string) => {
     const value = values.get(path)

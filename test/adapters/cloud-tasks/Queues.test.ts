@@ -124,7 +124,7 @@ describe("syncQueues", () => {
     const failure = (error as { error?: unknown } | undefined)?.error
     expect(failure).toBeInstanceOf(QueueSyncError)
     const message = (failure as QueueSyncError).message
-    for (const part of ['queue "bad_name"', "maxDispatchesPerSecond must be in (0, 500]", '"soon" is not a duration', "minBackoff must not exceed maxBackoff", 'queue "slow" is declared twice']) {
+    for (const part of ['queue "bad_name"', "maxDispatchesPerSecond must be in (0, 500]", 'queue "fast": minBackoff is not a duration: "soon"', "minBackoff must not exceed maxBackoff", 'queue "slow" is declared twice']) {
       expect(message).toContain(part)
     }
     expect(emulator.stats.calls.ListQueues ?? 0).toBe(before)

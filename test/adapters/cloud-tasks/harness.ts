@@ -13,7 +13,7 @@ import { type CloudTasksEmulator, startCloudTasksEmulator } from "../../../adapt
 import { type QueueSpec, syncQueues } from "../../../adapters/cloud-tasks/Queues.ts"
 import { oidcAuthenticator } from "../../../adapters/hono/OidcAuthenticator.ts"
 import { taskgraphRoutes } from "../../../adapters/hono/routes.ts"
-import type { AnyWorkflow } from "../../../dsl/index.ts"
+import type { AnyWorkflow, DurationInput } from "../../../dsl/index.ts"
 import type { SweepOptions } from "../../../engine/Sweeper.ts"
 import { cloudTasksRuntime } from "../../../src/cloudTasks.ts"
 import type { Runtime } from "../../../src/Runtime.ts"
@@ -30,7 +30,7 @@ export interface HarnessOptions {
   readonly workflows: ReadonlyArray<AnyWorkflow>
   /** Declared queues (default: "default" with fast retries). */
   readonly queues?: ReadonlyArray<QueueSpec>
-  readonly sweeper?: false | (SweepOptions & { readonly intervalMs?: number })
+  readonly sweeper?: false | (SweepOptions & { readonly interval?: DurationInput })
   /** Overrides of the dispatcher's configuration. */
   readonly dispatcher?: Partial<CloudTasksDispatcherConfig>
 }
