@@ -41,7 +41,7 @@ import { oidcAuthenticator } from "../adapters/hono/OidcAuthenticator.ts"
 import { taskgraphRoutes } from "../adapters/hono/routes.ts"
 import { migrate } from "../adapters/postgres/migrate.ts"
 import { type AnyWorkflow, type Chain, chain, task, type Workflow, workflow } from "../dsl/index.ts"
-import { emulatorKeySource } from "../src/cloudTasks.ts"
+import { emulatorKeySource } from "../src/CloudTasksRuntime.ts"
 import { createRuntime, type Runtime } from "../src/Runtime.ts"
 import { initOrm, round, table, withServer, writeResult } from "./lib.ts"
 
@@ -102,7 +102,7 @@ interface CloudTasksStack {
 const spawnEmulator = async (): Promise<{ readonly address: string; readonly certsFile: string; readonly stop: () => Promise<void> }> => {
   const dir = await mkdtemp(path.join(os.tmpdir(), "taskgraph-bench-emulator-"))
   const certsFile = path.join(dir, "certs.json")
-  const cli = path.join(import.meta.dirname, "..", "src", "cli.ts")
+  const cli = path.join(import.meta.dirname, "..", "src", "bin.ts")
   const child = spawn(process.execPath, [cli, "emulator", "--port", "0", "--certs-file", certsFile], { stdio: ["ignore", "pipe", "inherit"] })
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()))
   let out = ""

@@ -9,20 +9,11 @@ import { serve } from "@hono/node-server"
 import { defineConfig as ormConfig, MikroORM } from "@mikro-orm/postgresql"
 import { Effect, Schema } from "effect"
 import { Hono } from "hono"
-import {
-  chain,
-  cloudTasksRuntime,
-  emulatorClient,
-  formatQueuePlan,
-  migrate,
-  oidcAuthenticator,
-  startCloudTasksEmulator,
-  startEmbeddedPostgres,
-  syncQueues,
-  task,
-  taskgraphRoutes,
-  workflow,
-} from "taskgraph"
+import { chain, task, workflow } from "taskgraph"
+import { cloudTasksRuntime, emulatorClient, formatQueuePlan, syncQueues } from "taskgraph/cloud-tasks"
+import { startCloudTasksEmulator } from "taskgraph/emulators"
+import { oidcAuthenticator, taskgraphRoutes } from "taskgraph/hono"
+import { migrate, startEmbeddedPostgres } from "taskgraph/postgres"
 
 // every Google client here talks to 127.0.0.1 (universeDomain is set): never probe a metadata server
 process.env.METADATA_SERVER_DETECTION ??= "none"

@@ -62,13 +62,16 @@ export const embedded = async <R>(options: EmbeddedOptions<R>): Promise<Embedded
     // the runtime first (its worker gives back what it could not finish), then the pool, then the server
     const close = () =>
       closed ??= (async () => {
-        try {
-          await runtime.close()
-          await ormRef.close()
-          await server?.stop()
-        } finally {
-          removeListeners()
+        // every step runs even when one before it failed (the server is never left running);
+        // the first failure is the one reported
+        let failure: { readonly error: unknown } | undefined
+        for (const step of [() => runtime.close(), () => ormRef.close(), async () => server?.stop()]) {
+          await step().catch((error: unknown) => {
+            failure ??= { error }
+          })
         }
+        removeListeners()
+        if (failure !== undefined) throw failure.error
       })()
     const removeListeners = closeOnSignals(options.shutdownOnSignals, close)
     return { ...runtime, databaseUrl, orm, close }

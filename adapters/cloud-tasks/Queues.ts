@@ -18,37 +18,13 @@
  * "100 millis" or "5 minutes".
  */
 import type { CloudTasksClient, protos } from "@google-cloud/tasks"
-import { Data, Effect, Schema } from "effect"
+import { Data, Effect } from "effect"
 import { DefinitionError, type DurationInput, durationMillis } from "../../dsl/index.ts"
 import { grpcCode } from "./DispatchFailure.ts"
 import { queueIdPattern } from "./CloudTasksDispatcher.ts"
+import type { QueueSpec, QueuesConfig } from "./QueueSpec.ts"
 
-/** A duration setting: seconds, or a string such as "100 millis". */
-export const DurationSetting = Schema.Union([Schema.Finite, Schema.String])
-export type DurationSetting = typeof DurationSetting.Type
-
-/** One declared queue; settings left out are not managed. */
-export const QueueSpec = Schema.Struct({
-  /** The queue id: letters, digits and hyphens, at most 100. */
-  name: Schema.String,
-  maxDispatchesPerSecond: Schema.optionalKey(Schema.Finite),
-  maxConcurrentDispatches: Schema.optionalKey(Schema.Finite),
-  /** Tries per task, the first included; -1 for unlimited. */
-  maxAttempts: Schema.optionalKey(Schema.Finite),
-  minBackoff: Schema.optionalKey(DurationSetting),
-  maxBackoff: Schema.optionalKey(DurationSetting),
-  /** 0: no time limit on retries. */
-  maxRetryDuration: Schema.optionalKey(DurationSetting),
-  maxDoublings: Schema.optionalKey(Schema.Finite),
-})
-export type QueueSpec = typeof QueueSpec.Type
-
-export const QueuesConfig = Schema.Struct({
-  project: Schema.String,
-  location: Schema.String,
-  queues: Schema.Array(QueueSpec),
-})
-export type QueuesConfig = typeof QueuesConfig.Type
+export { DurationSetting, QueueSpec, QueuesConfig } from "./QueueSpec.ts"
 
 export class QueueSyncError extends Data.TaggedError("QueueSyncError")<{ readonly message: string; readonly cause?: unknown }> {}
 

@@ -13,12 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { emulatorClient } from "../../../adapters/cloud-tasks/Client.ts"
 import { type CloudTasksEmulator, startCloudTasksEmulator } from "../../../adapters/cloud-tasks/emulator/index.ts"
 import { formatQueuePlan, type QueueSpec, QueueSyncError, syncQueues } from "../../../adapters/cloud-tasks/Queues.ts"
-import { emulatorKeySource } from "../../../src/cloudTasks.ts"
+import { emulatorKeySource } from "../../../src/CloudTasksRuntime.ts"
 
 const project = "tg-queues"
 const location = "europe-west1"
 const parent = `projects/${project}/locations/${location}`
-const cli = fileURLToPath(new URL("../../../src/cli.ts", import.meta.url))
+const cli = fileURLToPath(new URL("../../../src/bin.ts", import.meta.url))
 
 let emulator: CloudTasksEmulator
 let client: CloudTasksClient

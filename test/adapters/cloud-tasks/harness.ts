@@ -15,7 +15,7 @@ import { oidcAuthenticator } from "../../../adapters/hono/OidcAuthenticator.ts"
 import { taskgraphRoutes } from "../../../adapters/hono/routes.ts"
 import type { AnyWorkflow, DurationInput } from "../../../dsl/index.ts"
 import type { SweepOptions } from "../../../engine/Sweeper.ts"
-import { cloudTasksRuntime } from "../../../src/cloudTasks.ts"
+import { cloudTasksRuntime } from "../../../src/CloudTasksRuntime.ts"
 import type { Runtime } from "../../../src/Runtime.ts"
 import { testDatabase, type TestDatabase } from "../../support/runtime.ts"
 
