@@ -18,7 +18,7 @@
  * ```
  */
 import * as grpc from "@grpc/grpc-js"
-import { type DurationInput, optionalDurationMillis } from "../../../dsl/Time.ts"
+import { Duration } from "effect"
 import { type EmulatorClock, systemClock } from "./Clock.ts"
 import { cloudTasksHandlers, cloudTasksServiceDefinition } from "./CloudTasksService.ts"
 import { Dispatcher } from "./Dispatcher.ts"
@@ -31,14 +31,14 @@ export interface CloudTasksEmulatorOptions {
   /** 0 (the default) picks a free port. */
   readonly port?: number
   /** How long a task name stays refused after the task was deleted or finished (a number is seconds); default 1 hour. */
-  readonly nameReuseWindow?: DurationInput
+  readonly nameReuseWindow?: Duration.Input
   /** The largest task accepted; default 100 KB (102,400 bytes). */
   readonly maxTaskBytes?: number
   /**
    * The shortest `dispatchDeadline` accepted (a number is seconds); default 15 seconds as in Cloud
    * Tasks. Tests of deadline handling lower it to use sub-second deadlines.
    */
-  readonly minDispatchDeadline?: DurationInput
+  readonly minDispatchDeadline?: Duration.Input
   /** Time and timers; default the system clock. */
   readonly clock?: EmulatorClock
 }
@@ -67,9 +67,25 @@ const defaultMaxTaskBytes = 100 * 1024
 const defaultMinDispatchDeadlineMs = 15_000
 const shutdownGraceMs = 1000
 
+/**
+ * A duration option in milliseconds: a number is seconds, as everywhere in taskgraph (the
+ * emulator imports nothing from the project, so it decodes its few options itself).
+ */
+const optionMillis = (label: string, input: Duration.Input | undefined, fallback: number): number => {
+  if (input === undefined) return fallback
+  let ms = typeof input === "number" ? input * 1000 : Number.NaN
+  if (typeof input !== "number") {
+    const decoded = Duration.fromInput(input)
+    if (decoded._tag === "None") throw new RangeError(`${label} is not a duration: ${JSON.stringify(input)}`)
+    ms = Duration.toMillis(decoded.value)
+  }
+  if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`${label} must be a finite, non-negative duration, got ${String(input)}`)
+  return ms
+}
+
 export const startCloudTasksEmulator = async (options: CloudTasksEmulatorOptions = {}): Promise<CloudTasksEmulator> => {
-  const nameReuseWindowMs = optionalDurationMillis("startCloudTasksEmulator: nameReuseWindow", options.nameReuseWindow, defaultNameReuseWindowMs)
-  const minDispatchDeadlineMs = optionalDurationMillis("startCloudTasksEmulator: minDispatchDeadline", options.minDispatchDeadline, defaultMinDispatchDeadlineMs)
+  const nameReuseWindowMs = optionMillis("startCloudTasksEmulator: nameReuseWindow", options.nameReuseWindow, defaultNameReuseWindowMs)
+  const minDispatchDeadlineMs = optionMillis("startCloudTasksEmulator: minDispatchDeadline", options.minDispatchDeadline, defaultMinDispatchDeadlineMs)
   const clock = options.clock ?? systemClock
   const signer = await createOidcSigner()
   const stats = emptyStats()
