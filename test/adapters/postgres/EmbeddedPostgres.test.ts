@@ -35,7 +35,8 @@ describe("startEmbeddedPostgres", () => {
 
   it("leaves no signal or beforeExit handler behind: only an exit guard while a server runs", async () => {
     const events = ["SIGTERM", "SIGINT", "SIGHUP", "beforeExit", "message", "exit"] as const
-    const count = () => Object.fromEntries(events.map((e) => [e, process.listenerCount(e)]))
+    const count = (): Record<(typeof events)[number], number> =>
+      Object.fromEntries(events.map((e) => [e, process.listenerCount(e)])) as Record<(typeof events)[number], number>
     const before = count()
     const server = await startEmbeddedPostgres()
     try {
