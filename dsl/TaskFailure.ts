@@ -10,9 +10,11 @@ export const TaskFailure = Schema.Struct({
   /** Attempts made, the last included. */
   attempts: Schema.Int,
   error: Schema.Struct({
-    /** The typed error's `_tag`, or "Defect", "Timeout", "InvalidInput". */
+    /** The typed error's `_tag`, a thrown error's class name (`TypeError`), or "Defect", "Timeout", "InvalidInput"… */
     tag: Schema.String,
     message: Schema.String,
+    /** The stack of a thrown `Error`, bounded (at most 50 lines, 8 KB). */
+    stack: Schema.optionalKey(Schema.String),
   }),
   /** The failing step's input, JSON-encoded. */
   input: Schema.Json,

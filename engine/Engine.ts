@@ -4,7 +4,7 @@
  * state and its successors' inputs in one transaction; it returns an `Outcome` value.
  */
 import { createHash } from "node:crypto"
-import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Option, Schema } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Schema } from "effect"
 import {
   type AnyWorkflow,
   canonicalJson,
@@ -26,6 +26,7 @@ import {
   WorkflowStarter,
 } from "../dsl/index.ts"
 import { backoffMillis } from "./Backoff.ts"
+import { briefMessage, errorRecord } from "./ErrorRecord.ts"
 import type { Callback } from "./Callback.ts"
 import { Dispatcher } from "./Dispatcher.ts"
 import { Outcome } from "./Outcome.ts"
@@ -132,38 +133,9 @@ const instantiate = (graph: Graph, scope: string | undefined, suffix: string): A
     leaseMs: leaseFor(n),
   }))
 
-const errorRecord = (cause: Cause.Cause<unknown>): ErrorRecord => {
-  const failure = Cause.findErrorOption(cause)
-  if (Option.isSome(failure)) {
-    const e = failure.value as { _tag?: unknown; message?: unknown } | null
-    const tag = typeof e === "object" && e !== null && typeof e._tag === "string" ? e._tag : "Error"
-    const message = typeof e === "object" && e !== null && typeof e.message === "string" && e.message !== ""
-      ? e.message
-      : safeJson(failure.value)
-    return { tag, message: message.slice(0, 4000) }
-  }
-  const squashed = Cause.squash(cause)
-  if (Cause.isTimeoutError(squashed)) return { tag: "Timeout", message: "the task ran past its timeout" }
-  return { tag: "Defect", message: Cause.pretty(cause).slice(0, 4000) }
-}
-
 /** The ancestors' deduplication key: the name and a short hash of the canonical, Schema-encoded payload. */
 export const deduplicationKey = (name: string, encoded: unknown): string =>
   `${name}:${createHash("sha256").update(canonicalJson(encoded)).digest("hex").slice(0, 16)}`
-
-/** The first line of an error's message, for outcomes (the attempt row keeps all of it). */
-const brief = (error: ErrorRecord): string => {
-  const line = error.message.split("\n", 1)[0] ?? ""
-  return line.length > 200 ? `${line.slice(0, 200)}…` : line
-}
-
-const safeJson = (value: unknown): string => {
-  try {
-    return JSON.stringify(value) ?? String(value)
-  } catch {
-    return String(value)
-  }
-}
 
 export interface EngineConfigShape {
   /** How often a running task checks whether its node was revoked (default 1 second; a number is seconds). */
@@ -314,6 +286,7 @@ const make = Effect.gen(function*() {
         run: claimed.run,
         def: typedWhere(g, node.scope ?? "", def),
         task,
+        retry: node.retry,
         batch: node.batch,
         batchSize: iterate?.batchSize ?? def.batchSize,
         budgetMs,
@@ -321,7 +294,6 @@ const make = Effect.gen(function*() {
         state: decoded.value,
         checkpoint: (state) =>
           Effect.flatMap(Clock.currentTimeMillis, (at) => store.checkpoint(claimed.run, claimed.node, claimed.claim, state, at)),
-        errorRecord: (cause) => errorRecord(cause as Cause.Cause<unknown>),
       }).pipe(
         Effect.catchTag("RowSourceError", (e) =>
           e.retryable
@@ -457,11 +429,11 @@ const make = Effect.gen(function*() {
           return { outcome: Outcome.Ran({ ...base, attempt: claimed.attempt, ready: committed.ready.length + next.length }), next }
         case "Retry":
           return {
-            outcome: Outcome.RetryScheduled({ ...base, attempt: claimed.attempt, dueAt: result.dueAt, error: brief(result.error) }),
+            outcome: Outcome.RetryScheduled({ ...base, attempt: claimed.attempt, dueAt: result.dueAt, error: briefMessage(result.error) }),
             next,
           }
         case "Failed":
-          return { outcome: Outcome.Failed({ ...base, error: `${result.error.tag}: ${brief(result.error)}` }), next }
+          return { outcome: Outcome.Failed({ ...base, error: `${result.error.tag}: ${briefMessage(result.error)}` }), next }
         case "Parked":
           return { outcome: Outcome.Parked({ ...base, reason: result.error.message }), next }
         case "Continue":

@@ -4,16 +4,18 @@
  * - The `iterate` node plans key ranges through the `RowSource` port and instantiates one `shard`
  *   node per range, each holding a `ShardState` as its input.
  * - A shard node reads keyset pages after its cursor, calls the row task per row (or per page)
- *   with the task's retry policy as an Effect `Schedule`, and checkpoints the state (cursor and
+ *   with the retry policy stored in the graph as an Effect `Schedule` (a typed failure and a
+ *   throw are retried alike, as a task's tries are), and checkpoints the state (cursor and
  *   counts) after every page with a guarded update. Past its time budget it goes back to ready
  *   with the state saved — a continuation of the same attempt, in a new callback. A redelivered
  *   or reclaimed shard resumes from its last checkpoint.
  * - The iterate's `collect` gathers the shards' summaries (a join: once, after every shard) into
  *   the `IterationSummary` the finalize step receives.
  */
-import { Clock, type Context, Duration, Effect, type Exit, Schedule, Schema } from "effect"
+import { Cause, Clock, type Context, Duration, Effect, type Exit, Schedule, Schema } from "effect"
 import { type IterationDefinition, IterationSummary, type RetryPolicy, type ShardSummary, type TaskDefinition } from "../dsl/index.ts"
 import { IterationContext, type KeyRange, type RowKey, RowSource, RowSourceError } from "./RowSource.ts"
+import { errorRecord } from "./ErrorRecord.ts"
 import type { ErrorRecord, StoreError } from "./WorkflowStore.ts"
 
 const Key = Schema.Union([Schema.String, Schema.Finite])
@@ -43,6 +45,18 @@ export const retrySchedule = (policy: RetryPolicy) => {
   )
   return Schedule.max([policy.jitter ? Schedule.jittered(capped) : capped, Schedule.recurs(policy.maxAttempts - 1)])
 }
+
+/**
+ * A row task's tries under `schedule`: a typed failure and a defect (a throw in an async body, a
+ * sync throw in an Effect body) are retried alike, as the engine retries a task's tries; an
+ * interruption (a revoke, a shutdown) never is. The last try's cause is the result's.
+ */
+export const retryRow = <A, E, R>(body: Effect.Effect<A, E, R>, schedule: Schedule.Schedule<unknown, unknown>): Effect.Effect<A, E, R> =>
+  body.pipe(
+    Effect.sandbox,
+    Effect.retry({ schedule, while: (cause: Cause.Cause<E>) => !Cause.hasInterruptsOnly(cause) }),
+    Effect.catch((cause: Cause.Cause<E>) => Effect.failCause(cause)),
+  )
 
 const rowSource = Effect.serviceOption(RowSource)
 
@@ -92,6 +106,8 @@ export interface ShardRun {
   readonly run: string
   readonly def: IterationDefinition
   readonly task: TaskDefinition
+  /** The row task's retry policy as the run's graph stored it. */
+  readonly retry: RetryPolicy
   readonly batch: boolean
   readonly batchSize: number
   readonly budgetMs: number
@@ -99,7 +115,6 @@ export interface ShardRun {
   readonly state: ShardState
   /** Saves the state after a page; false when the node is no longer this try's. */
   readonly checkpoint: (state: ShardState) => Effect.Effect<boolean, StoreError>
-  readonly errorRecord: (cause: unknown) => ErrorRecord
 }
 
 /** Walks a shard's range page by page until it is done, out of budget, failed or taken away. */
@@ -115,7 +130,7 @@ export const runShard = (shard: ShardRun): Effect.Effect<ShardResult, StoreError
       startedAt: shard.state.startedAt ?? began,
       continuations: shard.state.continuations + (shard.state.pages > 0 ? 1 : 0),
     }
-    const schedule = retrySchedule(shard.task.retry)
+    const schedule = retrySchedule(shard.retry)
     while (true) {
       const read = yield* Effect.result(source.value.page(shard.def.entity, filter, range, state.cursor as RowKey | null, shard.batchSize))
       if (read._tag === "Failure") {
@@ -134,14 +149,14 @@ export const runShard = (shard: ShardRun): Effect.Effect<ShardResult, StoreError
           estimate: state.estimate,
         })
         const work = shard.batch
-          ? Effect.retry(shard.task.run(page.rows), schedule)
-          : Effect.forEach(page.rows, (row) => Effect.retry(shard.task.run(row), schedule), { discard: true })
+          ? retryRow(shard.task.run(page.rows), schedule)
+          : Effect.forEach(page.rows, (row) => retryRow(shard.task.run(row), schedule), { discard: true })
         const outcome = yield* work.pipe(
           Effect.provideService(IterationContext, context),
           Effect.provideContext(shard.services as Context.Context<never>),
           Effect.exit,
         ) as Effect.Effect<Exit.Exit<unknown, unknown>>
-        if (outcome._tag === "Failure") return { _tag: "Failed", error: shard.errorRecord(outcome.cause) } as const
+        if (outcome._tag === "Failure") return { _tag: "Failed", error: errorRecord(outcome.cause) } as const
         state = { ...state, cursor: page.last, rows: state.rows + page.rows.length, pages: state.pages + 1 }
         if (!(yield* shard.checkpoint(state))) return { _tag: "Lost" } as const
       }

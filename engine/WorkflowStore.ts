@@ -27,9 +27,13 @@ export type RunStatus = "running" | "failing" | "succeeded" | "failed" | "parked
 
 export const finalRunStatuses: ReadonlySet<RunStatus> = new Set(["succeeded", "failed", "revoked"])
 
+/** How a try failed, as stored (see ErrorRecord.ts): the error's tag, its message and, for a thrown `Error`, its stack. */
 export interface ErrorRecord {
+  /** The typed error's `_tag`, a thrown error's class name (`TypeError`), or "Defect", "Timeout", "InvalidInput"… */
   readonly tag: string
   readonly message: string
+  /** The stack of a thrown `Error` (bounded: at most 50 lines, 8 KB). */
+  readonly stack?: string
 }
 
 /** What a dispatcher needs to deliver a callback for a ready node. */

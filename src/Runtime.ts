@@ -18,7 +18,7 @@ import { sweep, type SweepOptions } from "../engine/Sweeper.ts"
 import { TaskServices } from "../engine/TaskServices.ts"
 import { type ErrorRecord, finalRunStatuses, WorkflowStore } from "../engine/WorkflowStore.ts"
 
-/** The run ended failed (or was revoked); `error` is the failure that ended it. */
+/** The run ended failed (or was revoked); `error` is the failure that ended it (tag, message, and a thrown error's stack). */
 export class RunFailed extends Data.TaggedError("RunFailed")<{
   readonly run: string
   readonly status: string

@@ -21,10 +21,15 @@ const withRuntime = async <A>(url: string, use: (tg: Runtime) => Promise<A>): Pr
   }
 }
 
-/** A run as a table a person reads at a glance. */
+/** A run as a table a person reads at a glance: the run's error with its stack, then one line per node. */
 export const formatRun = (run: RunView): string => {
   const lines = [`run ${run.id}  workflow ${run.workflow}  status ${run.status}`]
-  if (run.error !== null) lines.push(`error ${run.error.tag}: ${run.error.message}`)
+  if (run.error !== null) {
+    lines.push(`error ${run.error.tag}: ${run.error.message}`)
+    // a thrown error's stack, below its message (its first line repeats the message)
+    const stack = run.error.stack?.split("\n").slice(1).filter((l) => l.trim() !== "") ?? []
+    for (const line of stack) lines.push(`  ${line.trim()}`)
+  }
   lines.push("")
   for (const node of run.nodes) {
     const detail = node.progress !== null

@@ -600,7 +600,7 @@ describe("Engine: failures", () => {
     }).pipe(withEngine([a, b]))
   })
 
-  it.live("a throw in a Promise task is recorded as a Defect (and retried like any failure)", () => {
+  it.live("a throw is recorded with the error's class name and message, its stack apart (and retried like any failure)", () => {
     let tries = 0
     const throws = task("throws", {
       input: Schema.Number,
@@ -608,17 +608,68 @@ describe("Engine: failures", () => {
       retry: { maxAttempts: 2, initialDelay: "10 millis", jitter: false },
       run: async () => {
         tries++
-        throw new Error("kaboom in promise")
+        throw new TypeError("kaboom in promise")
       },
     })
-    const wf = workflow("defect-wf", chain(throws))
+    const handler = task("throwsHandler", { input: TaskFailure, output: Schema.String, run: (f) => Effect.succeed(`${f.error.tag}|${f.error.message}|${f.error.stack?.split("\n", 1)[0]}`) })
+    const wf = workflow("defect-wf", chain(throws).onError(handler))
     return Effect.gen(function*() {
       const r = yield* startAndDrain(wf, 1)
       expect(tries).toBe(2)
-      expect(r.attempts.map((a) => [a.outcome, a.error?.tag])).toEqual([["retry", "Defect"], ["failed", "Defect"]])
-      expect(r.attempts[1]!.error!.message).toContain("kaboom in promise")
-      expect(r.run).toMatchObject({ status: "failed", error: { tag: "Defect" } })
+      expect(r.attempts.filter((a) => a.node === "0-throws").map((a) => [a.outcome, a.error?.tag, a.error?.message])).toEqual([
+        ["retry", "TypeError", "kaboom in promise"],
+        ["failed", "TypeError", "kaboom in promise"],
+      ])
+      // the stack is kept apart, starting with the error's own first line and naming this file
+      const stack = r.attempts[1]!.error!.stack!
+      expect(stack.split("\n", 1)[0]).toBe("TypeError: kaboom in promise")
+      expect(stack).toContain("Engine.test.ts")
+      expect(r.run.error).toMatchObject({ tag: "TypeError", message: "kaboom in promise", stack: expect.stringContaining("TypeError: kaboom") })
+      // the onError handler's TaskFailure carries the same three fields
+      expect(r.node("e0.0-throwsHandler").output).toBe("TypeError|kaboom in promise|TypeError: kaboom in promise")
+      expect(r.outcomes.find((o) => o._tag === "Failed")).toMatchObject({ error: "TypeError: kaboom in promise" })
     }).pipe(withEngine([wf]))
+  })
+
+  it.live("error tags: a user's Error subclass by name, Effect's tagged errors by _tag, a thrown non-Error is a Defect; stacks are bounded", () => {
+    class PaymentProviderError extends Error {}
+    class NamedError extends Error {
+      override readonly name = "GatewayRefused"
+    }
+    const deep = (n: number): never => (n === 0 ? (() => {
+      const e = new RangeError("deep")
+      e.stack = `RangeError: deep\n${Array.from({ length: 500 }, (_, i) => `    at frame${i} (${"x".repeat(100)}.ts:1:1)`).join("\n")}`
+      throw e
+    })() : deep(n - 1))
+    const failing = (name: string, run: () => Effect.Effect<number, unknown> | Promise<number>) =>
+      task(name, { input: Schema.Number, output: Schema.Number, retry: { maxAttempts: 1 }, run })
+    const cases = [
+      failing("subclass", async () => {
+        throw new PaymentProviderError("provider down")
+      }),
+      failing("named", () => Effect.sync(() => { throw new NamedError("refused") })),
+      failing("tagged", () => Effect.die(new PaymentDeclined({ message: "died with a tagged error" }))),
+      failing("nonError", () => Effect.die("just a string")),
+      failing("syncThrow", () => {
+        throw new SyntaxError("thrown before any Effect")
+      }),
+      failing("deepStack", () => Effect.sync(() => deep(3))),
+    ]
+    const wfs = cases.map((t) => workflow(`tags-${t.name}-wf`, chain(t)))
+    return Effect.gen(function*() {
+      const errors: Record<string, unknown> = {}
+      for (const wf of wfs) errors[wf.name] = (yield* startAndDrain(wf, 1)).run.error
+      expect(errors["tags-subclass-wf"]).toMatchObject({ tag: "PaymentProviderError", message: "provider down" })
+      expect(errors["tags-named-wf"]).toMatchObject({ tag: "GatewayRefused", message: "refused" })
+      expect(errors["tags-tagged-wf"]).toMatchObject({ tag: "PaymentDeclined", message: "died with a tagged error" })
+      expect(errors["tags-nonError-wf"]).toEqual({ tag: "Defect", message: "just a string" })
+      expect(errors["tags-syncThrow-wf"]).toMatchObject({ tag: "SyntaxError", message: "thrown before any Effect" })
+      const deepError = errors["tags-deepStack-wf"] as { tag: string; stack: string }
+      expect(deepError.tag).toBe("RangeError")
+      expect(deepError.stack.split("\n").length).toBeLessThanOrEqual(50)
+      expect(deepError.stack.length).toBeLessThanOrEqual(8192)
+      expect(deepError.stack).toMatch(/more lines\)$/)
+    }).pipe(withEngine(wfs))
   })
 
   it.live("an output that fails its schema is InvalidOutput: failed for good on the first try, no retry", () => {

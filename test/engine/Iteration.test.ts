@@ -460,6 +460,71 @@ describe("Iteration: edges, failures, progress", () => {
     }).pipe(withEngine([flaky, broken]))
   })
 
+  it.live("a row task that throws is retried like one that fails (one rule for tasks and rows), and recorded by its class", () => {
+    const calls = new Map<string, number>()
+    const count = (key: string) => {
+      const n = (calls.get(key) ?? 0) + 1
+      calls.set(key, n)
+      return n
+    }
+    const retry = { maxAttempts: 3, initialDelay: "1 millis", maxDelay: "2 millis", jitter: false } as const
+    // an async each that throws on its first try of row 7
+    const asyncEach = task("asyncEach", {
+      input: Schema.Any,
+      output: Schema.Null,
+      retry,
+      run: async (row: { id: number }) => {
+        if (count(`each-${row.id}`) === 1 && row.id === 7) throw new Error("row 7: connection reset")
+        return null
+      },
+    })
+    // a batch whose Effect body throws synchronously on its first try, and one that always throws
+    const syncBatch = task("syncBatch", {
+      input: Schema.Array(Schema.Any),
+      output: Schema.Null,
+      retry,
+      run: (rows) =>
+        Effect.sync(() => {
+          if (count(`batch-${(rows[0] as { id: number }).id}`) === 1) throw new Error("first page try fails")
+          return null
+        }),
+    })
+    const alwaysBatch = task("alwaysBatch", {
+      input: Schema.Array(Schema.Any),
+      output: Schema.Null,
+      retry,
+      run: () =>
+        Effect.sync(() => {
+          count("always")
+          throw new RangeError("this page never works")
+        }),
+    })
+    const rows = (name: string, step: { each: typeof asyncEach } | { eachBatch: typeof syncBatch | typeof alwaysBatch }) =>
+      workflow(`${name}-wf`, chain(params).iterate(`${name}-rows`, { entity: IntItem, where: () => ({ id: { $lte: 20 } }), batchSize: 10, ...step, finalize: finish }))
+    const a = rows("throwing-each", { each: asyncEach })
+    const b = rows("throwing-batch", { eachBatch: syncBatch })
+    const c = rows("always-batch", { eachBatch: alwaysBatch })
+    return Effect.gen(function*() {
+      const ra = yield* a.start({ grp: null })
+      yield* drain()
+      expect((yield* snapshot(ra.id)).run.status).toBe("succeeded")
+      expect(calls.get("each-7")).toBe(2)
+      expect(calls.get("each-8")).toBe(1)
+
+      const rb = yield* b.start({ grp: null })
+      yield* drain()
+      expect((yield* snapshot(rb.id)).run.status).toBe("succeeded")
+      expect([calls.get("batch-1"), calls.get("batch-11")]).toEqual([2, 2])
+
+      const rc = yield* c.start({ grp: null })
+      yield* drain()
+      const failedRun = yield* snapshot(rc.id)
+      expect(calls.get("always")).toBe(3)
+      expect(failedRun.run).toMatchObject({ status: "failed", error: { tag: "RangeError", message: "this page never works" } })
+      expect(failedRun.run.error?.stack).toContain("RangeError: this page never works")
+    }).pipe(withEngine([a, b, c]))
+  })
+
   it.live("progress: rows done out of the estimate, per shard, in the run's status while it runs and after", () => {
     const wf = iterateWorkflow("progress", IntItem)
     return Effect.gen(function*() {
