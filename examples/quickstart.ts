@@ -1,6 +1,9 @@
 /**
- * Quickstart: the checkout workflow from DESIGN.md, run end to end on an embedded PostgreSQL
- * with the Postgres worker. Prints the run's graph with every node's state, timing and result.
+ * Quickstart: a checkout workflow (reserve, charge, a group of two, summarize, a delay, and a
+ * refund on error) run end to end on an embedded PostgreSQL with the Postgres worker; how each
+ * node advances is in engine/ARCHITECTURE.md, the API in README.md. Prints the run's nodes in
+ * graph order (the error handler last) with every node's state, tries, timing and result, then
+ * what the ids and the tries mean.
  *
  *   npm start
  */
@@ -60,15 +63,34 @@ const checkout = workflow(
     .delay(1),
 )
 
+// the nodes in graph order, the onError handler's (dormant unless a step fails for good) last
+const inGraphOrder = (run: RunView): RunView["nodes"] => {
+  const handlers = new Set(run.graph.nodes.filter((n) => n.role !== undefined).map((n) => n.id))
+  return [...run.nodes.filter((n) => !handlers.has(n.id)), ...run.nodes.filter((n) => handlers.has(n.id))]
+}
+
 const render = (run: RunView): string => {
   const lines = [`run ${run.id}  workflow ${run.workflow}  status ${run.status.toUpperCase()}`, ""]
   lines.push(`  ${"node".padEnd(26)}${"state".padEnd(11)}${"try".padEnd(5)}${"ms".padStart(7)}  result`)
-  for (const node of run.nodes) {
+  for (const node of inGraphOrder(run)) {
     const result = node.error !== null && node.state !== "succeeded" ? `${node.error.tag}: ${node.error.message}` : JSON.stringify(node.output)
     lines.push(
       `  ${node.id.padEnd(26)}${node.state.padEnd(11)}${String(node.attempt).padEnd(5)}${String(node.durationMs ?? "").padStart(7)}  ${result ?? ""}`,
     )
   }
+  const retried = run.nodes.filter((n) => n.attempt > 1).map((n) => n.id)
+  lines.push(
+    "",
+    "How to read it:",
+    "  node   the step's position in the chain, then its task: 0-reserve, 1-charge; 2.0.0-emailReceipt",
+    "         is step 2 (the group), member 0, its step 0; 2-group is the join that hands summarize",
+    "         both results in order; 4-delay is the durable wait; e0.0-refund is step 0 of error",
+    "         handler 0 (onError), cancelled because no step failed for good.",
+    `  try    the try that produced the state (every try is stored). ${retried.length > 0 ? retried.join(", ") : "1-charge"} shows try 2:`,
+    "         its first try threw (the payment provider timed out), the engine recorded the failure",
+    "         and retried after its backoff (retry: maxAttempts 3, initialDelay 200 ms); try 2 succeeded.",
+    "  ms     how long the try took; the delay's wait is not counted.",
+  )
   return lines.join("\n")
 }
 
