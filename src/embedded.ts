@@ -48,6 +48,9 @@ export const embedded = async <R>(options: EmbeddedOptions<R>): Promise<Embedded
       clientUrl: databaseUrl,
       entities: [...(options.entities ?? [])] as Array<never>,
       discovery: { warnWhenNoEntities: false },
+      // the database exists (migrate just ran); MikroORM's own check can leave a rejected promise
+      // unhandled for a while when a connection drops, which Node's defaults turn into a crash
+      ensureDatabase: false,
       pool: { min: 0, max: 10 },
       debug: false,
     }))

@@ -8,7 +8,7 @@ import type { RunView } from "../engine/RunView.ts"
 import { createRuntime, type Runtime } from "./Runtime.ts"
 
 const withRuntime = async <A>(url: string, use: (tg: Runtime) => Promise<A>): Promise<A> => {
-  const orm = await MikroORM.init(defineConfig({ clientUrl: url, entities: [], discovery: { warnWhenNoEntities: false }, debug: false }))
+  const orm = await MikroORM.init(defineConfig({ clientUrl: url, entities: [], discovery: { warnWhenNoEntities: false }, ensureDatabase: false, debug: false }))
   try {
     const tg = await createRuntime({ orm, workflows: [], worker: false, sweeper: false })
     try {

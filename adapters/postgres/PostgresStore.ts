@@ -12,6 +12,7 @@ import { createHash } from "node:crypto"
 import { type Kysely, type RawBuilder, sql } from "kysely"
 import type pg from "pg"
 import type { Graph } from "../../dsl/index.ts"
+import { guardConnections } from "./ConnectionErrors.ts"
 import {
   type AttemptRow,
   type Claimed,
@@ -81,6 +82,7 @@ class Lost extends Error {}
 export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions = {}) => {
   const db: Db = orm.em.getKysely() as unknown as Db
   const pool = (orm.em.getConnection() as unknown as { getNativeClient(): Promise<pg.Pool> }).getNativeClient()
+    .then((p) => (guardConnections(p), p)) // a connection the server closes never crashes the process
   const statementNames = new Map<string, string>()
 
   /**

@@ -69,7 +69,7 @@ let pool: pg.Pool
 let app: Hono
 
 const initOrm = (url: string) =>
-  MikroORM.init(defineConfig({ clientUrl: url, entities: [], discovery: { warnWhenNoEntities: false }, debug: false }))
+  MikroORM.init(defineConfig({ clientUrl: url, entities: [], discovery: { warnWhenNoEntities: false }, ensureDatabase: false, debug: false }))
 
 beforeAll(async () => {
   db = await freshDatabase()
