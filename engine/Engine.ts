@@ -28,7 +28,8 @@ import {
 import { backoffMillis } from "./Backoff.ts"
 import { briefMessage, errorRecord } from "./ErrorRecord.ts"
 import type { Callback } from "./Callback.ts"
-import { Dispatcher } from "./Dispatcher.ts"
+import type { DefinitionError } from "../dsl/DefinitionError.ts"
+import { Dispatcher, limitsError } from "./Dispatcher.ts"
 import { Outcome } from "./Outcome.ts"
 import { planShards, runShard, ShardState, summarize } from "./Iteration.ts"
 import { Registry } from "./Registry.ts"
@@ -153,6 +154,9 @@ const make = Effect.gen(function*() {
   const store = yield* WorkflowStore
   const dispatcher = yield* Dispatcher
   const registry = yield* Registry
+  // a try longer than the dispatcher can wait for would be delivered again while it runs: refused at start
+  const beyondLimits = limitsError(registry.workflows.map((wf) => compileWorkflow(wf).graph), dispatcher.limits, defaultTaskTimeoutMs)
+  if (beyondLimits !== undefined) return yield* beyondLimits
   const services = yield* TaskServices
 
   const graphs = new Map<string, Graph>()
@@ -569,7 +573,8 @@ const make = Effect.gen(function*() {
 })
 
 export class Engine extends Context.Service<Engine, EngineShape>()("taskgraph/Engine") {
-  static readonly layer: Layer.Layer<Engine, never, WorkflowStore | Dispatcher | Registry | TaskServices> = Layer.effect(Engine, make)
+  /** Fails with a `DefinitionError` when a registered task's try could outlast the dispatcher's `limits`. */
+  static readonly layer: Layer.Layer<Engine, DefinitionError, WorkflowStore | Dispatcher | Registry | TaskServices> = Layer.effect(Engine, make)
 
   /** Provides the DSL's `WorkflowStarter` port from the engine. */
   static readonly starter: Layer.Layer<WorkflowStarter, never, Engine> = Layer.effect(

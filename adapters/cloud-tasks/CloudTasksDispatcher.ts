@@ -10,6 +10,8 @@
  * could not be created stays ready, and the sweeper (engine/Sweeper.ts, on by default with this
  * dispatcher) dispatches it again. Transient refusals are logged as warnings; permanent ones
  * (a missing queue, a bad argument, a permission) as errors naming the queue and the task.
+ * Its `limits` carry Cloud Tasks' 30-minute dispatch deadline: a runtime whose tasks could run
+ * longer is refused when it starts.
  *
  * ```ts
  * const tg = await createRuntime({
@@ -31,7 +33,7 @@ import { type ReadyRef, WorkflowStore } from "../../engine/WorkflowStore.ts"
 import { cloudTasksClient, type CloudTasksClientOptions } from "./Client.ts"
 import { classify, DispatchFailure, isAlreadyExists, isNotFound } from "./DispatchFailure.ts"
 import { taskId } from "./TaskName.ts"
-import { taskRequest } from "./TaskRequest.ts"
+import { maxDispatchDeadlineMs, taskRequest } from "./TaskRequest.ts"
 
 export interface CloudTasksDispatcherConfig {
   readonly project: string
@@ -296,6 +298,8 @@ export const CloudTasksDispatcher = {
         Dispatcher.of({
           dispatch: (refs) => Effect.asVoid(self.dispatch(refs)),
           revoke: (refs) => revokeAll(self, refs, config.concurrency ?? 32),
+          // past its dispatch deadline Cloud Tasks delivers the callback again, however long the task's timeout
+          limits: { name: "Cloud Tasks' dispatch deadline", maxTryMs: maxDispatchDeadlineMs },
         })),
     )
   },

@@ -80,7 +80,8 @@ export const engineLayer = (
     options.services ?? TaskServices.empty,
     options.dispatcher ?? Dispatcher.none,
   )
-  const engine = Layer.provideMerge(Engine.layer, base)
+  // a test dispatcher sets no limits: the engine layer cannot fail here
+  const engine = Layer.provideMerge(Layer.orDie(Engine.layer), base)
   return Layer.provideMerge(Engine.starter, engine)
 }
 

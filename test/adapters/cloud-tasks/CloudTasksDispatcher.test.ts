@@ -6,9 +6,11 @@ import { Data, Effect, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import type { CloudTasksClient } from "@google-cloud/tasks"
 import { CloudTasksConfigError, CloudTasksDispatcher, makeCloudTasksDispatcher } from "../../../adapters/cloud-tasks/CloudTasksDispatcher.ts"
-import { chain, type DurationInput, type TaskFailure, task, workflow } from "../../../dsl/index.ts"
+import { chain, DefinitionError, type DurationInput, type TaskFailure, task, workflow } from "../../../dsl/index.ts"
 import { WorkflowStore } from "../../../engine/WorkflowStore.ts"
-import { RunFailed } from "../../../src/Runtime.ts"
+import { cloudTasksRuntime } from "../../../src/CloudTasksRuntime.ts"
+import { createRuntime, RunFailed } from "../../../src/Runtime.ts"
+import { testDatabase, type TestDatabase } from "../../support/runtime.ts"
 import { fastRetries, type Harness, location, project, serviceAccount, startHarness, totals, until } from "./harness.ts"
 
 const Num = Schema.Number
@@ -239,5 +241,64 @@ describe("configuration", () => {
     await use(undefined)
     await use("250 millis")
     expect(deadlines).toEqual([{ timeout: 2_000 }, { timeout: 2_000 }, { timeout: 10_000 }, { timeout: 10_000 }, { timeout: 250 }, { timeout: 250 }])
+  })
+})
+
+describe("limits", () => {
+  // Cloud Tasks gives up on a callback after its dispatch deadline (30 minutes at most) and
+  // delivers it again: a task whose try may run longer is refused when the runtime starts
+  let db: TestDatabase
+  beforeAll(async () => {
+    db = await testDatabase()
+  })
+  afterAll(() => db.close())
+
+  const config = {
+    project,
+    location,
+    defaultQueue: "default",
+    callbackUrl: "https://worker.example.com/taskgraph/callback",
+    oidc: { serviceAccountEmail: serviceAccount, audience: "https://worker.example.com/taskgraph/callback" },
+    // never called: nothing is started
+    client: {} as unknown as CloudTasksClient,
+  }
+  const timed = (name: string, timeout: DurationInput) => task(name, { input: Num, output: Num, timeout, run: (n) => Effect.succeed(n) })
+  const runs = () => db.count("taskgraph_runs")
+
+  it("a task whose timeout exceeds the 30-minute dispatch deadline is refused at start, naming the task and the limit", async () => {
+    const long = workflow("ctLongWf", chain(addOne).then(timed("ctLongRender", "45 minutes")))
+    const refused = await cloudTasksRuntime({ orm: db.orm, workflows: [long], cloudTasks: config }).then(
+      (tg) => tg.close().then(() => undefined),
+      (error: unknown) => error,
+    )
+    expect(refused).toBeInstanceOf(DefinitionError)
+    expect((refused as DefinitionError).message).toContain('task "ctLongRender" has a timeout of 45 minutes')
+    expect((refused as DefinitionError).message).toContain("Cloud Tasks' dispatch deadline allows (30 minutes)")
+    expect(await runs()).toBe(0)
+  })
+
+  it("every offender is named: a row task's timeout and an iteration's time budget too", async () => {
+    const rows = workflow("ctLongRowsWf", chain(addOne).iterate("ctLongRows", {
+      entity: {},
+      timeBudget: "40 minutes",
+      each: timed("ctLongRow", 3600),
+      finalize: task("ctRowsDone", { input: Schema.Any, output: Schema.Null, run: () => Effect.succeed(null) }),
+    }))
+    const error = await cloudTasksRuntime({ orm: db.orm, workflows: [rows], cloudTasks: config }).then(
+      (tg) => tg.close().then(() => undefined),
+      (e: unknown) => e,
+    )
+    expect(error).toBeInstanceOf(DefinitionError)
+    expect((error as DefinitionError).message).toContain('task "ctLongRow" has a timeout of 60 minutes')
+    expect((error as DefinitionError).message).toContain('iteration "ctLongRows" has a time budget of 40 minutes')
+  })
+
+  it("exactly 30 minutes is accepted on Cloud Tasks, and a longer timeout on the Postgres worker (no such limit)", async () => {
+    const edge = workflow("ctEdgeWf", chain(timed("ctThirty", "30 minutes")))
+    const ct = await cloudTasksRuntime({ orm: db.orm, workflows: [edge], cloudTasks: config, sweeper: false })
+    await ct.close()
+    const long = workflow("ctLongLocalWf", chain(timed("ctTwoHours", "2 hours")))
+    const local = await createRuntime({ orm: db.orm, workflows: [long], worker: false })
+    await local.close()
   })
 })
