@@ -17,6 +17,8 @@ export interface TaskDefinition {
   readonly outputJson: Schema.Codec<unknown, unknown>
   readonly run: (input: unknown) => Effect.Effect<unknown, unknown, unknown>
   readonly retry: RetryPolicy
+  /** The retry fields the task set itself (a runtime's defaults fill in the others); absent: all of `retry` is its own. */
+  readonly ownRetry?: Partial<RetryPolicy>
   readonly queue: string | undefined
   readonly timeoutMs: number | undefined
   /** Starts of a workflow beginning with this task deduplicate on the payload (see `WorkflowOptions`). */

@@ -16,7 +16,7 @@ import { DefinitionError } from "./DefinitionError.ts"
 import type { RetryPolicy } from "./Graph.ts"
 import type { Part, TaskDefinition } from "./Part.ts"
 import { phantom, StepTypeId, type Step } from "./Step.ts"
-import { type DurationInput, durationMillis, optionalDurationMillis } from "./Time.ts"
+import { type DurationInput, durationMillis } from "./Time.ts"
 
 /** Retry options, in the shape of an exponential Effect `Schedule`. Durations: a number is seconds. */
 export interface RetryOptions {
@@ -90,23 +90,53 @@ export const checkName = (kind: string, name: unknown): string => {
   return name
 }
 
-const retryPolicy = (name: string, options: RetryOptions | undefined): RetryPolicy => {
-  const maxAttempts = options?.maxAttempts ?? defaultRetry.maxAttempts
-  if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
-    throw new DefinitionError({ message: `task "${name}": retry.maxAttempts must be an integer >= 1` })
+/** The fields of a retry policy that `options` sets (checked; `label` names the owner in errors). */
+export const retryFields = (label: string, options: RetryOptions | undefined): Partial<RetryPolicy> => {
+  if (options === undefined) return {}
+  if (typeof options !== "object" || options === null) throw new DefinitionError({ message: `${label}: retry must be an object` })
+  const fields: { -readonly [K in keyof RetryPolicy]?: RetryPolicy[K] } = {}
+  if (options.maxAttempts !== undefined) {
+    if (!Number.isInteger(options.maxAttempts) || options.maxAttempts < 1) {
+      throw new DefinitionError({ message: `${label}: retry.maxAttempts must be an integer >= 1` })
+    }
+    fields.maxAttempts = options.maxAttempts
   }
-  const factor = options?.factor ?? defaultRetry.factor
-  if (!Number.isFinite(factor) || factor < 1) {
-    throw new DefinitionError({ message: `task "${name}": retry.factor must be >= 1` })
+  if (options.factor !== undefined) {
+    if (!Number.isFinite(options.factor) || options.factor < 1) throw new DefinitionError({ message: `${label}: retry.factor must be >= 1` })
+    fields.factor = options.factor
   }
-  return {
-    maxAttempts,
-    initialDelayMs: optionalDurationMillis(`task "${name}": retry.initialDelay`, options?.initialDelay, defaultRetry.initialDelayMs),
-    factor,
-    maxDelayMs: optionalDurationMillis(`task "${name}": retry.maxDelay`, options?.maxDelay, defaultRetry.maxDelayMs),
-    jitter: options?.jitter ?? defaultRetry.jitter,
-  }
+  if (options.initialDelay !== undefined) fields.initialDelayMs = durationMillis(`${label}: retry.initialDelay`, options.initialDelay)
+  if (options.maxDelay !== undefined) fields.maxDelayMs = durationMillis(`${label}: retry.maxDelay`, options.maxDelay)
+  if (options.jitter !== undefined) fields.jitter = options.jitter
+  return fields
 }
+
+/**
+ * Defaults a runtime applies to the tasks that do not set their own (`createRuntime({ defaults })`):
+ * retry fields a task leaves out, a timeout, a queue. Durations: a number is seconds.
+ */
+export interface TaskDefaults {
+  /** Retry fields for tasks that leave them out (a task's own fields win, field by field). */
+  readonly retry?: RetryOptions
+  /** Upper bound on one try of a task that sets no `timeout`. */
+  readonly timeout?: DurationInput
+  /** The queue of runs whose start and tasks name none. */
+  readonly queue?: string
+}
+
+/** `TaskDefaults` decoded: what the compiler bakes into a graph (and the queue the starter applies). */
+export interface ResolvedTaskDefaults {
+  readonly retry: Partial<RetryPolicy>
+  readonly timeoutMs: number | undefined
+  readonly queue: string | undefined
+}
+
+/** Checks and decodes a runtime's task defaults (throws a `DefinitionError` naming the option). */
+export const resolveTaskDefaults = (defaults: TaskDefaults | undefined): ResolvedTaskDefaults => ({
+  retry: retryFields("defaults", defaults?.retry),
+  timeoutMs: defaults?.timeout === undefined ? undefined : durationMillis("defaults: timeout", defaults.timeout, { positive: true }),
+  queue: defaults?.queue === undefined ? undefined : checkName("defaults: queue", defaults.queue),
+})
 
 const jsonCodec = (name: string, label: string, schema: unknown): Schema.Codec<unknown, unknown> => {
   if (!Schema.isSchema(schema)) {
@@ -130,6 +160,7 @@ export const task = <const Name extends string, IS extends AnySchema, OS extends
   }
   const inputJson = jsonCodec(name, "input", options.input)
   const outputJson = jsonCodec(name, "output", options.output)
+  const ownRetry = retryFields(`task "${name}"`, options.retry)
   const timeoutMs = options.timeout === undefined ? undefined : durationMillis(`task "${name}": timeout`, options.timeout, { positive: true })
   // checked here to name the task; a workflow starting with it decodes the window again
   const window = typeof options.deduplicate === "object" ? options.deduplicate?.window : undefined
@@ -154,7 +185,8 @@ export const task = <const Name extends string, IS extends AnySchema, OS extends
     outputJson,
     run: runEffect as TaskDefinition["run"],
     runEffect,
-    retry: retryPolicy(name, options.retry),
+    retry: { ...defaultRetry, ...ownRetry },
+    ownRetry,
     queue: options.queue,
     timeoutMs,
     ...(options.deduplicate === undefined ? {} : { deduplicate: options.deduplicate }),

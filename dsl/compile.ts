@@ -8,8 +8,9 @@ import { createHash } from "node:crypto"
 import { Schema } from "effect"
 import { canonicalJson } from "./CanonicalJson.ts"
 import { DefinitionError } from "./DefinitionError.ts"
-import { Graph, type Edge, type Node } from "./Graph.ts"
+import { Graph, type Edge, type Node, type RetryPolicy } from "./Graph.ts"
 import type { IterationDefinition, Part, TaskDefinition } from "./Part.ts"
+import { defaultRetry } from "./Task.ts"
 import type { AnyWorkflow } from "./Workflow.ts"
 
 interface Env {
@@ -19,6 +20,8 @@ interface Env {
 }
 
 interface Builder {
+  /** A runtime's task defaults, baked into the nodes of tasks that do not set their own. */
+  readonly defaults: CompileDefaults | undefined
   readonly nodes: Array<Node>
   readonly edges: Array<Edge>
   readonly tasks: Map<string, TaskDefinition>
@@ -42,6 +45,26 @@ const common = (env: Env) => ({
   ...(env.onError === undefined ? {} : { onError: env.onError }),
   ...(env.role === undefined ? {} : { role: env.role }),
 })
+
+/**
+ * A runtime's defaults for tasks that do not set their own, as the compiler bakes them into the
+ * graph: a run keeps the policy it was started with whatever later runtimes default to.
+ */
+export interface CompileDefaults {
+  /** Retry fields a task leaves out. */
+  readonly retry?: Partial<RetryPolicy>
+  /** The timeout of a task that sets none. */
+  readonly timeoutMs?: number | undefined
+}
+
+/** A task's retry policy under `defaults`: its own fields, then the defaults', then the built-in ones. */
+const retryOf = (task: TaskDefinition, defaults: CompileDefaults | undefined): RetryPolicy =>
+  defaults?.retry === undefined || task.ownRetry === undefined ? task.retry : { ...defaultRetry, ...defaults.retry, ...task.ownRetry }
+
+const timeoutOf = (task: TaskDefinition, defaults: CompileDefaults | undefined): { timeoutMs?: number } => {
+  const timeoutMs = task.timeoutMs ?? defaults?.timeoutMs
+  return timeoutMs === undefined ? {} : { timeoutMs }
+}
 
 const registerTask = (b: Builder, task: TaskDefinition): void => {
   const known = b.tasks.get(task.name)
@@ -74,9 +97,9 @@ const compilePart = (b: Builder, part: Part, prefix: string, env: Env, counter: 
         task: part.task.name,
         ...(part.args === undefined ? {} : { args: part.args as Record<string, Schema.Json> }),
         ...(part.inject === undefined ? {} : { inject: part.inject }),
-        retry: part.task.retry,
+        retry: retryOf(part.task, b.defaults),
         ...(part.task.queue === undefined ? {} : { queue: part.task.queue }),
-        ...(part.task.timeoutMs === undefined ? {} : { timeoutMs: part.task.timeoutMs }),
+        ...timeoutOf(part.task, b.defaults),
       })
       return { entries: [id], exit: id }
     }
@@ -143,8 +166,8 @@ const compilePart = (b: Builder, part: Part, prefix: string, env: Env, counter: 
         iteration: it.name,
         task: perRow.name,
         batch: it.eachBatch !== undefined,
-        retry: perRow.retry,
-        ...(perRow.timeoutMs === undefined ? {} : { timeoutMs: perRow.timeoutMs }),
+        retry: retryOf(perRow, b.defaults),
+        ...timeoutOf(perRow, b.defaults),
       })
       b.nodes.push({ kind: "collect", id: collect, ...common(env), map: iterate })
       b.edges.push({ from: iterate, to: shard }, { from: shard, to: collect })
@@ -169,12 +192,19 @@ export interface Compiled {
 }
 
 const cache = new WeakMap<AnyWorkflow, Compiled>()
+const cacheWithDefaults = new WeakMap<CompileDefaults, WeakMap<AnyWorkflow, Compiled>>()
 
-/** Compiles a workflow into its graph and the tasks it uses (memoised per workflow value). */
-export const compileWorkflow = (workflow: AnyWorkflow): Compiled => {
-  const hit = cache.get(workflow)
+/**
+ * Compiles a workflow into its graph and the tasks it uses (memoised per workflow value and
+ * defaults object). With `defaults`, tasks that do not set their own retry fields or timeout get
+ * the defaults' in the graph (and so a hash of their own).
+ */
+export const compileWorkflow = (workflow: AnyWorkflow, defaults?: CompileDefaults): Compiled => {
+  const memo = defaults === undefined ? cache : cacheWithDefaults.get(defaults) ?? new WeakMap<AnyWorkflow, Compiled>()
+  if (defaults !== undefined) cacheWithDefaults.set(defaults, memo)
+  const hit = memo.get(workflow)
   if (hit !== undefined) return hit
-  const b: Builder = { nodes: [], edges: [], tasks: new Map(), iterations: new Map() }
+  const b: Builder = { defaults, nodes: [], edges: [], tasks: new Map(), iterations: new Map() }
   const span = compileSeq(b, workflow.chain.parts, "", { scope: undefined, onError: undefined, role: undefined })
   if (span.entries.length !== 1) throw new DefinitionError({ message: `workflow "${workflow.name}" must start with a single step` })
   const onRevoke = workflow.onRevoke === undefined
@@ -195,7 +225,7 @@ export const compileWorkflow = (workflow: AnyWorkflow): Compiled => {
   const hash = createHash("sha256").update(canonicalJson(body)).digest("hex").slice(0, 32)
   const graph = Schema.decodeUnknownSync(Graph)({ ...body, hash })
   const compiled: Compiled = { graph, tasks: b.tasks, iterations: b.iterations }
-  cache.set(workflow, compiled)
+  memo.set(workflow, compiled)
   return compiled
 }
 

@@ -4,7 +4,7 @@
  */
 export { canonicalJson } from "./CanonicalJson.ts"
 export { chain, type Chain, type MapBody } from "./Chain.ts"
-export { compile, compileWorkflow, type Compiled } from "./compile.ts"
+export { compile, type CompileDefaults, compileWorkflow, type Compiled } from "./compile.ts"
 export { DefinitionError } from "./DefinitionError.ts"
 export {
   CollectNode,
@@ -25,7 +25,17 @@ export { type IterateOptions, IterationSummary, ShardSummary } from "./Iteration
 export { toMermaid, type MermaidOptions } from "./Mermaid.ts"
 export type { IterationDefinition, Part, TaskDefinition } from "./Part.ts"
 export type { AnyStep, InputOf, OutputOf, RequirementsOf, Step } from "./Step.ts"
-export { type AnyTask, defaultRetry, type RetryOptions, task, type Task, type TaskOptions } from "./Task.ts"
+export {
+  type AnyTask,
+  defaultRetry,
+  resolveTaskDefaults,
+  type ResolvedTaskDefaults,
+  type RetryOptions,
+  task,
+  type Task,
+  type TaskDefaults,
+  type TaskOptions,
+} from "./Task.ts"
 export { RevokeRecord } from "./RevokeRecord.ts"
 export { type DurationBounds, type DurationInput, durationMillis, instantMillis, optionalDurationMillis } from "./Time.ts"
 export { TaskFailure } from "./TaskFailure.ts"

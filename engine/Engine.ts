@@ -8,7 +8,6 @@ import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Schema } from "ef
 import {
   type AnyWorkflow,
   canonicalJson,
-  compileWorkflow,
   type Graph,
   DuplicateTaskError,
   type DurationInput,
@@ -154,8 +153,9 @@ const make = Effect.gen(function*() {
   const store = yield* WorkflowStore
   const dispatcher = yield* Dispatcher
   const registry = yield* Registry
-  // a try longer than the dispatcher can wait for would be delivered again while it runs: refused at start
-  const beyondLimits = limitsError(registry.workflows.map((wf) => compileWorkflow(wf).graph), dispatcher.limits, defaultTaskTimeoutMs)
+  // a try longer than the dispatcher can wait for would be delivered again while it runs: refused at
+  // start (the graphs as this runtime starts them: its task defaults included)
+  const beyondLimits = limitsError(registry.workflows.map((wf) => registry.compile(wf).graph), dispatcher.limits, defaultTaskTimeoutMs)
   if (beyondLimits !== undefined) return yield* beyondLimits
   const services = yield* TaskServices
 
@@ -526,7 +526,8 @@ const make = Effect.gen(function*() {
 
   const start = (workflow: AnyWorkflow, input: unknown, options: StartOptions = {}): Effect.Effect<RunRef, StartError> =>
     Effect.gen(function*() {
-      const { graph: g } = compileWorkflow(workflow)
+      // as the registry compiles it: the runtime's task defaults are part of the run's graph
+      const { graph: g } = registry.compile(workflow)
       const encoded = yield* Schema.encodeUnknownEffect(workflow.inputJson)(input).pipe(
         Effect.mapError((e) => new InvalidInput({ workflow: workflow.name, message: e.message })),
       )

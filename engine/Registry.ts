@@ -6,6 +6,8 @@
 import { Context, Layer } from "effect"
 import {
   type AnyWorkflow,
+  type CompileDefaults,
+  type Compiled,
   compileWorkflow,
   DefinitionError,
   type Graph,
@@ -20,11 +22,17 @@ export interface RegistryShape {
   /** Graphs of the registered workflows, by definition hash. */
   readonly graph: (hash: string) => Graph | undefined
   readonly workflows: ReadonlyArray<AnyWorkflow>
+  /** Compiles a workflow as this registry does: with the runtime's task defaults baked in. */
+  readonly compile: (workflow: AnyWorkflow) => Compiled
 }
 
 export class Registry extends Context.Service<Registry, RegistryShape>()("taskgraph/Registry") {
-  /** A registry of `workflows`; two different tasks or workflows sharing a name is an error. */
-  static readonly make = (workflows: ReadonlyArray<AnyWorkflow>): RegistryShape => {
+  /**
+   * A registry of `workflows`; two different tasks or workflows sharing a name is an error.
+   * `defaults` (a runtime's) are baked into the graphs of tasks that do not set their own.
+   */
+  static readonly make = (workflows: ReadonlyArray<AnyWorkflow>, defaults?: CompileDefaults): RegistryShape => {
+    const compile = (wf: AnyWorkflow) => compileWorkflow(wf, defaults)
     const byName = new Map<string, AnyWorkflow>()
     const tasks = new Map<string, TaskDefinition>()
     const iterations = new Map<string, IterationDefinition>()
@@ -35,7 +43,7 @@ export class Registry extends Context.Service<Registry, RegistryShape>()("taskgr
         throw new DefinitionError({ message: `two different workflows are named "${wf.name}"` })
       }
       byName.set(wf.name, wf)
-      const compiled = compileWorkflow(wf)
+      const compiled = compile(wf)
       graphs.set(compiled.graph.hash, compiled.graph)
       for (const [name, def] of compiled.tasks) {
         const other = tasks.get(name)
@@ -58,9 +66,10 @@ export class Registry extends Context.Service<Registry, RegistryShape>()("taskgr
       iteration: (name) => iterations.get(name),
       graph: (hash) => graphs.get(hash),
       workflows: [...byName.values()],
+      compile,
     }
   }
 
-  static readonly layer = (workflows: ReadonlyArray<AnyWorkflow>): Layer.Layer<Registry> =>
-    Layer.sync(Registry, () => Registry.make(workflows))
+  static readonly layer = (workflows: ReadonlyArray<AnyWorkflow>, defaults?: CompileDefaults): Layer.Layer<Registry> =>
+    Layer.sync(Registry, () => Registry.make(workflows, defaults))
 }

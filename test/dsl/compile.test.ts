@@ -755,3 +755,27 @@ describe("workflow.inputJson / outputJson", () => {
     expect(Schema.encodeSync(dated.outputJson)(new Date(0))).toEqual(JSON.parse(JSON.stringify(new Date(0))))
   })
 })
+
+describe("compileWorkflow with a runtime's task defaults", () => {
+  const plain = task("plainTask", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n) })
+  const partial = task("partialTask", { input: Schema.Number, output: Schema.Number, retry: { maxAttempts: 1 }, run: (n) => Effect.succeed(n) })
+  const timed = task("timedTask", { input: Schema.Number, output: Schema.Number, timeout: 5, run: (n) => Effect.succeed(n) })
+  const wf = workflow("defaults-wf", chain(plain).then(partial).then(timed))
+  const taskNode = (g: Graph, name: string) => g.nodes.find((n) => n.kind === "task" && n.task === name) as Extract<Node, { kind: "task" }>
+
+  it("fills what a task leaves out, field by field; a task's own fields and timeout win; no defaults: the plain graph", () => {
+    const defaults = { retry: { maxAttempts: 6, initialDelayMs: 50 }, timeoutMs: 90_000 }
+    const g = compileWorkflow(wf, defaults).graph
+    expect(taskNode(g, "plainTask")).toMatchObject({ retry: { ...defaultRetry, maxAttempts: 6, initialDelayMs: 50 }, timeoutMs: 90_000 })
+    expect(taskNode(g, "partialTask")).toMatchObject({ retry: { ...defaultRetry, maxAttempts: 1, initialDelayMs: 50 }, timeoutMs: 90_000 })
+    expect(taskNode(g, "timedTask")).toMatchObject({ retry: { maxAttempts: 6 }, timeoutMs: 5_000 })
+    // the defaults are part of the definition: another hash, stable for the same defaults
+    expect(g.hash).not.toBe(compile(wf).hash)
+    expect(compileWorkflow(wf, { ...defaults }).graph.hash).toBe(g.hash)
+    expect(compileWorkflow(wf, defaults)).toBe(compileWorkflow(wf, defaults))
+    // empty defaults change nothing
+    expect(compileWorkflow(wf, { retry: {} }).graph.hash).toBe(compile(wf).hash)
+    expect(taskNode(compile(wf), "plainTask").retry).toEqual(defaultRetry)
+    expect(taskNode(compile(wf), "plainTask").timeoutMs).toBeUndefined()
+  })
+})
