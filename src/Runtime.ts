@@ -9,10 +9,12 @@ import { MikroOrmRowSource } from "../adapters/postgres/MikroOrmRowSource.ts"
 import { PostgresStore, type PostgresStoreOptions } from "../adapters/postgres/PostgresStore.ts"
 import { runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions } from "../adapters/postgres/Worker.ts"
 import { type AnyWorkflow, type DurationInput, type Graph, optionalDurationMillis, type RunRef, type StartOptions, type Workflow } from "../dsl/index.ts"
-import type { WorkflowStarter } from "../dsl/index.ts"
+import { DefinitionError, type Task, type WorkflowStarter } from "../dsl/index.ts"
 import { Dispatcher } from "../engine/Dispatcher.ts"
-import { Engine, type RevokeOptions, type RevokeOutcome } from "../engine/Engine.ts"
+import { defaultTaskTimeoutMs, Engine, type RevokeOptions, type RevokeOutcome } from "../engine/Engine.ts"
+import { EagerDispatcher } from "../engine/Inline.ts"
 import { Registry } from "../engine/Registry.ts"
+import { runTaskNow } from "../engine/RunNow.ts"
 import { describeRun, type RunView } from "../engine/RunView.ts"
 import { sweep, type SweepOptions } from "../engine/Sweeper.ts"
 import { TaskServices } from "../engine/TaskServices.ts"
@@ -60,6 +62,13 @@ export interface RuntimeOptions<R = never> {
   readonly sweeper?: false | (SweepOptions & { readonly interval?: DurationInput })
   /** On SIGTERM/SIGINT (true) or these signals, `close()` and then end the process as the signal would (default: no listener). */
   readonly shutdownOnSignals?: ShutdownSignals
+  /**
+   * Eager mode, for tests and scripts: `start()` runs the workflow to its end in this process
+   * before it returns (same engine, same records), and waits for no delay: a `.delay()`, a
+   * start's `delay`/`at` and a retry's backoff are skipped, the run's clock moved to their due
+   * time. No worker, dispatcher or sweeper runs (giving one is an error).
+   */
+  readonly eager?: boolean
 }
 
 /** `shutdownOnSignals`: true for SIGTERM and SIGINT, or the signals to handle. */
@@ -72,6 +81,12 @@ export interface Runtime {
   readonly handle: <I, O>(workflow: Workflow<string, I, O, any>, run: string) => RunHandle<O>
   readonly status: (run: string) => Promise<RunView | null>
   readonly revoke: (run: string, options?: RevokeOptions) => Promise<RevokeOutcome>
+  /**
+   * Runs one task now, in this process, once: its input and output checked by its schemas
+   * (`InvalidTaskInput`, `InvalidTaskOutput`), with the runtime's services and a `TaskContext`.
+   * Resolves to the decoded output; rejects with the task's own error. Nothing is stored.
+   */
+  readonly run: <I, O>(task: Task<string, I, O, any, any>, input: I) => Promise<O>
   /** Runs an Effect with the engine's services (for Effect applications and adapters). */
   readonly runPromise: <A, E>(effect: Effect.Effect<A, E, Services>) => Promise<A>
   /**
@@ -114,9 +129,23 @@ export const closeOnSignals = (option: ShutdownSignals | undefined, close: () =>
   return remove
 }
 
+/** Eager mode runs everything in the starting process: a worker, a dispatcher or a sweeper beside it is refused. */
+const checkEager = (options: Pick<RuntimeOptions, "dispatcher" | "worker" | "sweeper">): void => {
+  const extra = [
+    options.dispatcher === undefined ? undefined : "dispatcher",
+    options.worker === undefined || options.worker === false ? undefined : "worker",
+    options.sweeper === undefined || options.sweeper === false ? undefined : "sweeper",
+  ].filter((x) => x !== undefined)
+  if (extra.length > 0) {
+    throw new DefinitionError({ message: `createRuntime: eager mode runs every run in the process that starts it; give no ${extra.join(", ")}` })
+  }
+}
+
 export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runtime> => {
   const services = options.services === undefined ? TaskServices.empty : TaskServices.fromLayer(options.services)
-  const workerOptions: WorkerOptions | undefined = options.worker === false ? undefined : options.worker === true || options.worker === undefined ? {} : options.worker
+  if (options.eager === true) checkEager(options)
+  const eager = options.eager === true ? EagerDispatcher() : undefined
+  const workerOptions: WorkerOptions | undefined = eager !== undefined || options.worker === false ? undefined : options.worker === true || options.worker === undefined ? {} : options.worker
   const base = Layer.mergeAll(
     PostgresStore.layer(options.orm, options.store),
     Registry.layer(options.workflows),
@@ -125,12 +154,13 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     // iterations read their rows through the runtime's ORM (its entities)
     MikroOrmRowSource.layer(options.orm),
   )
-  const dispatcher: Layer.Layer<Dispatcher, unknown, WorkflowStore | WorkerSignal> = options.dispatcher ??
+  const dispatcher: Layer.Layer<Dispatcher, unknown, WorkflowStore | WorkerSignal> = options.dispatcher ?? eager?.layer ??
     (workerOptions === undefined ? Dispatcher.none : WorkerDispatcher)
   const engine = Engine.layer.pipe(Layer.provideMerge(Layer.mergeAll(base, Layer.provide(dispatcher, base))))
   const withStarter = Layer.provideMerge(Engine.starter, engine)
   const sweeperOptions = options.sweeper === undefined ? (options.dispatcher === undefined ? false : {}) : options.sweeper
   const background = Layer.mergeAll(
+    eager?.bind ?? Layer.empty,
     workerOptions === undefined ? Layer.empty : Layer.effectDiscard(runWorker(workerOptions)),
     sweeperOptions === false ? Layer.empty : Layer.effectDiscard(Effect.forkScoped(sweep(sweeperOptions))),
   )
@@ -191,6 +221,14 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     handle: (workflow, run) => handle(workflow, run),
     status,
     revoke,
+    run: async (task, input) => {
+      // the runtime's layer holds TaskServices (the base layer is merged all the way up)
+      const exit = await runtime.runPromiseExit(
+        runTaskNow(task, input, { defaultTimeoutMs: defaultTaskTimeoutMs }) as unknown as Effect.Effect<never, unknown, Services>,
+      )
+      if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
+      return exit.value
+    },
     runPromise: (effect) => runtime.runPromise(effect),
     close,
   }

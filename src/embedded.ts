@@ -29,6 +29,8 @@ export interface EmbeddedOptions<R = never> {
   readonly entities?: ReadonlyArray<unknown>
   /** On SIGTERM/SIGINT (true) or these signals, `close()` and then end the process as the signal would (default: no listener). */
   readonly shutdownOnSignals?: ShutdownSignals
+  /** Eager mode: `start()` runs the workflow to its end before it returns, skipping waits (see `RuntimeOptions.eager`); no worker runs. */
+  readonly eager?: boolean
 }
 
 export interface Embedded extends Runtime {
@@ -58,7 +60,9 @@ export const embedded = async <R>(options: EmbeddedOptions<R>): Promise<Embedded
       orm,
       workflows: options.workflows,
       ...(options.services === undefined ? {} : { services: options.services }),
-      worker: { listenUrl: databaseUrl, ...options.worker },
+      ...(options.eager === true
+        ? { eager: true, ...(options.worker === undefined ? {} : { worker: options.worker }) }
+        : { worker: { listenUrl: databaseUrl, ...options.worker } }),
     })
     let closed: Promise<void> | undefined
     const ormRef = orm

@@ -11,6 +11,10 @@ export { Outcome } from "../engine/Outcome.ts"
 export { Callback, CallbackJson, CallbackVersion } from "../engine/Callback.ts"
 /** Turns "node N is ready" into a callback. */
 export { Dispatcher } from "../engine/Dispatcher.ts"
+/** Eager mode's dispatcher: a run made ready is drained to its end in the dispatching fiber. */
+export { EagerDispatcher } from "../engine/Inline.ts"
+/** One task now, in-process, with its schema checks (what `runtime.run` does), as an Effect. */
+export { runTaskNow, type RunNowOptions } from "../engine/RunNow.ts"
 /** Where runs, nodes and attempts live; its error. */
 export { StoreError, WorkflowStore } from "../engine/WorkflowStore.ts"
 /** The workflows (and so the tasks) this process knows. */
