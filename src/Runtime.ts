@@ -6,7 +6,7 @@
 import type { MikroORM } from "@mikro-orm/postgresql"
 import { Cause, Data, Effect, Exit, Layer, ManagedRuntime, Schema } from "effect"
 import { MikroOrmRowSource } from "../adapters/postgres/MikroOrmRowSource.ts"
-import { PostgresStore, type PostgresStoreOptions } from "../adapters/postgres/PostgresStore.ts"
+import { connectPool, PostgresStore, type PostgresStoreOptions } from "../adapters/postgres/PostgresStore.ts"
 import { runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions } from "../adapters/postgres/Worker.ts"
 import { type AnyWorkflow, type DurationInput, type Graph, optionalDurationMillis, type RunRef, type StartOptions, type Workflow } from "../dsl/index.ts"
 import { DefinitionError, type Task, type WorkflowStarter } from "../dsl/index.ts"
@@ -141,14 +141,49 @@ const checkEager = (options: Pick<RuntimeOptions, "dispatcher" | "worker" | "swe
   }
 }
 
+/** A call on a runtime whose `close()` has begun: nothing was done. */
+export class RuntimeClosed extends Data.TaggedError("RuntimeClosed")<{ readonly message: string }> {}
+
+/**
+ * The managed runtime behind a gate: once `dispose` begins, new calls are refused with
+ * `RuntimeClosed`, and the calls in flight (a start, a status read, a poll of `result()`) end
+ * before the layers go (worker, sweeper, the store's users of the pool), so none of them is
+ * interrupted half way or runs against a closed pool. `wait: false` (an application's own
+ * Effect, which may run for long) is refused after close too, but interrupted by it.
+ */
+const gated = <R>(managed: ManagedRuntime.ManagedRuntime<R, unknown>) => {
+  const inFlight = new Set<Promise<unknown>>()
+  let disposing: Promise<void> | undefined
+  const track = <A>(run: () => Promise<A>, wait: boolean): Promise<A> => {
+    if (disposing !== undefined) return Promise.reject(new RuntimeClosed({ message: "taskgraph: the runtime is closed" }))
+    const promise = run()
+    if (wait) {
+      inFlight.add(promise)
+      const done = () => inFlight.delete(promise)
+      promise.then(done, done)
+    }
+    return promise
+  }
+  return {
+    runPromise: <A, E>(effect: Effect.Effect<A, E, R>, options: { readonly wait?: boolean } = {}): Promise<A> =>
+      track(() => managed.runPromise(effect), options.wait ?? true),
+    runPromiseExit: <A, E>(effect: Effect.Effect<A, E, R>): Promise<Exit.Exit<A, E | unknown>> =>
+      track(() => managed.runPromiseExit(effect), true),
+    dispose: (): Promise<void> => (disposing ??= Promise.allSettled([...inFlight]).then(() => managed.dispose())),
+  }
+}
+
 export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runtime> => {
   const services = options.services === undefined ? TaskServices.empty : TaskServices.fromLayer(options.services)
   if (options.eager === true) checkEager(options)
   const eager = options.eager === true ? EagerDispatcher() : undefined
   const workerOptions: WorkerOptions | undefined = eager !== undefined || options.worker === false ? undefined : options.worker === true || options.worker === undefined ? {} : options.worker
+  // every workflow compiled, and names checked across them (two different tasks or workflows
+  // with one name: a DefinitionError), before anything connects or starts
+  const registry = Registry.make(options.workflows)
   const base = Layer.mergeAll(
     PostgresStore.layer(options.orm, options.store),
-    Registry.layer(options.workflows),
+    Layer.succeed(Registry, registry),
     services,
     WorkerSignal.layer,
     // iterations read their rows through the runtime's ORM (its entities)
@@ -165,8 +200,16 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     sweeperOptions === false ? Layer.empty : Layer.effectDiscard(Effect.forkScoped(sweep(sweeperOptions))),
   )
   const full = Layer.provideMerge(background, withStarter)
-  const runtime = ManagedRuntime.make(full as Layer.Layer<Services | WorkerSignal, unknown>)
-  await runtime.runPromise(Effect.void)
+  // connected (MikroORM's first connect) before anything starts: nothing is left connecting
+  // that a `close()` would not wait for
+  await connectPool(options.orm)
+  const managed = ManagedRuntime.make(full as Layer.Layer<Services | WorkerSignal, unknown>)
+  await managed.runPromise(Effect.void).catch(async (error: unknown) => {
+    // what did start (a LISTEN connection, a worker) stops again
+    await managed.dispose().catch(() => undefined)
+    throw error
+  })
+  const runtime = gated(managed)
 
   let closing: Promise<void> | undefined
   // the listeners stay while closing: a second signal joins this close instead of killing the process
@@ -229,7 +272,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
       if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
       return exit.value
     },
-    runPromise: (effect) => runtime.runPromise(effect),
+    runPromise: (effect) => runtime.runPromise(effect, { wait: false }),
     close,
   }
 }

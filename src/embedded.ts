@@ -17,6 +17,7 @@ import { startEmbeddedPostgres } from "../adapters/postgres/EmbeddedPostgres.ts"
 import { migrate } from "../adapters/postgres/migrate.ts"
 import type { WorkerOptions } from "../adapters/postgres/Worker.ts"
 import type { AnyWorkflow } from "../dsl/index.ts"
+import { Registry } from "../engine/Registry.ts"
 import { closeOnSignals, createRuntime, type Runtime, type ShutdownSignals } from "./Runtime.ts"
 
 export interface EmbeddedOptions<R = never> {
@@ -40,6 +41,8 @@ export interface Embedded extends Runtime {
 }
 
 export const embedded = async <R>(options: EmbeddedOptions<R>): Promise<Embedded> => {
+  // every workflow compiled and every name checked (a DefinitionError) before a server starts
+  Registry.make(options.workflows)
   const given = options.databaseUrl ?? process.env.DATABASE_URL
   const server = given === undefined || given === "" ? await startEmbeddedPostgres({ database: "taskgraph" }) : undefined
   const databaseUrl = server?.url ?? given!

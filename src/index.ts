@@ -68,5 +68,7 @@ export type { StartError } from "../dsl/Workflow.ts"
 export { RunFailed } from "./Runtime.ts"
 /** No run has this id. */
 export { RunNotFound } from "./Runtime.ts"
+/** A call on a runtime after its `close()` began (nothing was done). */
+export { RuntimeClosed } from "./Runtime.ts"
 /** `runtime.run(task, input)`: the input, or the task's output, does not match its schema. */
 export { InvalidTaskInput, InvalidTaskOutput } from "../engine/RunNow.ts"

@@ -79,10 +79,27 @@ const readyRef = (run: string) => (row: Row): ReadyRef => ({
 
 class Lost extends Error {}
 
+/**
+ * Connects MikroORM's pool (its first connect also runs MikroORM's `ensureDatabase`) and returns
+ * it. A runtime awaits this before it starts anything, so no connect is ever left in flight.
+ */
+export const connectPool = (orm: MikroORM): Promise<pg.Pool> =>
+  (orm.em.getConnection() as unknown as { getNativeClient(): Promise<pg.Pool> }).getNativeClient()
+    .then((pool) => {
+      guardConnections(pool) // a connection the server closes never crashes the process
+      return pool
+    })
+
 export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions = {}) => {
   const db: Db = orm.em.getKysely() as unknown as Db
-  const pool = (orm.em.getConnection() as unknown as { getNativeClient(): Promise<pg.Pool> }).getNativeClient()
-    .then((p) => (guardConnections(p), p)) // a connection the server closes never crashes the process
+  // fetched at first use, never when the store is built: a connect started here and awaited
+  // later would outlive a `close()` that came first, and fail unobserved against a closed pool
+  let pool: Promise<pg.Pool> | undefined
+  const nativePool = () =>
+    (pool ??= connectPool(orm).catch((error: unknown) => {
+      pool = undefined // a database that was down is asked again next time
+      throw error
+    }))
   const statementNames = new Map<string, string>()
 
   /**
@@ -96,7 +113,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       name = `taskgraph_${createHash("sha1").update(compiled.sql).digest("hex").slice(0, 20)}`
       statementNames.set(compiled.sql, name)
     }
-    const result = await (await pool).query({ name, text: compiled.sql, values: [...compiled.parameters] })
+    const result = await (await nativePool()).query({ name, text: compiled.sql, values: [...compiled.parameters] })
     return { rows: result.rows as Array<Row> }
   }
   const channel = options.notifyChannel === undefined ? defaultNotifyChannel : options.notifyChannel
