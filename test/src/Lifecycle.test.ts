@@ -104,6 +104,33 @@ describe("definitions are validated before anything starts", () => {
     }
   })
 
+  it("a failure after the server started (an invalid worker option) stops it again: no folder, no rejection left", async () => {
+    const error = await within(30_000, "embedded()", embedded({ workflows: [doubled], databaseUrl: "", worker: { pollInterval: 0 } }).then(
+      async (tg) => {
+        await tg.close()
+        return undefined
+      },
+      (e: unknown) => e,
+    ))
+    expect(error).toBeInstanceOf(DefinitionError)
+    expect((error as DefinitionError).message).toContain("pollInterval")
+    await settle()
+    expect(unhandled).toEqual([])
+    expect(await readdir(tmp)).toEqual([])
+  })
+
+  it("createRuntime() whose start fails part way leaves nothing running: the ORM closes at once", async () => {
+    const orm = await newOrm()
+    try {
+      await expect(createRuntime({ orm, workflows: [doubled], worker: { listenUrl: db.url, shutdownGrace: -1 } }))
+        .rejects.toBeInstanceOf(DefinitionError)
+    } finally {
+      await within(20_000, "orm.close()", orm.close())
+    }
+    await settle()
+    expect(unhandled).toEqual([])
+  })
+
   it("the same task object in two workflows is fine", async () => {
     const orm = await newOrm()
     try {
