@@ -91,7 +91,9 @@ export interface Runtime {
   readonly runPromise: <A, E>(effect: Effect.Effect<A, E, Services>) => Promise<A>
   /**
    * Stops claiming, lets in-flight steps finish within the worker's `shutdownGrace`, gives back
-   * the nodes it could not finish (claimable at once elsewhere), then closes. Idempotent.
+   * the nodes it could not finish (claimable at once elsewhere), then closes. Calls already made
+   * (a `start`, a status read) end first; calls made after `close()` reject with `RuntimeClosed`.
+   * Safe at any moment, and idempotent: every call returns the same promise.
    */
   readonly close: () => Promise<void>
 }
