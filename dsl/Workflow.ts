@@ -24,6 +24,13 @@ interface StartOptionsBase {
   readonly em?: unknown
   /** A second start with the same key returns the existing run. */
   readonly idempotencyKey?: string
+  /**
+   * The queue of this run's nodes: a task that names its own queue (`task(..., { queue })`) keeps
+   * it, every other node (tasks naming none, joins, delays, maps, iterations) uses this one.
+   * Default: the default queue. Cloud Tasks dispatches to it; a Postgres worker with `queues`
+   * serves only the queues it lists.
+   */
+  readonly queue?: string
 }
 
 /**
@@ -51,6 +58,10 @@ export const startDueAt = (workflow: string, options: StartOptions, now: number)
   }
   return now + optionalDurationMillis(`${label} delay`, delay as DurationInput | undefined, 0)
 }
+
+/** The queue a start names, checked like a task's queue (throws a `DefinitionError`); undefined: none. */
+export const startQueue = (workflow: string, options: StartOptions): string | undefined =>
+  options.queue === undefined ? undefined : checkName(`workflow "${workflow}": start queue`, options.queue)
 
 /** A started (or, with an idempotency key, found) run. */
 export interface RunRef {

@@ -49,6 +49,7 @@ export {
   type StartError,
   startDueAt,
   type StartOptions,
+  startQueue,
   workflow,
   type Workflow,
   type WorkflowOptions,

@@ -13,6 +13,7 @@ import {
   type DurationInput,
   durationMillis,
   InvalidInput,
+  optionalDurationMillis,
   type Node,
   type IterationDefinition,
   type RunRef,
@@ -21,6 +22,7 @@ import {
   type StartError,
   startDueAt,
   type StartOptions,
+  startQueue,
   type TaskFailure,
   WorkflowStarter,
 } from "../dsl/index.ts"
@@ -35,6 +37,7 @@ import { Registry } from "./Registry.ts"
 import { TaskServices } from "./TaskServices.ts"
 import {
   type Claimed,
+  type ClaimScope,
   type Delivery,
   type ErrorRecord,
   type NewNode,
@@ -59,8 +62,9 @@ export interface EngineShape {
   /**
    * Like `execute`, and claims up to `claimNext` successors that are due now in the same commit:
    * the caller runs them next, with no claim round trip and no dispatch (the worker's fast path).
+   * Only successors this process can run are claimed, and with `queues` only those on one of them.
    */
-  readonly step: (claimed: Claimed, claimNext: number) => Effect.Effect<StepOutcome, StoreError>
+  readonly step: (claimed: Claimed, claimNext: number, queues?: ReadonlyArray<string>) => Effect.Effect<StepOutcome, StoreError>
   readonly start: (workflow: AnyWorkflow, input: unknown, options?: StartOptions) => Effect.Effect<RunRef, StartError>
   /**
    * Revokes a run, or one node and everything downstream of it. Committed state: queued nodes
@@ -70,7 +74,26 @@ export interface EngineShape {
   readonly revoke: (run: string, options?: RevokeOptions) => Effect.Effect<RevokeOutcome, StoreError>
   /** The graph a run was started with. */
   readonly graph: (hash: string) => Effect.Effect<Graph, StoreError>
+  /**
+   * Puts a run's parked nodes (or the one named) back to ready, due now, and dispatches them.
+   * A resumed node keeps its attempt number and retry budget: parking happens before a task
+   * body runs, so the parked try used none of it. If its task is still missing, it parks again
+   * after `parkAfter`.
+   */
+  readonly resume: (run: string, options?: ResumeOptions) => Effect.Effect<ResumeOutcome, StoreError>
+  /** The tasks and iterations this process has: what its claims may take. */
+  readonly scope: ClaimScope
 }
+
+export interface ResumeOptions {
+  /** Resume this parked node only, instead of every parked node of the run. */
+  readonly node?: string
+}
+
+export type ResumeOutcome =
+  | { readonly _tag: "Resumed"; readonly run: string; readonly nodes: ReadonlyArray<string>; readonly status: string }
+  | { readonly _tag: "NotParked"; readonly run: string; readonly status: string; readonly message: string }
+  | { readonly _tag: "NotFound"; readonly run: string; readonly message: string }
 
 export interface RevokeOptions {
   /** Revoke this node and everything downstream of it, instead of the whole run. */
@@ -120,18 +143,44 @@ const depth = (graph: Graph, id: string): number => {
 const leaseFor = (node: Node): number =>
   node.kind === "task" || node.kind === "shard" ? (node.timeoutMs ?? defaultTaskTimeoutMs) + leaseGraceMs : structuralLeaseMs
 
-/** The rows to create for graph nodes in `scope` (undefined: top level), with an instance suffix. */
-const instantiate = (graph: Graph, scope: string | undefined, suffix: string): Array<NewNode> =>
-  graph.nodes.filter((n) => n.scope === scope).map((n) => ({
-    id: n.id + suffix,
-    template: n.id,
-    kind: n.kind,
-    state: "waiting" as const,
-    ...(n.kind === "join" ? { expected: n.arity } : {}),
-    ...(n.kind === "task" && n.queue !== undefined ? { queue: n.queue } : {}),
-    ...(n.role === "handler" ? { handler: true } : {}),
-    leaseMs: leaseFor(n),
-  }))
+/**
+ * What a node needs registered to run: a task node its task, a shard its iteration and its
+ * each/eachBatch task, an iterate node its iteration (planning calls its `where`); joins, delays,
+ * maps and collects need nothing, so any process with the run's graph advances them.
+ */
+const needsOf = (node: Node): { readonly task: string | null; readonly iteration: string | null } => ({
+  task: node.kind === "task" || node.kind === "shard" ? node.task : null,
+  iteration: node.kind === "shard" || node.kind === "iterate" ? node.iteration : null,
+})
+
+/**
+ * The rows to create for graph nodes in `scope` (undefined: top level), with an instance suffix.
+ * A node's queue is its task's own, else the run's (`start({ queue })`), else the default (none).
+ */
+const instantiate = (graph: Graph, scope: string | undefined, suffix: string, runQueue?: string | null): Array<NewNode> =>
+  graph.nodes.filter((n) => n.scope === scope).map((n) => {
+    const queue = n.kind === "task" && n.queue !== undefined ? n.queue : runQueue ?? undefined
+    const needs = needsOf(n)
+    return {
+      id: n.id + suffix,
+      template: n.id,
+      kind: n.kind,
+      state: "waiting" as const,
+      ...(n.kind === "join" ? { expected: n.arity } : {}),
+      ...(queue === undefined ? {} : { queue }),
+      ...(needs.task === null ? {} : { task: needs.task }),
+      ...(needs.iteration === null ? {} : { iteration: needs.iteration }),
+      ...(n.role === "handler" ? { handler: true } : {}),
+      leaseMs: leaseFor(n),
+    }
+  })
+
+/** `start({ queue })`, checked like a task's queue name (InvalidInput otherwise). */
+const runQueueOf = (workflow: string, options: StartOptions): Effect.Effect<string | undefined, InvalidInput> =>
+  Effect.try({
+    try: () => startQueue(workflow, options),
+    catch: (e) => new InvalidInput({ workflow, message: e instanceof Error ? e.message : String(e) }),
+  })
 
 /** The ancestors' deduplication key: the name and a short hash of the canonical, Schema-encoded payload. */
 export const deduplicationKey = (name: string, encoded: unknown): string =>
@@ -140,16 +189,31 @@ export const deduplicationKey = (name: string, encoded: unknown): string =>
 export interface EngineConfigShape {
   /** How often a running task checks whether its node was revoked (default 1 second; a number is seconds). */
   readonly revokeCheck: DurationInput
+  /**
+   * How long a due node whose task (or iteration) this process lacks waits for a process that
+   * has it before it parks, counted from the node's due time (default 5 minutes; a number is
+   * seconds). Until then a callback for it answers `TaskUnavailable` (retry later) and a worker
+   * leaves it to others; a Postgres worker parks it only when no live worker has the task.
+   */
+  readonly parkAfter?: DurationInput
 }
+
+/** `parkAfter` when none is given. */
+export const defaultParkAfterMs = 5 * 60_000
 
 /** Engine settings, with defaults: provide it to change them. */
 export const EngineConfig = Context.Reference<EngineConfigShape>("taskgraph/EngineConfig", {
   defaultValue: () => ({ revokeCheck: 1 }),
 })
 
+/** `EngineConfig.parkAfter` in milliseconds (throws a `DefinitionError` naming a bad one). */
+export const parkAfterMillis = (config: EngineConfigShape): number =>
+  optionalDurationMillis("EngineConfig: parkAfter", config.parkAfter, defaultParkAfterMs)
+
 const make = Effect.gen(function*() {
   const config = yield* EngineConfig
   const revokeCheckMs = durationMillis("EngineConfig: revokeCheck", config.revokeCheck, { positive: true })
+  const parkAfterMs = parkAfterMillis(config)
   const store = yield* WorkflowStore
   const dispatcher = yield* Dispatcher
   const registry = yield* Registry
@@ -158,6 +222,47 @@ const make = Effect.gen(function*() {
   const beyondLimits = limitsError(registry.workflows.map((wf) => registry.compile(wf).graph), dispatcher.limits, defaultTaskTimeoutMs)
   if (beyondLimits !== undefined) return yield* beyondLimits
   const services = yield* TaskServices
+
+  const scope: ClaimScope = {
+    tasks: [...new Set(registry.workflows.flatMap((wf) => [...registry.compile(wf).tasks.keys()]))],
+    iterations: [...new Set(registry.workflows.flatMap((wf) => [...registry.compile(wf).iterations.keys()]))],
+  }
+
+  /** What of `needs` this process lacks (the task first), as the error a parked node records; undefined: it has it all. */
+  const lacking = (needs: { readonly task?: string | null; readonly iteration?: string | null }): { readonly missing: string; readonly error: ErrorRecord } | undefined => {
+    if (needs.task !== undefined && needs.task !== null && registry.task(needs.task) === undefined) {
+      return { missing: `task "${needs.task}"`, error: { tag: "TaskNotRegistered", message: `task "${needs.task}" is not registered in this process` } }
+    }
+    if (needs.iteration !== undefined && needs.iteration !== null && registry.iteration(needs.iteration) === undefined) {
+      return {
+        missing: `iteration "${needs.iteration}"`,
+        error: { tag: "IterationNotRegistered", message: `iteration "${needs.iteration}" is not registered in this process` },
+      }
+    }
+    return undefined
+  }
+
+  /** True when this process has what the graph node of instance `id` needs. */
+  const runsHere = (g: Graph, id: string): boolean => {
+    const node = indexOf(g).get(id.split("#", 1)[0]!)
+    return node !== undefined && lacking(needsOf(node)) === undefined
+  }
+
+  /** The outcome for a due node this process cannot run, before `parksAt`. */
+  const unavailable = (run: string, node: string, missing: string, dueAt: number) =>
+    Outcome.TaskUnavailable({
+      run,
+      node,
+      missing,
+      parksAt: dueAt + parkAfterMs,
+      reason: `${missing} is not registered in this process; a process that has it may take this node (it parks at ${new Date(dueAt + parkAfterMs).toISOString()})`,
+    })
+
+  /** The error of a node parked after the grace: what was missing, and for how long. */
+  const parkedError = (error: ErrorRecord, dueAt: number): ErrorRecord => ({
+    tag: error.tag,
+    message: `${error.message}, and no process that has it took the node within parkAfter (${parkAfterMs} ms) of its due time ${new Date(dueAt).toISOString()}`,
+  })
 
   const graphs = new Map<string, Graph>()
   const graph = (hash: string): Effect.Effect<Graph, StoreError> => {
@@ -328,14 +433,26 @@ const make = Effect.gen(function*() {
         : { outcome: Outcome.Stale({ ...base, reason: "the node was reclaimed or cancelled while it ran" }), next: [] }
     })
 
-  const step = (claimed: Claimed, claimNext: number): Effect.Effect<StepOutcome, StoreError> =>
+  const step = (claimed: Claimed, claimNext: number, queues?: ReadonlyArray<string>): Effect.Effect<StepOutcome, StoreError> =>
     Effect.gen(function*() {
       const g = yield* graph(claimed.graphHash)
       const node = indexOf(g).get(claimed.template)
       const base = { run: claimed.run, node: claimed.node }
+      // a node whose task this process lacks (its row predates the column, so the claim could
+      // not tell) is given back for a process that has it, with what it needs recorded so this
+      // process's claims skip it from now on; past the grace it parks
+      const missing = node === undefined ? undefined : lacking(needsOf(node))
       let result: StepPlan
       if (node === undefined) {
         result = { _tag: "Parked", error: { tag: "UnknownNode", message: `node "${claimed.template}" is not in graph ${claimed.graphHash}` } }
+      } else if (missing !== undefined) {
+        const now = yield* Clock.currentTimeMillis
+        const dueAt = claimed.dueAt ?? now
+        if (now < dueAt + parkAfterMs) {
+          yield* store.release(claimed, now, needsOf(node))
+          return { outcome: unavailable(claimed.run, claimed.node, missing.missing, dueAt), next: [] }
+        }
+        result = { _tag: "Parked", error: parkedError(missing.error, dueAt) }
       } else if (node.kind === "task") {
         const r = yield* runTask(node, claimed)
         const now = yield* Clock.currentTimeMillis
@@ -361,7 +478,8 @@ const make = Effect.gen(function*() {
         const items = Array.isArray(claimed.input) ? claimed.input : []
         const suffix = claimed.node.slice(claimed.template.length)
         const nodes = items.flatMap((item, k) =>
-          instantiate(g, node.id, `${suffix}#${k}`).map((n) =>
+          // a map's row is on its run's queue (it names none of its own): its instances inherit it
+          instantiate(g, node.id, `${suffix}#${k}`, claimed.queue).map((n) =>
             n.template === node.bodyEntry ? { ...n, state: "ready" as const, input: item, dueAt: now } : n
           )
         )
@@ -385,7 +503,7 @@ const make = Effect.gen(function*() {
           const states = planned!.success
           const suffix = claimed.node.slice(claimed.template.length)
           const nodes = states.flatMap((state, k) =>
-            instantiate(g, node.id, `${suffix}#${k}`).map((n) => ({ ...n, state: "ready" as const, input: state, dueAt: now }))
+            instantiate(g, node.id, `${suffix}#${k}`, claimed.queue).map((n) => ({ ...n, state: "ready" as const, input: state, dueAt: now }))
           )
           result = {
             _tag: "Succeeded",
@@ -411,7 +529,10 @@ const make = Effect.gen(function*() {
         let left = claimNext
         result = {
           ...result,
-          deliveries: result.deliveries.map((d) => (d.slot === undefined && d.dueAt <= now && left-- > 0 ? { ...d, claim: true } : d)),
+          // only a successor this process can run (its queue is checked by the commit, in SQL)
+          deliveries: result.deliveries.map((d) =>
+            d.slot === undefined && d.dueAt <= now && runsHere(g, d.node) && left-- > 0 ? { ...d, claim: true } : d
+          ),
         }
       }
       const committed = yield* store.commit({
@@ -424,6 +545,7 @@ const make = Effect.gen(function*() {
         startedAt: claimed.startedAt,
         now,
         result,
+        ...(queues === undefined ? {} : { claimQueues: queues }),
       })
       if (committed._tag === "Lost") return yield* revokedOutcome(claimed)
       if (committed.ready.length > 0) yield* dispatcher.dispatch(committed.ready)
@@ -450,7 +572,7 @@ const make = Effect.gen(function*() {
   const advance = (callback: Callback): Effect.Effect<Outcome, StoreError> =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      const claimed = yield* store.claim(callback.run, callback.node, callback.attempt, now)
+      const claimed = yield* store.claim(callback.run, callback.node, callback.attempt, now, scope)
       if (claimed._tag === "Claimed") return yield* execute(claimed)
       const base = { run: callback.run, node: callback.node }
       if (claimed.state === "missing") return Outcome.Stale({ ...base, reason: "no such run or node" })
@@ -464,6 +586,17 @@ const make = Effect.gen(function*() {
       if (claimed.state === "running") return Outcome.Busy({ ...base, reason: "another delivery is running this attempt" })
       if (claimed.state === "waiting") return Outcome.Stale({ ...base, reason: "the node is still waiting for its inputs" })
       const dueAt = claimed.dueAt ?? now
+      const missing = dueAt <= now ? lacking({ task: claimed.task ?? null, iteration: claimed.iteration ?? null }) : undefined
+      if (missing !== undefined) {
+        // due, current and unclaimed, but its task is not here: the sender retries (nothing was
+        // claimed or counted) until a process that has it takes the callback, or the grace ends
+        if (now < dueAt + parkAfterMs) return unavailable(callback.run, callback.node, missing.missing, dueAt)
+        const error = parkedError(missing.error, dueAt)
+        const parked = yield* store.park({ run: callback.run, node: callback.node, attempt: callback.attempt }, error, now)
+        return parked
+          ? Outcome.Parked({ ...base, reason: error.message })
+          : Outcome.Busy({ ...base, reason: "the node changed while it was being parked" })
+      }
       if (dueAt - now > hopThresholdMs) {
         // a wait longer than a dispatcher can schedule arrives in hops: schedule the next one. The
         // node goes back to ready first, so a failed dispatch is repaired by the sweeper.
@@ -524,6 +657,23 @@ const make = Effect.gen(function*() {
       return { _tag: "Revoked", run, nodes: result.nodes.length, runRevoked: result.runRevoked } as const
     })
 
+  const resume = (run: string, options: ResumeOptions = {}): Effect.Effect<ResumeOutcome, StoreError> =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const result = yield* store.resume(run, options.node, now)
+      switch (result._tag) {
+        case "NotFound":
+          return { _tag: "NotFound", run, message: `no run ${run}` } as const
+        case "NotParked": {
+          const what = options.node === undefined ? `run ${run} has no parked node` : `node "${options.node}" of run ${run} is not parked`
+          return { _tag: "NotParked", run, status: result.status, message: `${what} (the run is ${result.status})` } as const
+        }
+        case "Resumed":
+          if (result.nodes.length > 0) yield* dispatcher.dispatch(result.nodes)
+          return { _tag: "Resumed", run, nodes: result.nodes.map((n) => n.node), status: result.runStatus } as const
+      }
+    })
+
   const start = (workflow: AnyWorkflow, input: unknown, options: StartOptions = {}): Effect.Effect<RunRef, StartError> =>
     Effect.gen(function*() {
       // as the registry compiles it: the runtime's task defaults are part of the run's graph
@@ -540,7 +690,7 @@ const make = Effect.gen(function*() {
         try: () => startDueAt(workflow.name, options, now),
         catch: (e) => new InvalidInput({ workflow: workflow.name, message: e instanceof Error ? e.message : String(e) }),
       })
-      const nodes = instantiate(g, undefined, "").map((n) =>
+      const nodes = instantiate(g, undefined, "", yield* runQueueOf(workflow.name, options)).map((n) =>
         n.template === g.entry ? { ...n, state: "ready" as const, input: encoded, dueAt } : n
       )
       const dedupKey = workflow.deduplicateMs === undefined ? undefined : deduplicationKey(workflow.name, encoded)
@@ -570,7 +720,7 @@ const make = Effect.gen(function*() {
       return { id: created.run, workflow: workflow.name, created: created.created }
     })
 
-  return { advance, execute, step, start, graph, revoke } satisfies EngineShape
+  return { advance, execute, step, start, graph, revoke, resume, scope } satisfies EngineShape
 })
 
 export class Engine extends Context.Service<Engine, EngineShape>()("taskgraph/Engine") {

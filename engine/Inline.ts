@@ -24,7 +24,10 @@ export interface DrainOptions {
   readonly concurrency?: number
 }
 
-/** Advances every due node, sleeping (on the Effect clock) until the next due time, until none is left. */
+/**
+ * Advances every due node this process can run, sleeping (on the Effect clock) until the next
+ * due time, until none is left (nodes whose task it lacks are left ready for another process).
+ */
 export const drain = (options: DrainOptions = {}): Effect.Effect<ReadonlyArray<Outcome>, StoreError, Engine | WorkflowStore> =>
   Effect.gen(function*() {
     const engine = yield* Engine
@@ -34,12 +37,13 @@ export const drain = (options: DrainOptions = {}): Effect.Effect<ReadonlyArray<O
     while (true) {
       const now = yield* Clock.currentTimeMillis
       yield* store.reclaimExpired(now)
-      const claimed = yield* store.claimDue(concurrency, now)
+      // only what this process can run: a node whose task it lacks is left for a process that has it
+      const claimed = yield* store.claimDue(concurrency, now, engine.scope)
       if (claimed.length > 0) {
         outcomes.push(...yield* Effect.forEach(claimed, engine.execute, { concurrency }))
         continue
       }
-      const next = yield* store.nextDueAt
+      const next = yield* store.nextDueWithin(engine.scope)
       if (next === null) return outcomes
       // measure from the clock as it is now: it may have moved while the store answered
       // (a TestClock.adjust, or real time), and a stale `now` would oversleep past `next`

@@ -1,6 +1,7 @@
 /**
  * Outcome: what one `advance` did, as a value (invariant 7). The HTTP adapter maps it to a
- * status code: every final outcome is a 2xx; `Busy` asks the sender to come back later.
+ * status code: every final outcome is a 2xx; `Busy` and `TaskUnavailable` ask the sender to come
+ * back later.
  */
 import { Data } from "effect"
 
@@ -19,8 +20,14 @@ export type Outcome = Data.TaggedEnum<{
   RetryScheduled: { readonly run: string; readonly node: string; readonly attempt: number; readonly dueAt: number; readonly error: string }
   /** The node failed for good; its run failed (after its onError handler, if any). */
   Failed: { readonly run: string; readonly node: string; readonly error: string }
-  /** The node's task is not registered here: parked with a clear error, never retried. */
+  /** No process had the node's task for the grace period (`EngineConfig.parkAfter`): parked with a clear error until resumed. */
   Parked: { readonly run: string; readonly node: string; readonly reason: string }
+  /**
+   * This process lacks the node's task (or iteration), `missing`: nothing was run or counted, and
+   * the sender should try again later, when a process that has it may take the callback. Past
+   * `parksAt` (epoch ms) the node parks instead.
+   */
+  TaskUnavailable: { readonly run: string; readonly node: string; readonly missing: string; readonly parksAt: number; readonly reason: string }
   /** The callback came well before the node is due (a hop of a long wait): the next hop is scheduled. */
   Deferred: { readonly run: string; readonly node: string; readonly dueAt: number }
   /** Another delivery holds the node right now, or it is not due yet: try again later. */

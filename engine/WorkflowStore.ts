@@ -60,6 +60,10 @@ export interface NewNode {
   /** For joins: the number of distinct inputs that make the node ready. */
   readonly expected?: number
   readonly queue?: string
+  /** The task this node runs (a task node's, a shard's each/eachBatch): only a process that has it claims the node. */
+  readonly task?: string
+  /** The iteration this node plans or walks (iterate and shard nodes): only a process that has it claims the node. */
+  readonly iteration?: string
   /** Part of an onError handler: spared when the rest of a failed run is cancelled. */
   readonly handler?: boolean
   readonly leaseMs: number
@@ -122,7 +126,42 @@ export interface Claimed {
   readonly claim: number
   readonly input: Json
   readonly startedAt: number
+  /** When the node became due (epoch ms): the grace before a node whose task is missing parks counts from here. */
+  readonly dueAt?: number
+  /** The node's queue (null: the default queue); a map's or iterate's is its run's, which its instances inherit. */
+  readonly queue?: string | null
 }
+
+/**
+ * What a process may claim. A node that needs a task or an iteration is claimed only by a
+ * process that has it registered (nodes that need neither — joins, delays, maps, collects — by
+ * any); with `queues`, only nodes on those queues.
+ */
+export interface ClaimScope {
+  readonly tasks: ReadonlyArray<string>
+  readonly iterations: ReadonlyArray<string>
+  /** Only nodes on these queues (`"default"` stands for nodes that name none); undefined: every queue. */
+  readonly queues?: ReadonlyArray<string>
+}
+
+/** The queue name a worker's `queues` uses for nodes that name no queue. */
+export const defaultQueueName = "default"
+
+/** A Postgres worker as other processes see it: what it can run, and until when it counts as live. */
+export interface WorkerPresence {
+  readonly id: string
+  readonly tasks: ReadonlyArray<string>
+  readonly iterations: ReadonlyArray<string>
+  readonly queues: ReadonlyArray<string> | null
+  /** Live until then (epoch ms) unless it announces itself again. */
+  readonly expiresAt: number
+}
+
+/** A node of a run put back to ready by `resume`. */
+export type ResumeResult =
+  | { readonly _tag: "Resumed"; readonly nodes: ReadonlyArray<ReadyRef>; readonly runStatus: RunStatus }
+  | { readonly _tag: "NotParked"; readonly status: RunStatus }
+  | { readonly _tag: "NotFound" }
 
 export interface NotClaimed {
   readonly _tag: "NotClaimed"
@@ -133,6 +172,9 @@ export interface NotClaimed {
   readonly generation?: number
   readonly leaseMs?: number
   readonly queue?: string | null
+  /** What the node needs (see `ClaimScope`): a due node this process cannot run is not claimed. */
+  readonly task?: string | null
+  readonly iteration?: string | null
 }
 
 /** An input delivered to a successor. With `slot`, the successor is a join counting distinct slots. */
@@ -178,6 +220,8 @@ export interface StepCommit {
   readonly startedAt: number
   readonly now: number
   readonly result: StepResult
+  /** Successors marked `claim` are claimed only when on one of these queues (see `ClaimScope.queues`). */
+  readonly claimQueues?: ReadonlyArray<string>
 }
 
 export type CommitResult =
@@ -240,10 +284,13 @@ export class StoreError extends Data.TaggedError("StoreError")<{
 export class WorkflowStore extends Context.Service<WorkflowStore, {
   /** Writes a run, its graph and its initial nodes; in `transaction` (the caller's) when given. */
   readonly createRun: (run: NewRun, transaction?: unknown) => Effect.Effect<Created, StoreError>
-  /** Claims the node a callback names, if it is due, current and not held by a live lease. */
-  readonly claim: (run: string, node: string, attempt: number, now: number) => Effect.Effect<Claimed | NotClaimed, StoreError>
-  /** Claims up to `limit` due nodes (ready, or running with an expired lease), skipping locked rows. */
-  readonly claimDue: (limit: number, now: number) => Effect.Effect<ReadonlyArray<Claimed>, StoreError>
+  /**
+   * Claims the node a callback names, if it is due, current, not held by a live lease and (with
+   * `scope`) its task and iteration are among the scope's.
+   */
+  readonly claim: (run: string, node: string, attempt: number, now: number, scope?: ClaimScope) => Effect.Effect<Claimed | NotClaimed, StoreError>
+  /** Claims up to `limit` due ready nodes within `scope` (default: any), skipping locked rows. */
+  readonly claimDue: (limit: number, now: number, scope?: ClaimScope) => Effect.Effect<ReadonlyArray<Claimed>, StoreError>
   /** Records a finished try and everything it causes, in one transaction, guarded by the claim. */
   readonly commit: (step: StepCommit) => Effect.Effect<CommitResult, StoreError>
   /** Records that callbacks for these ready nodes were handed to the dispatcher (guarded by generation). */
@@ -264,12 +311,38 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
   readonly isHeld: (run: string, node: string, claim: number) => Effect.Effect<boolean, StoreError>
   /** Records an interrupted try of a revoked node; false when the node was not revoked under this claim. */
   readonly recordRevoked: (step: Omit<StepCommit, "result" | "workflow" | "graphHash">) => Effect.Effect<boolean, StoreError>
-  /** Gives a claimed node back (ready, due now) when its try was interrupted before it committed. */
-  readonly release: (claimed: Claimed, now: number) => Effect.Effect<boolean, StoreError>
+  /**
+   * Gives a claimed node back (ready, due now) when its try was interrupted before it committed.
+   * With `needs`, also records what the node needs (a row written without it), so processes
+   * that lack it stop claiming it.
+   */
+  readonly release: (
+    claimed: Claimed,
+    now: number,
+    needs?: { readonly task: string | null; readonly iteration: string | null },
+  ) => Effect.Effect<boolean, StoreError>
+  /**
+   * Parks a due, unclaimed node (ready or dispatched, this attempt) that no process here can run,
+   * and its run, recording the delivery as a parked attempt; false when the guard matched nothing.
+   */
+  readonly park: (node: { readonly run: string; readonly node: string; readonly attempt: number }, error: ErrorRecord, now: number) => Effect.Effect<boolean, StoreError>
+  /**
+   * Parks ready nodes due before `dueBefore` whose task or iteration no live worker (see
+   * `announce`) has; returns how many.
+   */
+  readonly parkUnclaimable: (dueBefore: number, now: number) => Effect.Effect<number, StoreError>
+  /** Parked nodes of a run (or the one named) back to ready, due now; the run is running again once none is parked. */
+  readonly resume: (run: string, node: string | undefined, now: number) => Effect.Effect<ResumeResult, StoreError>
+  /** Records (or renews) a live worker and what it can run; expired entries are dropped. */
+  readonly announce: (worker: WorkerPresence, now: number) => Effect.Effect<void, StoreError>
+  /** Removes a worker's entry (it stopped). */
+  readonly withdraw: (worker: string) => Effect.Effect<void, StoreError>
   /** Running nodes whose lease ran out go back to ready; returns how many. */
   readonly reclaimExpired: (now: number) => Effect.Effect<number, StoreError>
   /** The earliest due time among ready nodes and running leases, if any. */
   readonly nextDueAt: Effect.Effect<number | null, StoreError>
+  /** Like `nextDueAt`, counting only the ready nodes within `scope`: when a process that claims within it has work next. */
+  readonly nextDueWithin: (scope: ClaimScope) => Effect.Effect<number | null, StoreError>
   readonly loadGraph: (hash: string) => Effect.Effect<Graph | null, StoreError>
   readonly getRun: (run: string) => Effect.Effect<RunRow | null, StoreError>
   readonly getNodes: (run: string) => Effect.Effect<ReadonlyArray<NodeRow>, StoreError>

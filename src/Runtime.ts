@@ -11,7 +11,7 @@ import { runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions } from ".
 import { type AnyWorkflow, type DurationInput, type Graph, optionalDurationMillis, type RunRef, type StartOptions, type Workflow } from "../dsl/index.ts"
 import { DefinitionError, type Task, type WorkflowStarter } from "../dsl/index.ts"
 import { Dispatcher } from "../engine/Dispatcher.ts"
-import { defaultTaskTimeoutMs, Engine, type RevokeOptions, type RevokeOutcome } from "../engine/Engine.ts"
+import { defaultTaskTimeoutMs, Engine, EngineConfig, parkAfterMillis, type ResumeOptions, type ResumeOutcome, type RevokeOptions, type RevokeOutcome } from "../engine/Engine.ts"
 import { EagerDispatcher } from "../engine/Inline.ts"
 import { Registry } from "../engine/Registry.ts"
 import { runTaskNow } from "../engine/RunNow.ts"
@@ -30,19 +30,39 @@ export class RunFailed extends Data.TaggedError("RunFailed")<{
 
 export class RunNotFound extends Data.TaggedError("RunNotFound")<{ readonly run: string; readonly message: string }> {}
 
+/** A parked node of a run: its id, the task it needs (null for a structural node) and why it parked. */
+export interface ParkedNode {
+  readonly node: string
+  readonly task: string | null
+  readonly reason: string
+}
+
+/**
+ * The run is parked: a node's task (or iteration) was missing from every process for the
+ * grace period (`parkAfter`). It is not final: `resume()` it once a process has the task.
+ */
+export class RunParked extends Data.TaggedError("RunParked")<{
+  readonly run: string
+  readonly nodes: ReadonlyArray<ParkedNode>
+  readonly message: string
+}> {}
+
 export interface RunHandle<O> {
   readonly id: string
   /** False when an idempotency key matched an existing run. */
   readonly created: boolean
   readonly status: () => Promise<RunView>
   /**
-   * Waits for the run to end: its typed output, or a rejection with `RunFailed`. `timeout` (a
-   * duration: a number is seconds; default no limit) rejects with an error when it passes first.
+   * Waits for the run to end: its typed output, or a rejection with `RunFailed`; a parked run
+   * rejects with `RunParked` at once instead of waiting. `timeout` (a duration: a number is
+   * seconds; default no limit) rejects with an error when it passes first.
    */
   readonly result: (options?: { readonly timeout?: DurationInput }) => Promise<O>
   readonly graph: () => Promise<Graph>
   /** Revokes the run (or one node and what follows it): see `Engine.revoke`. */
   readonly revoke: (options?: RevokeOptions) => Promise<RevokeOutcome>
+  /** Puts the run's parked nodes (or the one named) back to ready: see `Engine.resume`. */
+  readonly resume: (options?: ResumeOptions) => Promise<ResumeOutcome>
 }
 
 export interface RuntimeOptions<R = never> {
@@ -63,6 +83,12 @@ export interface RuntimeOptions<R = never> {
   /** On SIGTERM/SIGINT (true) or these signals, `close()` and then end the process as the signal would (default: no listener). */
   readonly shutdownOnSignals?: ShutdownSignals
   /**
+   * How long a due node whose task this process lacks is left for a process that has it, counted
+   * from the node's due time, before it parks (a duration, a number is seconds; default 5
+   * minutes). See `EngineConfig.parkAfter`.
+   */
+  readonly parkAfter?: DurationInput
+  /**
    * Eager mode, for tests and scripts: `start()` runs the workflow to its end in this process
    * before it returns (same engine, same records), and waits for no delay: a `.delay()`, a
    * start's `delay`/`at` and a retry's backoff are skipped, the run's clock moved to their due
@@ -81,6 +107,8 @@ export interface Runtime {
   readonly handle: <I, O>(workflow: Workflow<string, I, O, any>, run: string) => RunHandle<O>
   readonly status: (run: string) => Promise<RunView | null>
   readonly revoke: (run: string, options?: RevokeOptions) => Promise<RevokeOutcome>
+  /** Puts a run's parked nodes (or the one named) back to ready, due now: see `Engine.resume`. */
+  readonly resume: (run: string, options?: ResumeOptions) => Promise<ResumeOutcome>
   /**
    * Runs one task now, in this process, once: its input and output checked by its schemas
    * (`InvalidTaskInput`, `InvalidTaskOutput`), with the runtime's services and a `TaskContext`.
@@ -193,6 +221,12 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
   )
   const dispatcher: Layer.Layer<Dispatcher, unknown, WorkflowStore | WorkerSignal> = options.dispatcher ?? eager?.layer ??
     (workerOptions === undefined ? Dispatcher.none : WorkerDispatcher)
+  // `parkAfter` is checked here, before anything starts, and reaches the engine and the worker
+  if (options.parkAfter !== undefined) parkAfterMillis({ revokeCheck: 1, parkAfter: options.parkAfter })
+  const parkAfter = options.parkAfter
+  const engineConfig = parkAfter === undefined
+    ? Layer.empty
+    : Layer.effect(EngineConfig, Effect.map(EngineConfig, (config) => ({ ...config, parkAfter })))
   const engine = Engine.layer.pipe(Layer.provideMerge(Layer.mergeAll(base, Layer.provide(dispatcher, base))))
   const withStarter = Layer.provideMerge(Engine.starter, engine)
   const sweeperOptions = options.sweeper === undefined ? (options.dispatcher === undefined ? false : {}) : options.sweeper
@@ -201,7 +235,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     workerOptions === undefined ? Layer.empty : Layer.effectDiscard(runWorker(workerOptions)),
     sweeperOptions === false ? Layer.empty : Layer.effectDiscard(Effect.forkScoped(sweep(sweeperOptions))),
   )
-  const full = Layer.provideMerge(background, withStarter)
+  const full = Layer.provide(Layer.provideMerge(background, withStarter), engineConfig)
   // connected (MikroORM's first connect) before anything starts: nothing is left connecting
   // that a `close()` would not wait for
   await connectPool(options.orm)
@@ -220,6 +254,23 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
 
   const status = (run: string) => runtime.runPromise(describeRun(run))
   const revoke = (run: string, revokeOptions?: RevokeOptions) => runtime.runPromise(Engine.use((engine) => engine.revoke(run, revokeOptions)))
+  const resume = (run: string, resumeOptions?: ResumeOptions) => runtime.runPromise(Engine.use((engine) => engine.resume(run, resumeOptions)))
+
+  /** What parked a run: its parked nodes, with the task each needs and why it parked. */
+  const parkedError = async (id: string): Promise<RunParked> => {
+    const view = await status(id)
+    const nodes: Array<ParkedNode> = (view?.nodes ?? []).filter((n) => n.state === "parked").map((n) => ({
+      node: n.id,
+      task: n.task,
+      reason: n.error === null ? "parked" : `${n.error.tag}: ${n.error.message}`,
+    }))
+    const what = nodes.map((n) => `node "${n.node}"${n.task === null ? "" : ` (task "${n.task}")`}`).join(", ")
+    return new RunParked({
+      run: id,
+      nodes,
+      message: `run ${id} is parked: ${what || "no node"}: ${nodes[0]?.reason ?? view?.error?.message ?? ""}; resume it once a process has the task`,
+    })
+  }
 
   const handle = <I, O>(workflow: Workflow<string, I, O, any>, ref: RunRef | string): RunHandle<O> => {
     const id = typeof ref === "string" ? ref : ref.id
@@ -234,6 +285,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
       status: view,
       graph: async () => (await view()).graph,
       revoke: (revokeOptions) => revoke(id, revokeOptions),
+      resume: (resumeOptions) => resume(id, resumeOptions),
       result: async ({ timeout } = {}) => {
         const timeoutMs = optionalDurationMillis("result(): timeout", timeout, Infinity, { infinite: true })
         const deadline = Date.now() + timeoutMs
@@ -250,6 +302,8 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
               message: `run ${id} ${run.status}${run.error === null ? "" : `: ${run.error.tag}: ${run.error.message}`}`,
             })
           }
+          // parked is not final, but nothing moves until someone resumes it: say so instead of waiting
+          if (run.status === "parked") throw await parkedError(id)
           if (Date.now() > deadline) throw new Error(`run ${id} did not finish within ${timeoutMs} ms (status ${run.status})`)
           await sleep(wait)
         }
@@ -266,6 +320,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     handle: (workflow, run) => handle(workflow, run),
     status,
     revoke,
+    resume,
     run: async (task, input) => {
       // the runtime's layer holds TaskServices (the base layer is merged all the way up)
       const exit = await runtime.runPromiseExit(

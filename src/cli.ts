@@ -105,6 +105,22 @@ const commands: ReadonlyArray<Command> = [
     },
   },
   {
+    path: ["runs", "resume"],
+    synopsis: "taskgraph runs resume RUN [--node NODE] [--url URL]",
+    description: [
+      "Put a parked run's nodes (or one node) back to ready, due now: once a deployed process has the missing task,",
+      "it runs them (default URL: $DATABASE_URL). Exits 1 when the run is unknown or nothing of it is parked.",
+    ].join("\n"),
+    options: { url: { type: "string" }, node: { type: "string" } },
+    positionals: true,
+    run: async (values, positionals) => {
+      const url = databaseUrl(values)
+      const run = oneRun(positionals, "runs resume")
+      const { resumeRun } = await import("./runs.ts")
+      return resumeRun(url, run, values.node === undefined ? {} : { node: values.node as string })
+    },
+  },
+  {
     path: ["queues", "sync"],
     synopsis: "taskgraph queues sync [--config FILE] [--dry-run] [--emulator HOST:PORT]",
     description: [

@@ -50,6 +50,8 @@ export { createRuntime, type Runtime, type RuntimeOptions, type RunHandle } from
 export type { NodeView, RunView } from "../engine/RunView.ts"
 /** What `revoke` takes and answers. */
 export type { RevokeOptions, RevokeOutcome } from "../engine/Engine.ts"
+/** What `resume` takes and answers (a parked run's nodes back to ready). */
+export type { ResumeOptions, ResumeOutcome } from "../engine/Engine.ts"
 /** The service `workflow.start()` needs; every runtime provides it. */
 export { WorkflowStarter } from "../dsl/Workflow.ts"
 
@@ -66,6 +68,8 @@ export { DuplicateTaskError } from "../dsl/Workflow.ts"
 export type { StartError } from "../dsl/Workflow.ts"
 /** `result()` of a run that ended failed or revoked. */
 export { RunFailed } from "./Runtime.ts"
+/** `result()` of a parked run: the nodes whose task no process had, and why; `resume()` it once one does. */
+export { RunParked, type ParkedNode } from "./Runtime.ts"
 /** No run has this id. */
 export { RunNotFound } from "./Runtime.ts"
 /** A call on a runtime after its `close()` began (nothing was done). */

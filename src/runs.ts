@@ -1,7 +1,9 @@
 /**
  * `taskgraph runs …`: operate on stored runs from a shell. The graph of every run is stored, so
  * no workflow code is needed here: `show` prints a run, `revoke` revokes it (or a node and what
- * follows). Callbacks still queued in Cloud Tasks find nothing to do when they arrive.
+ * follows), `resume` puts its parked nodes back to ready. Callbacks still queued in Cloud Tasks
+ * find nothing to do when they arrive; resumed nodes are dispatched by the deployment (its
+ * workers' LISTEN or poll, or its sweeper).
  */
 import { defineConfig, MikroORM } from "@mikro-orm/postgresql"
 import type { RunView } from "../engine/RunView.ts"
@@ -65,6 +67,20 @@ export const revokeRun = (url: string, run: string, options: { node?: string; re
         return 0
       case "NotFound":
         console.error(`taskgraph runs revoke: ${outcome.message}`)
+        return 1
+    }
+  })
+
+export const resumeRun = (url: string, run: string, options: { node?: string }): Promise<number> =>
+  withRuntime(url, async (tg) => {
+    const outcome = await tg.resume(run, options)
+    switch (outcome._tag) {
+      case "Resumed":
+        console.log(`resumed ${outcome.nodes.join(", ")} of run ${run}; the run is ${outcome.status}`)
+        return 0
+      case "NotParked":
+      case "NotFound":
+        console.error(`taskgraph runs resume: ${outcome.message}`)
         return 1
     }
   })

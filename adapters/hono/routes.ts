@@ -4,12 +4,17 @@
  *
  * - `POST /callback`: authenticate (invariant 8), bound the body, require JSON, decode the
  *   `Callback`, then `Engine.advance`. Outcomes are values mapped to statuses (invariant 7):
- *   every final outcome answers 200 `{ outcome, ...fields }`; `Busy` answers 409 so the sender
- *   comes back later; a store failure answers 503 when a retry may cure it, else 500. Bad input
+ *   every final outcome answers 200 `{ outcome, ...fields }`; `Busy` and `TaskUnavailable` (this
+ *   process lacks the node's task: nothing was claimed or counted) answer 409 so the sender comes
+ *   back later — not 503 or 429, on which Cloud Tasks slows the whole queue; a store failure
+ *   answers 503 when a retry may cure it, else 500. Bad input
  *   answers 4xx with `{ error, message }` and never reaches the engine, so nothing is written.
  * - `GET /runs/:id`: the run's `RunView` (authenticated too); 404 for an unknown or malformed id.
  * - `POST /runs/:id/revoke` with an optional `{ node?, reason? }`: revokes the run or a node and
  *   what follows it; 200 `{ outcome: "Revoked" | "AlreadyFinished", … }`, 404 when unknown.
+ * - `POST /runs/:id/resume` with an optional `{ node? }`: puts the run's parked nodes (or that
+ *   one) back to ready; 200 `{ outcome: "Resumed", nodes, status }`, 404 for an unknown run, 409
+ *   when nothing (or not that node) is parked — nothing is written then.
  *
  * Every answer is JSON, including unknown routes and unexpected errors (no HTML, no stacks).
  */
@@ -120,7 +125,11 @@ const utf8Text = (body: Uint8Array): string => {
   }
 }
 
-const statusOf = (outcome: Outcome): 200 | 409 => (outcome._tag === "Busy" ? 409 : 200)
+const statusOf = (outcome: Outcome): 200 | 409 => (outcome._tag === "Busy" || outcome._tag === "TaskUnavailable" ? 409 : 200)
+
+const ResumeBody = Schema.fromJsonString(Schema.Struct({
+  node: Schema.optionalKey(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(512))),
+}))
 
 /** The Hono app serving callbacks and run status for `runtime`. */
 export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutesOptions): Hono => {
@@ -220,6 +229,27 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
     if (result instanceof Response) return result
     const outcome = result.value
     if (outcome._tag === "NotFound") return problem(c, 404, "not_found", outcome.message)
+    const { _tag, ...fields } = outcome
+    return c.json({ outcome: _tag, ...fields }, 200)
+  })
+
+  app.post("/runs/:id/resume", async (c) => {
+    const body = await admit(c)
+    if (body instanceof Response) return body
+    let options: { node?: string } = {}
+    if (body.byteLength > 0) {
+      if (!isJson(c.req.header("content-type") ?? null)) {
+        return problem(c, 415, "unsupported_media_type", "a resume request must be sent as application/json")
+      }
+      const decoded = Schema.decodeUnknownExit(ResumeBody)(utf8Text(body))
+      if (Exit.isFailure(decoded)) return problem(c, 400, "invalid_resume", "the body must be {\"node\"?: string}")
+      options = decoded.value
+    }
+    const result = await run(c, Engine.use((engine) => engine.resume(c.req.param("id"), options)))
+    if (result instanceof Response) return result
+    const outcome = result.value
+    if (outcome._tag === "NotFound") return problem(c, 404, "not_found", outcome.message)
+    if (outcome._tag === "NotParked") return problem(c, 409, "not_parked", outcome.message)
     const { _tag, ...fields } = outcome
     return c.json({ outcome: _tag, ...fields }, 200)
   })

@@ -16,6 +16,7 @@ import { guardConnections } from "./ConnectionErrors.ts"
 import {
   type AttemptRow,
   type Claimed,
+  type ClaimScope,
   type CommitResult,
   type Created,
   type Delivery,
@@ -26,13 +27,16 @@ import {
   type NodeState,
   type NotClaimed,
   type ReadyRef,
+  defaultQueueName,
   finalRunStatuses,
+  type ResumeResult,
   type RevokeRequest,
   type RevokeResult,
   type RunRow,
   type RunStatus,
   type StepCommit,
   StoreError,
+  type WorkerPresence,
   WorkflowStore,
 } from "../../engine/WorkflowStore.ts"
 
@@ -78,6 +82,22 @@ const readyRef = (run: string) => (row: Row): ReadyRef => ({
 })
 
 class Lost extends Error {}
+
+/** Nodes on these queues (`"default"`: nodes that name none); no filter without `queues`. */
+const onQueues = (queues: ReadonlyArray<string> | undefined): RawBuilder<unknown> =>
+  queues === undefined
+    ? sql`true`
+    : sql`(n.queue = any(${[...queues]}::text[]) or (${queues.includes(defaultQueueName)} and n.queue is null))`
+
+/**
+ * Nodes of alias `n` a process with `scope` can run: what they need (task, iteration; a node that
+ * needs neither, or a row written before the columns existed, needs nothing) is in the scope.
+ */
+const inScope = (scope: ClaimScope | undefined): RawBuilder<unknown> =>
+  scope === undefined
+    ? sql`true`
+    : sql`(n.task is null or n.task = any(${[...scope.tasks]}::text[]))
+        and (n.iteration is null or n.iteration = any(${[...scope.iterations]}::text[])) and ${onQueues(scope.queues)}`
 
 /**
  * Connects MikroORM's pool (its first connect also runs MikroORM's `ensureDatabase`) and returns
@@ -125,15 +145,16 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
   const insertNodes = async (q: Db, run: string, nodes: ReadonlyArray<NewNode>, now: number): Promise<Array<ReadyRef>> => {
     if (nodes.length === 0) return []
     const rows = await sql<Row>`
-      insert into taskgraph_nodes (run_id, id, template, kind, state, handler, input, due_at, expected, queue, lease_ms, updated_at)
-      select ${run}::uuid, n.id, n.template, n.kind, n.state, n.handler, n.input, n.due_at, n.expected, n.queue, n.lease_ms, ${date(now)}
+      insert into taskgraph_nodes (run_id, id, template, kind, state, handler, input, due_at, expected, queue, task, iteration, lease_ms, updated_at)
+      select ${run}::uuid, n.id, n.template, n.kind, n.state, n.handler, n.input, n.due_at, n.expected, n.queue, n.task, n.iteration, n.lease_ms, ${date(now)}
       from unnest(${nodes.map((n) => n.id)}::text[], ${nodes.map((n) => n.template)}::text[], ${nodes.map((n) => n.kind)}::text[],
                   ${nodes.map((n) => n.state)}::text[], ${nodes.map((n) => n.handler === true)}::boolean[],
                   ${nodes.map((n) => (n.input === undefined ? null : json(n.input)))}::jsonb[],
                   ${nodes.map((n) => (n.dueAt === undefined ? null : date(n.dueAt)))}::timestamptz[],
                   ${nodes.map((n) => n.expected ?? null)}::int[], ${nodes.map((n) => n.queue ?? null)}::text[],
+                  ${nodes.map((n) => n.task ?? null)}::text[], ${nodes.map((n) => n.iteration ?? null)}::text[],
                   ${nodes.map((n) => n.leaseMs)}::int[])
-        as n(id, template, kind, state, handler, input, due_at, expected, queue, lease_ms)
+        as n(id, template, kind, state, handler, input, due_at, expected, queue, task, iteration, lease_ms)
       returning id, state, attempt, claims, lease_ms, due_at, queue`.execute(q)
     return rows.rows.filter((r) => r.state === "ready").map(readyRef(run))
   }
@@ -196,16 +217,18 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     claim: row.claims,
     input: row.input,
     startedAt: millis(row.started_at) ?? 0,
+    dueAt: millis(row.due_at) ?? millis(row.started_at) ?? 0,
+    queue: row.queue ?? null,
   })
 
   /** Join and collect inputs are assembled when the node is claimed, after every member committed. */
-  const claimReturning = sql`n.run_id, n.id, n.template, n.attempt, n.claims, n.started_at, r.workflow, r.graph_hash,
+  const claimReturning = sql`n.run_id, n.id, n.template, n.attempt, n.claims, n.started_at, n.due_at, n.queue, r.workflow, r.graph_hash,
     case when n.kind in ('join', 'collect')
       then (select coalesce(jsonb_agg(i.value order by i.slot), '[]'::jsonb) from taskgraph_node_inputs i
             where i.run_id = n.run_id and i.node_id = n.id)
       else n.input end as input`
 
-  const claim = (run: string, node: string, attemptNo: number, now: number): Effect.Effect<Claimed | NotClaimed, StoreError> => {
+  const claim = (run: string, node: string, attemptNo: number, now: number, scope?: ClaimScope): Effect.Effect<Claimed | NotClaimed, StoreError> => {
     if (!uuidPattern.test(run)) return Effect.succeed({ _tag: "NotClaimed", state: "missing", attempt: null, runStatus: null, dueAt: null })
     return attempt(async () => {
       const claimed = await prepared(sql<Row>`
@@ -215,11 +238,12 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         from taskgraph_runs r
         where n.run_id = ${run}::uuid and n.id = ${node} and n.attempt = ${attemptNo} and n.due_at <= ${date(now)}
           and (n.state in ('ready', 'dispatched') or (n.state = 'running' and n.lease_until < ${date(now)}))
+          and ${inScope(scope === undefined ? undefined : { tasks: scope.tasks, iterations: scope.iterations })}
           and r.id = n.run_id
         returning ${claimReturning}`)
       if (claimed.rows.length > 0) return claimedFrom(claimed.rows[0]!)
       const found = await sql<Row>`
-        select r.status, n.state, n.attempt, n.claims, n.lease_ms, n.queue, n.due_at from taskgraph_runs r
+        select r.status, n.state, n.attempt, n.claims, n.lease_ms, n.queue, n.due_at, n.task, n.iteration from taskgraph_runs r
         left join taskgraph_nodes n on n.run_id = r.id and n.id = ${node}
         where r.id = ${run}::uuid`.execute(db)
       const row = found.rows[0]
@@ -232,17 +256,20 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         generation: row?.claims ?? 0,
         leaseMs: row?.lease_ms ?? 0,
         queue: row?.queue ?? null,
+        task: row?.task ?? null,
+        iteration: row?.iteration ?? null,
       } satisfies NotClaimed
     })
   }
 
-  const claimDue = (limit: number, now: number): Effect.Effect<ReadonlyArray<Claimed>, StoreError> =>
+  const claimDue = (limit: number, now: number, scope?: ClaimScope): Effect.Effect<ReadonlyArray<Claimed>, StoreError> =>
     attempt(async () => {
       const rows = await prepared(sql<Row>`
         with due as (
-          select run_id, id from taskgraph_nodes
-          where state = 'ready' and due_at <= ${date(now)}
-          order by due_at
+          -- the scope filters rows of the ready index: what is skipped is other processes' due backlog
+          select n.run_id, n.id from taskgraph_nodes n
+          where n.state = 'ready' and n.due_at <= ${date(now)} and ${inScope(scope)}
+          order by n.due_at
           limit ${limit}
           for update skip locked
         )
@@ -277,10 +304,15 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
    * Same attempt, so the try that never committed is not counted; due no later than now (its own
    * due time if earlier, so another process whose clock is a little behind claims it at once).
    */
-  const release = (claimed: Claimed, now: number): Effect.Effect<boolean, StoreError> =>
+  const release = (
+    claimed: Claimed,
+    now: number,
+    needs?: { readonly task: string | null; readonly iteration: string | null },
+  ): Effect.Effect<boolean, StoreError> =>
     attempt(async () => {
       const rows = await sql<Row>`
         update taskgraph_nodes set state = 'ready', due_at = least(due_at, ${date(now)}), lease_until = null, updated_at = ${date(now)}
+          ${needs === undefined ? sql`` : sql`, task = ${needs.task}, iteration = ${needs.iteration}`}
         where run_id = ${claimed.run}::uuid and id = ${claimed.node} and state = 'running'
           and attempt = ${claimed.attempt} and claims = ${claimed.claim}
         returning id`.execute(db)
@@ -420,12 +452,14 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
   const successors = (step: StepCommit, single: ReadonlyArray<Delivery>, also = sql``) => {
     const now = date(step.now)
     const ids = single.map((d) => d.node)
+    // a worker serving some queues only claims a successor on one of them; the others it leaves ready
+    const claims = step.claimQueues === undefined ? sql`d.claim` : sql`(d.claim and ${onQueues(step.claimQueues)})`
     return sql<Row>`
       update taskgraph_nodes n
-      set state = case when d.claim then 'running' else 'ready' end, input = d.input, due_at = d.due_at,
-          claims = n.claims + case when d.claim then 1 else 0 end,
-          started_at = case when d.claim then ${now}::timestamptz else n.started_at end,
-          lease_until = case when d.claim then ${now}::timestamptz + n.lease_ms * interval '1 millisecond' end,
+      set state = case when ${claims} then 'running' else 'ready' end, input = d.input, due_at = d.due_at,
+          claims = n.claims + case when ${claims} then 1 else 0 end,
+          started_at = case when ${claims} then ${now}::timestamptz else n.started_at end,
+          lease_until = case when ${claims} then ${now}::timestamptz + n.lease_ms * interval '1 millisecond' end,
           updated_at = ${now}
       from unnest(${ids}::text[], ${single.map((d) => json(d.input))}::jsonb[], ${single.map((d) => date(d.dueAt))}::timestamptz[],
                   ${single.map((d) => d.claim === true)}::boolean[]) as d(id, input, due_at, claim)${also}
@@ -449,6 +483,8 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
           claim: row.claims,
           input: row.input,
           startedAt: millis(row.started_at) ?? step.now,
+          dueAt: millis(row.due_at) ?? step.now,
+          queue: row.queue ?? null,
         })
       } else if (row.state === "ready") {
         ready.push(readyRef(step.run)(row))
@@ -613,12 +649,126 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     return commitInTransaction(step)
   }
 
-  const nextDueAt: Effect.Effect<number | null, StoreError> = attempt(async () => {
-    const rows = await prepared(sql<Row>`select least(
-        (select min(due_at) from taskgraph_nodes where state = 'ready'),
-        (select min(lease_until) from taskgraph_nodes where state = 'running')) as next`)
-    return millis(rows.rows[0]?.next)
-  })
+  /** Parks one due node nobody here can run (a callback for a task this process lacks, past the grace). */
+  const park = (target: { readonly run: string; readonly node: string; readonly attempt: number }, error: ErrorRecord, now: number): Effect.Effect<boolean, StoreError> =>
+    attempt(() =>
+      db.transaction().execute(async (q) => {
+        // the run row first, as every commit that changes the run takes it (no lock-order deadlock)
+        await sql`select 1 from taskgraph_runs where id = ${target.run}::uuid for update`.execute(q)
+        // guarded: unclaimed (ready or dispatched), this attempt, due — a claim or a commit meanwhile wins
+        const rows = await sql<Row>`
+          with done as (
+            update taskgraph_nodes set state = 'parked', error = ${json(error)}::jsonb, due_at = null, finished_at = ${date(now)},
+              lease_until = null, updated_at = ${date(now)}
+            where run_id = ${target.run}::uuid and id = ${target.node} and attempt = ${target.attempt}
+              and state in ('ready', 'dispatched') and due_at <= ${date(now)}
+            returning run_id, id
+          )
+          insert into taskgraph_attempts (run_id, node_id, attempt, outcome, error, started_at, finished_at)
+          select run_id, id, ${target.attempt}, 'parked', ${json(error)}::jsonb, ${date(now)}, ${date(now)} from done
+          returning node_id`.execute(q)
+        if (rows.rows.length === 0) return false
+        await sql`update taskgraph_runs set status = 'parked', error = ${json(error)}::jsonb, updated_at = ${date(now)}
+          where id = ${target.run}::uuid and status = 'running'`.execute(q)
+        return true
+      })
+    )
+
+  /** Ready nodes whose task (or iteration) no live worker has: `live` is the workers' announced lists. */
+  const unclaimable = sql`n.state = 'ready'
+    and ((n.task is not null and not exists (select 1 from live where n.task = any(live.tasks)))
+      or (n.iteration is not null and not exists (select 1 from live where n.iteration = any(live.iterations))))`
+
+  const parkUnclaimable = (dueBefore: number, now: number): Effect.Effect<number, StoreError> =>
+    attempt(async () => {
+      // Runs first (skip locked: a run busy committing is parked on a later pass), then their
+      // nodes, guarded again: the same lock order as every commit, so no deadlock with them.
+      const rows = await sql<Row>`
+        with live as (select tasks, iterations from taskgraph_workers where expires_at > ${date(now)}),
+        candidates as (
+          select distinct n.run_id from taskgraph_nodes n
+          where ${unclaimable} and n.due_at < ${date(dueBefore)}
+          limit 100
+        ),
+        locked as (select r.id from taskgraph_runs r where r.id in (select run_id from candidates) for update skip locked),
+        parked as (
+          update taskgraph_nodes n set state = 'parked', due_at = null, finished_at = ${date(now)}, lease_until = null, updated_at = ${date(now)},
+            error = case when n.task is not null and not exists (select 1 from live where n.task = any(live.tasks))
+              then jsonb_build_object('tag', 'TaskNotRegistered', 'message',
+                format('task "%s" is not registered in any live worker (node due since %s)', n.task, n.due_at))
+              else jsonb_build_object('tag', 'IterationNotRegistered', 'message',
+                format('iteration "%s" is not registered in any live worker (node due since %s)', n.iteration, n.due_at))
+            end
+          where n.run_id in (select id from locked) and ${unclaimable} and n.due_at < ${date(dueBefore)}
+          returning n.run_id, n.id, n.attempt, n.error
+        ),
+        recorded as (
+          insert into taskgraph_attempts (run_id, node_id, attempt, outcome, error, started_at, finished_at)
+          select run_id, id, attempt, 'parked', error, ${date(now)}, ${date(now)} from parked
+        ),
+        runs as (
+          update taskgraph_runs r set status = 'parked', error = p.error, updated_at = ${date(now)}
+          from (select distinct on (run_id) run_id, error from parked order by run_id, id) p
+          where r.id = p.run_id and r.status = 'running'
+        )
+        select count(*)::int as parked from parked`.execute(db)
+      return rows.rows[0]?.parked ?? 0
+    })
+
+  const resume = (run: string, node: string | undefined, now: number): Effect.Effect<ResumeResult, StoreError> => {
+    if (!uuidPattern.test(run)) return Effect.succeed({ _tag: "NotFound" })
+    return attempt(() =>
+      db.transaction().execute(async (q): Promise<ResumeResult> => {
+        const found = await sql<Row>`select status from taskgraph_runs where id = ${run}::uuid for update`.execute(q)
+        const status = found.rows[0]?.status as RunStatus | undefined
+        if (status === undefined) return { _tag: "NotFound" }
+        if (finalRunStatuses.has(status)) return { _tag: "NotParked", status }
+        // Same attempt: parking happens before a task body runs, so the parked try spent none of
+        // the retry budget. A new generation (claims + 1): a re-dispatch gets a fresh callback name.
+        const rows = await sql<Row>`
+          update taskgraph_nodes set state = 'ready', due_at = ${date(now)}, error = null, finished_at = null, lease_until = null,
+            claims = claims + 1, updated_at = ${date(now)}
+          where run_id = ${run}::uuid and state = 'parked' and (${node ?? null}::text is null or id = ${node ?? null})
+          returning id, attempt, claims, lease_ms, due_at, queue`.execute(q)
+        if (rows.rows.length === 0) return { _tag: "NotParked", status }
+        const after = await sql<Row>`
+          update taskgraph_runs set status = 'running', error = null, updated_at = ${date(now)}
+          where id = ${run}::uuid and status = 'parked'
+            and not exists (select 1 from taskgraph_nodes where run_id = ${run}::uuid and state = 'parked')
+          returning status`.execute(q)
+        const ready = rows.rows.map(readyRef(run))
+        await notify(q, ready)
+        return { _tag: "Resumed", nodes: ready, runStatus: (after.rows[0]?.status ?? status) as RunStatus }
+      })
+    )
+  }
+
+  const announce = (worker: WorkerPresence, now: number): Effect.Effect<void, StoreError> =>
+    attempt(async () => {
+      await sql`
+        with gone as (delete from taskgraph_workers where expires_at <= ${date(now)} and id <> ${worker.id}::uuid)
+        insert into taskgraph_workers (id, tasks, iterations, queues, started_at, seen_at, expires_at)
+        values (${worker.id}::uuid, ${[...worker.tasks]}::text[], ${[...worker.iterations]}::text[],
+                ${worker.queues === null ? null : [...worker.queues]}::text[], ${date(now)}, ${date(now)}, ${date(worker.expiresAt)})
+        on conflict (id) do update set tasks = excluded.tasks, iterations = excluded.iterations, queues = excluded.queues,
+          seen_at = excluded.seen_at, expires_at = excluded.expires_at`.execute(db)
+    })
+
+  const withdraw = (worker: string): Effect.Effect<void, StoreError> =>
+    attempt(async () => {
+      await sql`delete from taskgraph_workers where id = ${worker}::uuid`.execute(db)
+    })
+
+  const nextDue = (scope: ClaimScope | undefined): Effect.Effect<number | null, StoreError> =>
+    attempt(async () => {
+      // a ready node outside the scope is another process's work: it must not wake this one (it is due already)
+      const rows = await prepared(sql<Row>`select least(
+          (select min(n.due_at) from taskgraph_nodes n where n.state = 'ready' and ${inScope(scope)}),
+          (select min(lease_until) from taskgraph_nodes where state = 'running')) as next`)
+      return millis(rows.rows[0]?.next)
+    })
+  const nextDueAt = nextDue(undefined)
+  const nextDueWithin = (scope: ClaimScope) => nextDue(scope)
 
   const loadGraph = (hash: string): Effect.Effect<Graph | null, StoreError> =>
     attempt(async () => {
@@ -685,7 +835,32 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     })
   }
 
-  return WorkflowStore.of({ createRun, claim, claimDue, commit, nextDueAt, loadGraph, getRun, getNodes, getAttempts, reclaimExpired, release, markDispatched, undispatched, revoke, isHeld, recordRevoked, checkpoint, requeue })
+  return WorkflowStore.of({
+    createRun,
+    claim,
+    claimDue,
+    commit,
+    nextDueAt,
+    nextDueWithin,
+    loadGraph,
+    getRun,
+    getNodes,
+    getAttempts,
+    reclaimExpired,
+    release,
+    markDispatched,
+    undispatched,
+    revoke,
+    isHeld,
+    recordRevoked,
+    checkpoint,
+    requeue,
+    park,
+    parkUnclaimable,
+    resume,
+    announce,
+    withdraw,
+  })
 }
 
 /** The store as a Layer over an initialised MikroORM (its pool is used, never closed here). */

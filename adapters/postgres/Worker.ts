@@ -11,14 +11,22 @@
  * step still running at the end of the grace is given back first (a guarded update, so its try
  * can no longer commit) and then interrupted (its task's finalizers run). The given-back attempt
  * never committed: it is not counted, and nothing is lost or recorded twice.
+ *
+ * Who claims what: a worker claims only nodes whose task (and iteration) its process has, and
+ * with `queues` only nodes on those queues, so a rolling deploy or several services share one
+ * database without taking each other's work. Live workers announce what they can run (a row in
+ * `taskgraph_workers`, renewed every few seconds, removed at shutdown); the reclaim pass parks a
+ * ready node only when it has been due for `EngineConfig.parkAfter` and no live worker has its
+ * task.
  */
 import { Cause, Clock, Context, Effect, Fiber, Layer } from "effect"
 import pg from "pg"
+import { DefinitionError } from "../../dsl/DefinitionError.ts"
 import { type DurationInput, optionalDurationMillis } from "../../dsl/Time.ts"
 import { Dispatcher } from "../../engine/Dispatcher.ts"
-import { Engine, type StepOutcome } from "../../engine/Engine.ts"
+import { Engine, EngineConfig, parkAfterMillis, type StepOutcome } from "../../engine/Engine.ts"
 import { Wakeup } from "../../engine/Wakeup.ts"
-import { type Claimed, WorkflowStore } from "../../engine/WorkflowStore.ts"
+import { type Claimed, type ClaimScope, WorkflowStore } from "../../engine/WorkflowStore.ts"
 import { defaultNotifyChannel } from "./PostgresStore.ts"
 
 export interface WorkerOptions {
@@ -36,12 +44,21 @@ export interface WorkerOptions {
    * number being seconds; default 8 s, leaving time to release and close within Cloud Run's 10 s).
    */
   readonly shutdownGrace?: DurationInput
+  /**
+   * Serve only these queues (default: every queue): nodes whose task names one of them, or whose
+   * run was started with `start({ queue })` on one; `"default"` stands for nodes that name none.
+   * E.g. `["heavy"]` for processes that run heavy work only, `["default"]` for the others.
+   */
+  readonly queues?: ReadonlyArray<string>
 }
 
 /** `shutdownGrace` when none is given. */
 export const defaultShutdownGraceMs = 8_000
 /** After the grace: how long interrupted steps, and steps caught committing, get to end. */
 const settleMs = 500
+/** How often a worker renews its entry in `taskgraph_workers`, and how long an entry it stops renewing counts as live. */
+const announceEveryMs = 5_000
+const presenceMs = 30_000
 
 export interface WorkerStats {
   steps: number
@@ -99,6 +116,26 @@ export const runWorker = (options: WorkerOptions = {}) =>
     const concurrency = options.concurrency ?? 8
     const { pollMs, reclaimMs } = workerIntervals(options)
     const graceMs = optionalDurationMillis("shutdownGrace", options.shutdownGrace, defaultShutdownGraceMs)
+    const parkAfterMs = parkAfterMillis(yield* EngineConfig)
+    if (options.queues !== undefined) {
+      for (const queue of options.queues) {
+        if (typeof queue !== "string" || queue === "") throw new DefinitionError({ message: `worker: queues must be queue names, got ${JSON.stringify(queue)}` })
+      }
+    }
+    const scope: ClaimScope = { ...engine.scope, ...(options.queues === undefined ? {} : { queues: [...options.queues] }) }
+    const workerId = crypto.randomUUID()
+    /** Until when this worker's own entry is live: it parks nothing unless it is (it would not count itself). */
+    let announcedUntil = 0
+    let lastAnnounce = -Infinity
+    const announce = (now: number) =>
+      store.announce({ id: workerId, tasks: scope.tasks, iterations: scope.iterations, queues: scope.queues ?? null, expiresAt: now + presenceMs }, now)
+        .pipe(
+          Effect.tap(() => Effect.sync(() => (announcedUntil = now + presenceMs))),
+          Effect.catch((e) => Effect.logWarning("taskgraph worker: could not announce itself", e.message)),
+        )
+    const now0 = yield* Clock.currentTimeMillis
+    yield* announce(now0)
+    lastAnnounce = now0
     if (options.listenUrl !== undefined) {
       yield* listen(options.listenUrl, options.notifyChannel ?? defaultNotifyChannel, () => {
         stats.wakeups.notify++
@@ -126,7 +163,7 @@ export const runWorker = (options: WorkerOptions = {}) =>
             yield* giveBack(extra)
             held.claims = [current!]
           }
-          const result: StepOutcome = yield* engine.step(current!, stopping ? 0 : 1)
+          const result: StepOutcome = yield* engine.step(current!, stopping ? 0 : 1, scope.queues)
           stats.steps++
           held.claims = result.next
           if (stopping && held.claims.length > 0) {
@@ -147,15 +184,24 @@ export const runWorker = (options: WorkerOptions = {}) =>
     const loop = Effect.gen(function*() {
       while (!stopping) {
         const now = yield* Clock.currentTimeMillis
+        if (now - lastAnnounce >= announceEveryMs) {
+          lastAnnounce = now
+          yield* announce(now)
+        }
         if (now - lastReclaim >= reclaimMs) {
           lastReclaim = now
           yield* store.reclaimExpired(now).pipe(Effect.catch(() => Effect.succeed(0)))
+          if (now < announcedUntil) {
+            yield* store.parkUnclaimable(now - parkAfterMs, now).pipe(
+              Effect.catch((e) => Effect.as(Effect.logWarning("taskgraph worker: parking pass failed", e.message), 0)),
+            )
+          }
         }
         const free = concurrency - inFlight.size
         if (free > 0) {
           // uninterruptible: every row the claim takes reaches a fiber, or goes back if shutdown began meanwhile
           const claimed = yield* Effect.uninterruptible(Effect.gen(function*() {
-            const rows = yield* store.claimDue(free, now).pipe(
+            const rows = yield* store.claimDue(free, now, scope).pipe(
               Effect.catch((e) => Effect.as(Effect.logWarning("taskgraph worker: claim failed", e.message), [])),
             )
             if (stopping) {
@@ -174,13 +220,15 @@ export const runWorker = (options: WorkerOptions = {}) =>
           if (claimed.length === free) continue
         }
         // steps in flight wake the loop when they end; only an idle worker asks for the next due time
-        const next = inFlight.size > 0 ? null : yield* store.nextDueAt.pipe(Effect.catch(() => Effect.succeed(null)))
+        const next = inFlight.size > 0 ? null : yield* store.nextDueWithin(scope).pipe(Effect.catch(() => Effect.succeed(null)))
         const wait = next === null ? pollMs : Math.min(pollMs, Math.max(0, next - now))
         if (wait > 0) yield* wakeup.wait(wait)
       }
     })
 
     const loopFiber = yield* Effect.forkDetach(loop)
+    // registered before the shutdown finalizer, so it runs after it: the entry goes once the worker stopped
+    yield* Effect.addFinalizer(() => store.withdraw(workerId).pipe(Effect.catch(() => Effect.void)))
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         const deadline = (yield* Clock.currentTimeMillis) + graceMs

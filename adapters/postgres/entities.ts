@@ -52,6 +52,9 @@ export const TaskgraphNode = defineEntity({
     arrived: p.integer().default(0),
     expected: p.integer().nullable(),
     queue: p.text().nullable(),
+    /** The task (and iteration) the node needs: only a process that has it claims the node. */
+    task: p.text().nullable(),
+    iteration: p.text().nullable(),
     leaseMs: p.integer(),
     dueAt: p.datetime().nullable(),
     leaseUntil: p.datetime().nullable(),

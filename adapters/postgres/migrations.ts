@@ -96,5 +96,32 @@ const dedup: Migration = {
   ],
 }
 
+/**
+ * Who may claim what (mixed deploys, several services on one database): each node row names the
+ * task and the iteration it needs, so a worker claims only nodes it can run; live workers
+ * announce what they can run, so a node is parked only when none has its task. Existing live
+ * rows are filled from their run's stored graph (finished rows are never claimed again).
+ */
+const claimScope: Migration = {
+  name: "Migration20261201_ClaimScope",
+  statements: [
+    `alter table "taskgraph_nodes" add column "task" text null, add column "iteration" text null`,
+    `update "taskgraph_nodes" n set "task" = g.node ->> 'task', "iteration" = g.node ->> 'iteration'
+      from "taskgraph_runs" r, "taskgraph_graphs" gr, jsonb_array_elements(gr."graph" -> 'nodes') as g(node)
+      where r."id" = n."run_id" and gr."hash" = r."graph_hash" and g.node ->> 'id' = n."template"
+        and n."kind" in ('task', 'shard', 'iterate')
+        and n."state" in ('waiting', 'ready', 'dispatched', 'running', 'parked')`,
+    `create table "taskgraph_workers" (
+      "id" uuid primary key,
+      "tasks" text[] not null,
+      "iterations" text[] not null,
+      "queues" text[] null,
+      "started_at" timestamptz not null,
+      "seen_at" timestamptz not null,
+      "expires_at" timestamptz not null
+    )`,
+  ],
+}
+
 /** Every migration of the store, in order. */
-export const migrations: ReadonlyArray<Migration> = [init, dedup]
+export const migrations: ReadonlyArray<Migration> = [init, dedup, claimScope]

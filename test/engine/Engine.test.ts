@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "@effect/v
 import { Data, Effect, Fiber, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import { type AnyWorkflow, chain, InvalidInput, type Step, task, TaskFailure, type Workflow, workflow } from "../../dsl/index.ts"
-import { Engine } from "../../engine/Engine.ts"
+import { Engine, EngineConfig } from "../../engine/Engine.ts"
 import { drain } from "../../engine/Inline.ts"
 import type { Outcome } from "../../engine/Outcome.ts"
 import { type NodeRow, WorkflowStore } from "../../engine/WorkflowStore.ts"
@@ -714,7 +714,7 @@ describe("Engine: failures", () => {
 })
 
 describe("Engine: deploys", () => {
-  it.live("a node whose task is not registered here is parked with a clear error, never retried", () => {
+  it.live("a node whose task is not registered here is left to others, answered TaskUnavailable, then parked after the grace, never retried", () => {
     const known = task("known", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n + 1) })
     const gone = task("gone", {
       input: Schema.Number,
@@ -725,14 +725,27 @@ describe("Engine: deploys", () => {
     const before = workflow("deploy-wf", chain(known).then(gone).then(addOne))
     // the next deploy: the workflow and the task "gone" no longer exist
     const after = workflow("other-wf", chain(known).then(addOne))
+    const callback = (run: string) => ({ v: 1 as const, run, node: "1-gone", attempt: 1 })
+    const goneRow = async (run: string) =>
+      (await db.sql("select state, claims, attempt from taskgraph_nodes where run_id = $1 and id = '1-gone'", [run]))[0]
     return Effect.gen(function*() {
       const ref = yield* before.start(1).pipe(withEngine([before]))
-      const { outcomes, r } = yield* Effect.gen(function*() {
-        const outcomes = yield* drain()
-        return { outcomes, r: yield* snapshot(ref.id) }
-      }).pipe(withEngine([after]))
-      expect(tags(outcomes)).toEqual(["Ran", "Parked"])
-      expect(outcomes[1]).toMatchObject({ node: "1-gone", reason: "task \"gone\" is not registered in this process" })
+      // this process claims what it can run and leaves the rest ready for a process that has it
+      const outcomes = yield* drain().pipe(withEngine([after]))
+      expect(tags(outcomes)).toEqual(["Ran"])
+      expect(yield* Effect.promise(() => goneRow(ref.id))).toEqual({ state: "ready", claims: 0, attempt: 1 })
+      // a callback for it within the grace: try again later, nothing claimed or recorded
+      const early = yield* Engine.use((e) => e.advance(callback(ref.id))).pipe(withEngine([after]))
+      expect(early).toMatchObject({ _tag: "TaskUnavailable", node: "1-gone", missing: "task \"gone\"" })
+      expect(yield* Effect.promise(() => goneRow(ref.id))).toEqual({ state: "ready", claims: 0, attempt: 1 })
+      expect(yield* Effect.promise(() => db.count("taskgraph_attempts", "node_id = '1-gone'"))).toBe(0)
+      // past the grace (here: none) the callback parks it, once
+      const late = yield* Engine.use((e) => e.advance(callback(ref.id))).pipe(
+        withEngine([after]),
+        Effect.provideService(EngineConfig, { revokeCheck: 1, parkAfter: 0 }),
+      )
+      expect(late).toMatchObject({ _tag: "Parked", node: "1-gone", reason: /^task "gone" is not registered in this process/ })
+      const r = yield* snapshot(ref.id).pipe(withEngine([after]))
       expect(r.node("0-known").state).toBe("succeeded")
       expect(r.node("1-gone")).toMatchObject({ state: "parked", attempt: 1, error: { tag: "TaskNotRegistered" } })
       expect(r.node("2-addOne").state).toBe("waiting")
@@ -740,8 +753,38 @@ describe("Engine: deploys", () => {
       expect(r.attemptsOf("1-gone").map((a) => [a.attempt, a.outcome])).toEqual([[1, "parked"]])
       expect(yield* Effect.promise(() => db.count("taskgraph_nodes", "state in ('ready', 'running')"))).toBe(0)
       // a redelivered callback for the parked node changes nothing
-      const replay = yield* Engine.use((e) => e.advance({ v: 1, run: ref.id, node: "1-gone", attempt: 1 })).pipe(withEngine([after]))
+      const replay = yield* Engine.use((e) => e.advance(callback(ref.id))).pipe(withEngine([after]))
       expect(replay).toMatchObject({ _tag: "Duplicate", state: "parked" })
+    })
+  })
+
+  it.live("a process that holds a node whose task it lacks (a row without the column) gives it back, then parks it past the grace", () => {
+    const known = task("known", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n + 1) })
+    const gone = task("gone", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n) })
+    const before = workflow("held-wf", chain(gone).then(known))
+    const after = workflow("held-after-wf", chain(known))
+    return Effect.gen(function*() {
+      const ref = yield* before.start(1).pipe(withEngine([before]))
+      // as written by a process of an older version: nothing says what the node needs
+      yield* Effect.promise(() => db.sql("update taskgraph_nodes set task = null where run_id = $1", [ref.id]))
+      const claimed = yield* WorkflowStore.use((s) => s.claimDue(10, Date.now(), { tasks: ["known"], iterations: [] })).pipe(withEngine([after]))
+      expect(claimed.map((c) => c.node)).toEqual(["0-gone"])
+      const given = yield* Engine.use((e) => e.step(claimed[0]!, 1)).pipe(withEngine([after]))
+      expect(given.outcome).toMatchObject({ _tag: "TaskUnavailable", node: "0-gone" })
+      const [row] = yield* Effect.promise(() => db.sql("select state, task, attempt from taskgraph_nodes where run_id = $1 and id = '0-gone'", [ref.id]))
+      expect(row).toEqual({ state: "ready", task: "gone", attempt: 1 })
+      // what it needs is recorded now: this process's claims skip it
+      const again = yield* WorkflowStore.use((s) => s.claimDue(10, Date.now(), { tasks: ["known"], iterations: [] })).pipe(withEngine([after]))
+      expect(again).toEqual([])
+      expect(yield* Effect.promise(() => db.count("taskgraph_attempts"))).toBe(0)
+      // held again past the grace, it parks
+      const held = yield* WorkflowStore.use((s) => s.claimDue(10, Date.now())).pipe(withEngine([after]))
+      const parked = yield* Engine.use((e) => e.step(held[0]!, 1)).pipe(
+        withEngine([after]),
+        Effect.provideService(EngineConfig, { revokeCheck: 1, parkAfter: 0 }),
+      )
+      expect(parked.outcome).toMatchObject({ _tag: "Parked", node: "0-gone" })
+      expect((yield* snapshot(ref.id).pipe(withEngine([after]))).run.status).toBe("parked")
     })
   })
 

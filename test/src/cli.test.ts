@@ -4,6 +4,7 @@ import { defineConfig, MikroORM } from "@mikro-orm/postgresql"
 import { Effect, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { chain, task, workflow } from "../../dsl/index.ts"
+import { Engine } from "../../engine/Engine.ts"
 import { createRuntime } from "../../src/Runtime.ts"
 import { freshDatabase, type FreshDatabase } from "../support/db.ts"
 
@@ -25,7 +26,7 @@ describe("taskgraph CLI", () => {
 
   it("migrate applies the migrations, then says it is up to date", async () => {
     const first = await run(["migrate", "--url", db.url])
-    expect(first.stdout).toContain("applied Migration20261123_Init, Migration20261123_Dedup")
+    expect(first.stdout).toContain("applied Migration20261123_Init, Migration20261123_Dedup, Migration20261201_ClaimScope")
     expect(first.code).toBe(0)
     const second = await run(["migrate"], { DATABASE_URL: db.url })
     expect(second.stdout).toContain("up to date")
@@ -76,6 +77,32 @@ describe("taskgraph runs", () => {
       expect(missing.code).toBe(1)
       expect(missing.stderr).toContain("no run")
     } finally {
+      await tg.close()
+      await orm.close()
+    }
+  })
+
+  it("resumes a parked run (exit 0), then says nothing is parked (exit 1)", async () => {
+    const parkMe = task("cliParkMe", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n + 1) })
+    const wf = workflow("cliParkWf", chain(parkMe))
+    const orm = await MikroORM.init(defineConfig({ clientUrl: db.url, entities: [], discovery: { warnWhenNoEntities: false } }))
+    const tg = await createRuntime({ orm, workflows: [wf], worker: false })
+    // a process without the task, and no grace: its callback parks the node
+    const lacking = await createRuntime({ orm, workflows: [], worker: false, parkAfter: 0 })
+    try {
+      const started = await tg.start(wf, 1)
+      const parked = await lacking.runPromise(Engine.use((e) => e.advance({ v: 1, run: started.id, node: "0-cliParkMe", attempt: 1 })))
+      expect(parked._tag).toBe("Parked")
+      const resumed = await run(["runs", "resume", started.id, "--node", "0-cliParkMe", "--url", db.url])
+      expect(resumed).toMatchObject({ code: 0, stdout: expect.stringContaining(`resumed 0-cliParkMe of run ${started.id}; the run is running`) })
+      expect(await tg.status(started.id)).toMatchObject({ status: "running", nodes: [{ id: "0-cliParkMe", state: "ready" }] })
+      const again = await run(["runs", "resume", started.id, "--url", db.url])
+      expect(again.code).toBe(1)
+      expect(again.stderr).toContain("has no parked node")
+      const help = await run(["runs", "resume", "--help"])
+      expect(help.stdout).toContain("usage: taskgraph runs resume RUN [--node NODE] [--url URL]")
+    } finally {
+      await lacking.close()
       await tg.close()
       await orm.close()
     }

@@ -215,14 +215,26 @@ describe("POST /callback: outcomes", () => {
     expect(await tg.status(run.id)).toMatchObject({ status: "failed" })
   })
 
-  it("answers a node whose task is not registered here with 200 Parked", async () => {
+  it("answers a node whose task is not registered here with 409 TaskUnavailable (nothing written), then past the grace 200 Parked", async () => {
     const other = await createRuntime({ orm, workflows: [orphan], worker: false })
     try {
       const run = await other.start(orphan, { k: "f" })
-      const response = await send({ body: callback(run.id, "0-orphanTask") })
-      expect(response.status).toBe(200)
-      expect(response.json).toMatchObject({ outcome: "Parked", node: "0-orphanTask", reason: /"orphanTask" is not registered/ })
-      expect(await nodeRow(run.id, "0-orphanTask")).toMatchObject({ state: "parked" })
+      const before = await snapshot(run.id)
+      const early = await send({ body: callback(run.id, "0-orphanTask") })
+      expect(early.status).toBe(409)
+      expect(early.json).toMatchObject({ outcome: "TaskUnavailable", node: "0-orphanTask", missing: "task \"orphanTask\"" })
+      // no claim, no attempt: the retry Cloud Tasks makes later costs the node nothing
+      expect(await snapshot(run.id)).toEqual(before)
+      expect(await nodeRow(run.id, "0-orphanTask")).toEqual({ state: "ready", attempt: 1, claims: 0 })
+      // the grace (5 minutes by default) counts from the node's due time
+      await pool.query("update taskgraph_nodes set due_at = due_at - interval '6 minutes' where run_id = $1", [run.id])
+      const late = await send({ body: callback(run.id, "0-orphanTask") })
+      expect(late.status).toBe(200)
+      expect(late.json).toMatchObject({ outcome: "Parked", node: "0-orphanTask", reason: /"orphanTask" is not registered/ })
+      expect(await nodeRow(run.id, "0-orphanTask")).toMatchObject({ state: "parked", attempt: 1, claims: 0 })
+      expect(await attemptRows(run.id)).toEqual([{ node_id: "0-orphanTask", attempt: 1, outcome: "parked" }])
+      expect(await tg.status(run.id)).toMatchObject({ status: "parked", error: { tag: "TaskNotRegistered" } })
+      expect((await send({ body: callback(run.id, "0-orphanTask") })).json).toMatchObject({ outcome: "Duplicate", state: "parked" })
     } finally {
       await other.close()
     }
@@ -628,6 +640,7 @@ describe("status mapping (a stub engine)", () => {
     [Outcome.Failed({ ...base, error: "e" }), 200],
     [Outcome.Parked({ ...base, reason: "unknown task" }), 200],
     [Outcome.Busy({ ...base, reason: "running" }), 409],
+    [Outcome.TaskUnavailable({ ...base, missing: "task \"x\"", parksAt: 5, reason: "not here" }), 409],
   ] as const)("%o → %i", async (outcome, status) => {
     const response = await post(stub(() => Effect.succeed(outcome)))
     expect(response.status).toBe(status)
@@ -725,6 +738,72 @@ describe("over a real socket", () => {
 })
 
 // --- revocation --------------------------------------------------------------------------
+
+describe("POST /runs/:id/resume", () => {
+  const resumePath = (run: string) => `/taskgraph/runs/${run}/resume`
+  const resumeRun = (run: string, body = "", options: Omit<Send, "body" | "path"> = {}) =>
+    send({ ...options, path: resumePath(run), body })
+  /** A run of `orphan` (a task the routes' runtime lacks), parked by a callback past the grace. */
+  const parkedRun = async (k: string) => {
+    const other = await createRuntime({ orm, workflows: [orphan], worker: false })
+    try {
+      const run = await other.start(orphan, { k })
+      await pool.query("update taskgraph_nodes set due_at = due_at - interval '6 minutes' where run_id = $1", [run.id])
+      expect((await send({ body: callback(run.id, "0-orphanTask") })).json).toMatchObject({ outcome: "Parked" })
+      return run.id
+    } finally {
+      await other.close()
+    }
+  }
+
+  it("puts the parked node back to ready (200 Resumed); a process that has the task then finishes the run", async () => {
+    const run = await parkedRun("resume-me")
+    const response = await resumeRun(run)
+    expect(response.status).toBe(200)
+    expect(response.json).toEqual({ outcome: "Resumed", run, nodes: ["0-orphanTask"], status: "running" })
+    // same attempt (the parked try ran no body), a new generation for a fresh callback name
+    expect(await nodeRow(run, "0-orphanTask")).toEqual({ state: "ready", attempt: 1, claims: 1 })
+    expect(await tg.status(run)).toMatchObject({ status: "running", error: null })
+    const other = await createRuntime({ orm, workflows: [orphan], worker: false })
+    try {
+      const otherApp = taskgraphRoutes(other, { authenticate: hmacAuthenticator({ secret }) })
+      const done = await otherApp.request("/callback", requestInit({ path: "/callback", body: callback(run, "0-orphanTask") }))
+      expect(await done.json()).toMatchObject({ outcome: "Ran", node: "0-orphanTask" })
+      expect(await other.handle(orphan, run).result({ timeout: 10 })).toBe("resume-me")
+    } finally {
+      await other.close()
+    }
+  })
+
+  it("answers 409 not_parked when nothing (or not that node) is parked, 404 for an unknown run; nothing is written", async () => {
+    const running = await tg.start(pipeline, { k: "resume-running" })
+    const before = await snapshot(running.id)
+    const nothing = await resumeRun(running.id)
+    expect(nothing).toMatchObject({ status: 409, json: { error: "not_parked", message: expect.stringContaining("no parked node") } })
+    expect(await snapshot(running.id)).toEqual(before)
+    const parked = await parkedRun("resume-wrong-node")
+    const parkedBefore = await snapshot(parked)
+    const wrong = await resumeRun(parked, JSON.stringify({ node: "7-nope" }))
+    expect(wrong).toMatchObject({ status: 409, json: { error: "not_parked", message: expect.stringContaining("7-nope") } })
+    expect(await snapshot(parked)).toEqual(parkedBefore)
+    for (const id of [crypto.randomUUID(), "not-a-uuid"]) {
+      const response = await resumeRun(id)
+      expect(response).toMatchObject({ status: 404, json: { error: "not_found", message: `no run ${id}` } })
+    }
+  })
+
+  it("answers a bad body with 400 (415 when not JSON) and an unsigned request with 401, changing nothing", async () => {
+    const parked = await parkedRun("resume-bad")
+    const before = await snapshot(parked)
+    for (const body of ["not json", "null", JSON.stringify({ node: 5 }), JSON.stringify({ node: "" })]) {
+      expect((await resumeRun(parked, body)).status, body).toBe(400)
+    }
+    expect(await resumeRun(parked, JSON.stringify({}), { headers: { "content-type": "text/plain" } })).toMatchObject({ status: 415 })
+    expect(await resumeRun(parked, "", { sign: false })).toMatchObject({ status: 401, json: { error: "unauthenticated" } })
+    expect(await resumeRun(parked, "", { sign: { path: `/taskgraph/runs/${parked}/revoke` } })).toMatchObject({ status: 401 })
+    expect(await snapshot(parked)).toEqual(before)
+  })
+})
 
 describe("POST /runs/:id/revoke", () => {
   const revokePath = (run: string) => `/taskgraph/runs/${run}/revoke`
