@@ -22,7 +22,10 @@ interface StartOptionsBase {
    * is dispatched unless it commits.
    */
   readonly em?: unknown
-  /** A second start with the same key returns the existing run. */
+  /**
+   * A second start with the same key and the same input returns the existing run; with another
+   * input it is refused (`IdempotencyConflict`).
+   */
   readonly idempotencyKey?: string
   /**
    * The queue of this run's nodes: a task that names its own queue (`task(..., { queue })`) keeps
@@ -96,7 +99,24 @@ export class DuplicateTaskError extends Data.TaggedError("DuplicateTaskError")<{
   readonly message: string
 }> {}
 
-export type StartError = InvalidInput | StartFailed | DuplicateTaskError
+/** The workflow given to `start` is not one this runtime was created with (or is another definition under its name); nothing was written. */
+export class WorkflowNotRegistered extends Data.TaggedError("WorkflowNotRegistered")<{
+  readonly workflow: string
+  readonly message: string
+}> {}
+
+/**
+ * The idempotency key already started `run` with another input (as payment APIs refuse a reused
+ * key with different parameters); nothing was written. The same key with the same input returns that run.
+ */
+export class IdempotencyConflict extends Data.TaggedError("IdempotencyConflict")<{
+  readonly workflow: string
+  readonly key: string
+  readonly run: string
+  readonly message: string
+}> {}
+
+export type StartError = InvalidInput | StartFailed | DuplicateTaskError | WorkflowNotRegistered | IdempotencyConflict
 
 /** The port that starts runs: declared here, provided by the engine. */
 export class WorkflowStarter extends Context.Service<WorkflowStarter, {

@@ -43,6 +43,7 @@ export {
   type AnyWorkflow,
   defaultDeduplicateMs,
   DuplicateTaskError,
+  IdempotencyConflict,
   InvalidInput,
   type RunRef,
   StartFailed,
@@ -53,5 +54,6 @@ export {
   workflow,
   type Workflow,
   type WorkflowOptions,
+  WorkflowNotRegistered,
   WorkflowStarter,
 } from "./Workflow.ts"

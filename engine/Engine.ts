@@ -11,6 +11,7 @@ import {
   type Graph,
   DuplicateTaskError,
   type DurationInput,
+  IdempotencyConflict,
   durationMillis,
   InvalidInput,
   optionalDurationMillis,
@@ -24,6 +25,7 @@ import {
   type StartOptions,
   startQueue,
   type TaskFailure,
+  WorkflowNotRegistered,
   WorkflowStarter,
 } from "../dsl/index.ts"
 import { backoffMillis } from "./Backoff.ts"
@@ -678,6 +680,21 @@ const make = Effect.gen(function*() {
     Effect.gen(function*() {
       // as the registry compiles it: the runtime's task defaults are part of the run's graph
       const { graph: g } = registry.compile(workflow)
+      // a workflow this process does not know would park at its first node: refused, nothing written
+      const registered = registry.workflow(workflow.name)
+      if (registered === undefined) {
+        const names = registry.workflows.map((wf) => `"${wf.name}"`).join(", ") || "none"
+        return yield* new WorkflowNotRegistered({
+          workflow: workflow.name,
+          message: `workflow "${workflow.name}" is not registered in this runtime (registered: ${names})`,
+        })
+      }
+      if (registered !== workflow && registry.compile(registered).graph.hash !== g.hash) {
+        return yield* new WorkflowNotRegistered({
+          workflow: workflow.name,
+          message: `workflow "${workflow.name}" given to start() is not the definition registered in this runtime under that name`,
+        })
+      }
       const encoded = yield* Schema.encodeUnknownEffect(workflow.inputJson)(input).pipe(
         Effect.mapError((e) => new InvalidInput({ workflow: workflow.name, message: e.message })),
       )
@@ -706,6 +723,14 @@ const make = Effect.gen(function*() {
       }, options.em).pipe(
         Effect.mapError((e) => new StartFailed({ workflow: workflow.name, message: e.message, cause: e })),
       )
+      if (created.conflict === true) {
+        return yield* new IdempotencyConflict({
+          workflow: workflow.name,
+          key: options.idempotencyKey!,
+          run: created.run,
+          message: `workflow "${workflow.name}": idempotency key "${options.idempotencyKey}" already started run ${created.run} with another input`,
+        })
+      }
       if (created.duplicate === true) {
         return yield* new DuplicateTaskError({
           workflow: workflow.name,

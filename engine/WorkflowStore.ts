@@ -86,6 +86,8 @@ export interface Created {
   readonly created: boolean
   /** True when `run` is another run holding the deduplication key: nothing was written. */
   readonly duplicate?: boolean
+  /** True when the idempotency key names `run`, started with another input: nothing was written. */
+  readonly conflict?: boolean
   readonly ready: ReadonlyArray<ReadyRef>
 }
 

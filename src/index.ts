@@ -64,6 +64,10 @@ export { InvalidInput } from "../dsl/Workflow.ts"
 export { StartFailed } from "../dsl/Workflow.ts"
 /** Start refused: a deduplicated workflow already has a run with the same payload. */
 export { DuplicateTaskError } from "../dsl/Workflow.ts"
+/** Start refused: the workflow is not one the runtime was created with (nothing was written). */
+export { WorkflowNotRegistered } from "../dsl/Workflow.ts"
+/** Start refused: the idempotency key already started a run with another input; `run` names it. */
+export { IdempotencyConflict } from "../dsl/Workflow.ts"
 /** Any of the errors `start` can fail with. */
 export type { StartError } from "../dsl/Workflow.ts"
 /** `result()` of a run that ended failed or revoked. */

@@ -163,8 +163,9 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     const write = async (q: Db): Promise<Created> => {
       await sql`insert into taskgraph_graphs (hash, workflow, graph) values (${run.graph.hash}, ${run.workflow}, ${json(run.graph)}::jsonb)
         on conflict (hash) do nothing`.execute(q)
-      // The idempotency key first: a start that names an existing run gets that run back (whatever
-      // its payload), never a DuplicateTaskError, and takes no deduplication key for a run it did not create.
+      // The idempotency key first: a start that names an existing run gets that run back (or, with
+      // another payload, a conflict), never a DuplicateTaskError, and takes no deduplication key for
+      // a run it did not create.
       const inserted = await sql<Row>`
         insert into taskgraph_runs (id, workflow, graph_hash, status, input, idempotency_key, created_at, updated_at)
         values (${run.id}::uuid, ${run.workflow}, ${run.graph.hash}, 'running', ${json(run.input)}::jsonb, ${run.idempotencyKey ?? null},
@@ -172,9 +173,12 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         on conflict (workflow, idempotency_key) where idempotency_key is not null do nothing
         returning id`.execute(q)
       if (inserted.rows.length === 0) {
-        const existing = await sql<Row>`select id from taskgraph_runs where workflow = ${run.workflow} and idempotency_key = ${run.idempotencyKey ?? null}`
-          .execute(q)
-        return { run: existing.rows[0]!.id, created: false, ready: [] }
+        // the same key with another input is refused: the encoded inputs compared as jsonb (key order aside)
+        const existing = await sql<Row>`
+          select id, input = ${json(run.input)}::jsonb as same from taskgraph_runs
+          where workflow = ${run.workflow} and idempotency_key = ${run.idempotencyKey ?? null}`.execute(q)
+        const found = existing.rows[0]!
+        return { run: found.id, created: false, ...(found.same === true ? {} : { conflict: true }), ready: [] }
       }
       if (run.dedup !== undefined) {
         // one live run per key: a concurrent start with the same key waits here for ours to commit

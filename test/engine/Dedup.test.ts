@@ -5,7 +5,7 @@
 // caller's transaction. Assertions read taskgraph_runs and taskgraph_dedup.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "@effect/vitest"
 import { createHash } from "node:crypto"
-import { Effect, Exit, Schema } from "effect"
+import { Effect, Exit, Option, Schema } from "effect"
 import { type AnyWorkflow, chain, defaultDeduplicateMs, DuplicateTaskError, task, workflow } from "../../dsl/index.ts"
 import { Engine } from "../../engine/Engine.ts"
 import { drain } from "../../engine/Inline.ts"
@@ -265,15 +265,15 @@ describe("deduplication and the caller's transaction", () => {
 describe("deduplication and idempotency keys", () => {
   const wf = workflow("dd-idem", chain(reserve).then(confirm), { deduplicate: { window: "200 millis" } })
 
-  it.live("the same idempotency key returns the existing run (created: false), not a DuplicateTaskError", () =>
+  it.live("the same idempotency key and payload return the existing run (created: false), not a DuplicateTaskError; another payload is an IdempotencyConflict", () =>
     Effect.gen(function*() {
       const first = yield* wf.start({ sku: "i", qty: 1 }, { idempotencyKey: "order-i" })
       expect(first.created).toBe(true)
       const again = yield* wf.start({ sku: "i", qty: 1 }, { idempotencyKey: "order-i" })
       expect(again).toEqual({ id: first.id, workflow: "dd-idem", created: false })
-      // the key decides, whatever the payload (as without deduplication)
-      const changed = yield* wf.start({ sku: "i", qty: 2 }, { idempotencyKey: "order-i" })
-      expect(changed).toEqual({ id: first.id, workflow: "dd-idem", created: false })
+      // the key with another payload is a conflict naming the run (as without deduplication), not a duplicate
+      const changed = yield* Effect.flip(wf.start({ sku: "i", qty: 2 }, { idempotencyKey: "order-i" }))
+      expect(changed).toMatchObject({ _tag: "IdempotencyConflict", key: "order-i", run: first.id })
       // another idempotency key with the same payload is still a duplicate
       const otherKey = yield* Effect.flip(wf.start({ sku: "i", qty: 1 }, { idempotencyKey: "order-i-2" }))
       expect(otherKey).toMatchObject({ _tag: "DuplicateTaskError", run: first.id })
@@ -313,15 +313,18 @@ describe("deduplication and idempotency keys", () => {
       expect(yield* count("taskgraph_dedup")).toBe(3)
     }).pipe(withEngine([wf])))
 
-  it.live("concurrent starts, one idempotency key, different payloads: one run, nothing left behind", () =>
+  it.live("concurrent starts, one idempotency key, different payloads: one run, nine conflicts naming it, nothing left behind", () =>
     Effect.gen(function*() {
       const exits = yield* Effect.all(
         Array.from({ length: 10 }, (_, i) => Effect.exit(wf.start({ sku: "mixed", qty: i }, { idempotencyKey: "mixed" }))),
         { concurrency: "unbounded" },
       )
-      expect(exits.filter(Exit.isFailure).map((e) => String(Exit.findErrorOption(e)))).toEqual([])
       const refs = exits.filter(Exit.isSuccess).map((e) => e.value)
-      expect(new Set(refs.map((r) => r.id)).size).toBe(1)
+      expect(refs).toHaveLength(1)
+      expect(refs[0]!.created).toBe(true)
+      const failures = exits.filter(Exit.isFailure).map((e) => Option.getOrUndefined(Exit.findErrorOption(e)))
+      expect(failures).toHaveLength(9)
+      for (const failure of failures) expect(failure).toMatchObject({ _tag: "IdempotencyConflict", key: "mixed", run: refs[0]!.id })
       expect(yield* count("taskgraph_runs")).toBe(1)
       // only the run that was created holds a key
       expect((yield* dedupRows).map((r) => r.run_id)).toEqual([refs[0]!.id])

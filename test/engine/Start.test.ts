@@ -4,7 +4,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql"
 import { Effect, Schema } from "effect"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
-import { chain, InvalidInput, task, workflow } from "../../dsl/index.ts"
+import { chain, IdempotencyConflict, InvalidInput, task, workflow, WorkflowNotRegistered } from "../../dsl/index.ts"
 import type { WorkerOptions } from "../../adapters/postgres/Worker.ts"
 import { createRuntime, type Runtime } from "../../src/Runtime.ts"
 import { type TestDatabase, testDatabase } from "../support/runtime.ts"
@@ -167,10 +167,10 @@ describe("start with an em that is not in a transaction", () => {
 })
 
 describe("idempotent start", () => {
-  it("the same key twice returns the same run, created only the first time", () =>
+  it("the same key twice with the same input returns the same run, created only the first time", () =>
     withRuntime(false, async (tg) => {
       const first = await tg.start(order, "o-5", { idempotencyKey: "order-o-5" })
-      const second = await tg.start(order, "o-5-changed", { idempotencyKey: "order-o-5" })
+      const second = await tg.start(order, "o-5", { idempotencyKey: "order-o-5" })
       expect(first.created).toBe(true)
       expect(second.created).toBe(false)
       expect(second.id).toBe(first.id)
@@ -178,6 +178,25 @@ describe("idempotent start", () => {
       const [run] = await db.sql("select input, idempotency_key from taskgraph_runs")
       expect(run).toEqual({ input: "o-5", idempotency_key: "order-o-5" })
       expect(await db.count("taskgraph_nodes")).toBe(2)
+    }))
+
+  it("the same key with another input is refused with IdempotencyConflict naming the run; nothing is written", () =>
+    withRuntime(false, async (tg) => {
+      const first = await tg.start(order, "o-11", { idempotencyKey: "order-o-11" })
+      const error = await tg.start(order, "o-11-changed", { idempotencyKey: "order-o-11" }).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(IdempotencyConflict)
+      expect(error).toMatchObject({ _tag: "IdempotencyConflict", workflow: "order", key: "order-o-11", run: first.id })
+      expect((error as IdempotencyConflict).message).toBe(
+        `workflow "order": idempotency key "order-o-11" already started run ${first.id} with another input`,
+      )
+      expect(await db.sql("select id, input from taskgraph_runs")).toEqual([{ id: first.id, input: "o-11" }])
+      expect(await db.count("taskgraph_nodes")).toBe(2)
+      // inside a caller's transaction too: refused, and the caller's transaction decides the rest
+      await expect(db.orm.em.fork().transactional((em) => tg.start(order, "o-11-again", { em, idempotencyKey: "order-o-11" })))
+        .rejects.toBeInstanceOf(IdempotencyConflict)
+      // the key still finds its run with the first input
+      await expect(tg.start(order, "o-11", { idempotencyKey: "order-o-11" })).resolves.toMatchObject({ id: first.id, created: false })
+      expect(await db.count("taskgraph_runs")).toBe(1)
     }))
 
   it("10 concurrent starts with one key make exactly one run, which runs once", () =>
@@ -298,5 +317,33 @@ describe("RunHandle.result({ timeout })", () => {
         _tag: "DefinitionError",
         message: 'result(): timeout is not a duration: "soon"',
       })
+    }))
+})
+
+describe("starts refused before anything is written", () => {
+  const stranger = workflow("stranger", chain(reserve))
+
+  it("a workflow this runtime was not given: WorkflowNotRegistered naming it, no row written", () =>
+    withRuntime(false, async (tg) => {
+      const error = await tg.start(stranger, "o-12").catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(WorkflowNotRegistered)
+      expect(error).toMatchObject({
+        _tag: "WorkflowNotRegistered",
+        workflow: "stranger",
+        message: 'workflow "stranger" is not registered in this runtime (registered: "order")',
+      })
+      expect(await db.count("taskgraph_runs")).toBe(0)
+      expect(await db.count("taskgraph_graphs")).toBe(0)
+    }))
+
+  it("another definition under a registered workflow's name: refused too (its graph is not the registered one)", () =>
+    withRuntime(false, async (tg) => {
+      const impostor = workflow("order", chain(reserve))
+      await expect(tg.start(impostor, "o-13")).rejects.toMatchObject({
+        _tag: "WorkflowNotRegistered",
+        workflow: "order",
+        message: 'workflow "order" given to start() is not the definition registered in this runtime under that name',
+      })
+      expect(await db.count("taskgraph_runs")).toBe(0)
     }))
 })
