@@ -19,7 +19,8 @@ import { type DurationInput, instantMillis, optionalDurationMillis } from "./Tim
 interface StartOptionsBase {
   /**
    * The caller's transaction (a MikroORM `EntityManager`): the run is written in it, and nothing
-   * is dispatched unless it commits.
+   * is dispatched unless it commits. Without it, a start inside a transaction of the runtime's
+   * MikroORM (`em.transactional(...)`) joins that transaction.
    */
   readonly em?: unknown
   /**

@@ -28,6 +28,7 @@ import {
   WorkflowNotRegistered,
   WorkflowStarter,
 } from "../dsl/index.ts"
+import { AmbientTransaction } from "./AmbientTransaction.ts"
 import { backoffMillis } from "./Backoff.ts"
 import { briefMessage, errorRecord } from "./ErrorRecord.ts"
 import type { Callback } from "./Callback.ts"
@@ -720,7 +721,7 @@ const make = Effect.gen(function*() {
         ...(dedupKey === undefined ? {} : { dedup: { key: dedupKey, windowMs: workflow.deduplicateMs! } }),
         nodes,
         now,
-      }, options.em).pipe(
+      }, options.em ?? (yield* AmbientTransaction)).pipe(
         Effect.mapError((e) => new StartFailed({ workflow: workflow.name, message: e.message, cause: e })),
       )
       if (created.conflict === true) {
@@ -739,9 +740,19 @@ const make = Effect.gen(function*() {
           message: `workflow "${workflow.name}" already has run ${created.run} for this payload (${dedupKey})`,
         })
       }
-      // Inside the caller's transaction nothing may be dispatched before it commits: the worker
-      // sees the rows (and the NOTIFY) on commit, the sweeper dispatches them otherwise.
-      if (options.em === undefined && created.ready.length > 0) yield* dispatcher.dispatch(created.ready)
+      // Inside the caller's transaction nothing may be dispatched before it commits: it is when
+      // that commits (the worker also sees the rows and the NOTIFY then), never after a rollback;
+      // a dispatch lost meanwhile is the sweeper's
+      if (created.ready.length > 0) {
+        if (created.afterCommit === undefined) yield* dispatcher.dispatch(created.ready)
+        else {
+          const context = yield* Effect.context<never>()
+          const ready = created.ready
+          created.afterCommit(() => {
+            Effect.runForkWith(context)(dispatcher.dispatch(ready))
+          })
+        }
+      }
       return { id: created.run, workflow: workflow.name, created: created.created }
     })
 

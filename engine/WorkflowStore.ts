@@ -89,6 +89,11 @@ export interface Created {
   /** True when the idempotency key names `run`, started with another input: nothing was written. */
   readonly conflict?: boolean
   readonly ready: ReadonlyArray<ReadyRef>
+  /**
+   * Set when the rows were written in the caller's transaction, still open: registers what to do
+   * once it commits (never done if it rolls back). Unset: the rows are committed already.
+   */
+  readonly afterCommit?: (callback: () => void) => void
 }
 
 export interface RevokeRequest {
@@ -284,7 +289,10 @@ export class StoreError extends Data.TaggedError("StoreError")<{
 }> {}
 
 export class WorkflowStore extends Context.Service<WorkflowStore, {
-  /** Writes a run, its graph and its initial nodes; in `transaction` (the caller's) when given. */
+  /**
+   * Writes a run, its graph and its initial nodes; in `transaction` (the caller's, a value the
+   * adapter understands) when given.
+   */
   readonly createRun: (run: NewRun, transaction?: unknown) => Effect.Effect<Created, StoreError>
   /**
    * Claims the node a callback names, if it is due, current, not held by a live lease and (with

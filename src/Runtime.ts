@@ -5,11 +5,13 @@
  */
 import type { MikroORM } from "@mikro-orm/postgresql"
 import { Cause, Data, Effect, Exit, Layer, ManagedRuntime, Schema } from "effect"
+import { ambientTransaction } from "../adapters/postgres/CallerTransaction.ts"
 import { MikroOrmRowSource } from "../adapters/postgres/MikroOrmRowSource.ts"
 import { connectPool, PostgresStore, type PostgresStoreOptions } from "../adapters/postgres/PostgresStore.ts"
 import { runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions } from "../adapters/postgres/Worker.ts"
 import { type AnyWorkflow, type DurationInput, type Graph, optionalDurationMillis, type RunRef, type StartOptions, type Workflow } from "../dsl/index.ts"
 import { DefinitionError, type Task, type WorkflowStarter } from "../dsl/index.ts"
+import { AmbientTransaction } from "../engine/AmbientTransaction.ts"
 import { Dispatcher } from "../engine/Dispatcher.ts"
 import { defaultTaskTimeoutMs, Engine, EngineConfig, parkAfterMillis, type ResumeOptions, type ResumeOutcome, type RevokeOptions, type RevokeOutcome } from "../engine/Engine.ts"
 import { EagerDispatcher } from "../engine/Inline.ts"
@@ -252,6 +254,16 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
   const close = () => (closing ??= runtime.dispose().finally(() => removeListeners()))
   const removeListeners = closeOnSignals(options.shutdownOnSignals, close)
 
+  /**
+   * A start given no `em` inside a transaction of the runtime's ORM joins it: the transaction is
+   * read here, where the application called, and travels with the Effect (a fiber may resume
+   * outside the caller's async context, where MikroORM's transaction context is another's).
+   */
+  const inCallerTransaction = <A, E, R2>(effect: Effect.Effect<A, E, R2>, em: unknown): Effect.Effect<A, E, R2> => {
+    const ambient = em === undefined ? ambientTransaction(options.orm) : undefined
+    return ambient === undefined ? effect : Effect.provideService(effect, AmbientTransaction, ambient)
+  }
+
   const status = (run: string) => runtime.runPromise(describeRun(run))
   const revoke = (run: string, revokeOptions?: RevokeOptions) => runtime.runPromise(Engine.use((engine) => engine.revoke(run, revokeOptions)))
   const resume = (run: string, resumeOptions?: ResumeOptions) => runtime.runPromise(Engine.use((engine) => engine.resume(run, resumeOptions)))
@@ -313,7 +325,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
 
   return {
     start: async (workflow, input, startOptions) => {
-      const exit = await runtime.runPromiseExit(workflow.start(input, startOptions))
+      const exit = await runtime.runPromiseExit(inCallerTransaction(workflow.start(input, startOptions), startOptions?.em))
       if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
       return handle(workflow, exit.value)
     },
@@ -329,7 +341,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
       if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
       return exit.value
     },
-    runPromise: (effect) => runtime.runPromise(effect, { wait: false }),
+    runPromise: (effect) => runtime.runPromise(inCallerTransaction(effect, undefined), { wait: false }),
     close,
   }
 }

@@ -12,6 +12,7 @@ import { createHash } from "node:crypto"
 import { type Kysely, type RawBuilder, sql } from "kysely"
 import type pg from "pg"
 import type { Graph } from "../../dsl/index.ts"
+import { afterCommit, watchTransactions } from "./CallerTransaction.ts"
 import { guardConnections } from "./ConnectionErrors.ts"
 import {
   type AttemptRow,
@@ -205,7 +206,14 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       }
       const q = em.getKysely() as unknown as Db
       // an `em` outside a transaction must not leave a run without its nodes: write in one of our own
-      return attempt(() => (em.isInTransaction() ? write(q) : q.transaction().execute((trx) => write(trx))))
+      if (!em.isInTransaction()) return attempt(() => q.transaction().execute((trx) => write(trx)))
+      // in the caller's open transaction: what it made ready is dispatched when that commits
+      return Effect.map(attempt(() => write(q)), (created): Created => ({
+        ...created,
+        afterCommit: (callback) => {
+          if (!afterCommit(em, callback)) callback()
+        },
+      }))
     }
     return attempt(() => db.transaction().execute((trx) => write(trx)))
   }
@@ -870,5 +878,9 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
 /** The store as a Layer over an initialised MikroORM (its pool is used, never closed here). */
 export const PostgresStore = {
   layer: (orm: MikroORM, options?: PostgresStoreOptions): Layer.Layer<WorkflowStore> =>
-    Layer.sync(WorkflowStore, () => makePostgresStore(orm, options)),
+    Layer.sync(WorkflowStore, () => {
+      // transactions the application begins from now on report their commits (CallerTransaction.ts)
+      watchTransactions(orm.em)
+      return makePostgresStore(orm, options)
+    }),
 }

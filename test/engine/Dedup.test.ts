@@ -4,6 +4,7 @@
 // `DuplicateTaskError` naming that run; and its interplay with idempotency keys and with the
 // caller's transaction. Assertions read taskgraph_runs and taskgraph_dedup.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "@effect/vitest"
+import { AsyncLocalStorage } from "node:async_hooks"
 import { createHash } from "node:crypto"
 import { Effect, Exit, Option, Schema } from "effect"
 import { type AnyWorkflow, chain, defaultDeduplicateMs, DuplicateTaskError, task, workflow } from "../../dsl/index.ts"
@@ -225,14 +226,18 @@ describe("deduplication and the caller's transaction", () => {
     }
   }
 
+  /** Runs `f` in the async context of this module's loading: outside any caller's transaction. */
+  const elsewhere = AsyncLocalStorage.snapshot()
+
   it("a rolled-back start does not hold the key; a start waiting on it meanwhile goes ahead", () =>
     withRuntime(async (tg) => {
       let waiting: Promise<{ id: string; created: boolean }> | undefined
       let inside = ""
       await expect(db.orm.em.fork().transactional(async (em) => {
         inside = (await tg.start(wf, { sku: "tx", qty: 1 }, { em })).id
-        // a concurrent start with the same payload waits for this transaction to end
-        waiting = tg.start(wf, { sku: "tx", qty: 1 })
+        // a concurrent start with the same payload (another request's, outside this transaction,
+        // which a start without em would join) waits for this transaction to end
+        waiting = elsewhere(() => tg.start(wf, { sku: "tx", qty: 1 }))
         let settled = false
         void waiting.then(() => (settled = true), () => (settled = true))
         await new Promise((resolve) => setTimeout(resolve, 150))

@@ -347,3 +347,68 @@ describe("starts refused before anything is written", () => {
       expect(await db.count("taskgraph_runs")).toBe(0)
     }))
 })
+
+describe("start without em inside the caller's MikroORM transaction: joins it", () => {
+  it("committed: the run is written in the caller's transaction (invisible until its commit), then runs", () =>
+    withRuntime({ pollInterval: "25 millis" }, async (tg) => {
+      let id = ""
+      await db.orm.em.fork().transactional(async (em) => {
+        await insertOrder(em, "o-20")
+        id = (await tg.start(order, "o-20")).id
+        await sleep(100)
+        expect(await db.count("taskgraph_runs")).toBe(0) // not committed: another connection sees nothing
+        expect(calls).toEqual([])
+      })
+      expect(await db.count("taskgraph_runs", "id = $1", [id])).toBe(1)
+      expect(await db.count("app_orders", "id = 'o-20'")).toBe(1)
+      await expect(tg.handle(order, id).result({ timeout: 10 })).resolves.toBe("o-20:42")
+    }))
+
+  it("rolled back: no run, nothing ran", () =>
+    withRuntime({ pollInterval: "25 millis" }, async (tg) => {
+      let id = ""
+      await expect(db.orm.em.fork().transactional(async (em) => {
+        await insertOrder(em, "o-21")
+        id = (await tg.start(order, "o-21")).id
+        throw new Error("the application changed its mind")
+      })).rejects.toThrow("the application changed its mind")
+      expect(id).not.toBe("")
+      await sleep(200) // several worker polls
+      expect(await db.count("taskgraph_runs")).toBe(0)
+      expect(await db.count("taskgraph_nodes")).toBe(0)
+      expect(await db.count("app_orders")).toBe(0)
+      expect(calls).toEqual([])
+    }))
+
+  it("a nested transaction (savepoint): rolled back alone, its start goes with it; the outer commit keeps the rest", () =>
+    withRuntime(false, async (tg) => {
+      let kept = ""
+      let dropped = ""
+      await db.orm.em.fork().transactional(async (outer) => {
+        kept = (await tg.start(order, "o-22")).id
+        await expect(outer.transactional(async () => {
+          dropped = (await tg.start(order, "o-23")).id
+          throw new Error("inner gives up")
+        })).rejects.toThrow("inner gives up")
+      })
+      expect(await db.sql("select id from taskgraph_runs")).toEqual([{ id: kept }])
+      expect(dropped).not.toBe("")
+    }))
+
+  it("an Effect start through runtime.runPromise joins it too", () =>
+    withRuntime(false, async (tg) => {
+      await expect(db.orm.em.fork().transactional(async () => {
+        await tg.runPromise(order.start("o-24"))
+        throw new Error("rolled back")
+      })).rejects.toThrow("rolled back")
+      expect(await db.count("taskgraph_runs")).toBe(0)
+      await db.orm.em.fork().transactional(() => tg.runPromise(order.start("o-25")))
+      expect(await db.sql("select input from taskgraph_runs")).toEqual([{ input: "o-25" }])
+    }))
+
+  it("outside any transaction a start commits on its own, as before", () =>
+    withRuntime(false, async (tg) => {
+      await tg.start(order, "o-26")
+      expect(await db.count("taskgraph_runs")).toBe(1)
+    }))
+})
