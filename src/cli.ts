@@ -28,6 +28,19 @@ const databaseUrl = (values: Record<string, unknown>): string => {
   return url
 }
 
+/** Where the database URL came from, for error messages. */
+const urlSource = (values: Record<string, unknown>): string => (values.url === undefined ? "DATABASE_URL" : "--url")
+
+/**
+ * Runs a command that takes `--url` with its URL checked first (a malformed one is refused before
+ * anything connects) and a failed connect named: host, port, database and where the URL came from.
+ */
+const onDatabase = async (values: Record<string, unknown>, run: () => Promise<number>): Promise<number> => {
+  const url = databaseUrl(values)
+  const { withDatabaseErrors } = await import("../adapters/postgres/DatabaseUrl.ts")
+  return withDatabaseErrors(url, urlSource(values), run)
+}
+
 const oneRun = (positionals: ReadonlyArray<string>, command: string): string => {
   const run = positionals[0]
   if (run === undefined || positionals.length > 1) throw new UsageError(`${command}: give exactly one RUN id`)
@@ -70,7 +83,7 @@ const commands: ReadonlyArray<Command> = [
     run: async (values) => {
       const url = databaseUrl(values)
       const { migrate } = await import("../adapters/postgres/migrate.ts")
-      const applied = await migrate(url)
+      const applied = await migrate(url, undefined, { source: urlSource(values) })
       console.log(applied.length === 0 ? "taskgraph migrate: up to date" : `taskgraph migrate: applied ${applied.join(", ")}`)
       return 0
     },
@@ -274,7 +287,8 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   }
   try {
     const { values, positionals } = parseArgs({ args: [...args], options: command.options, allowPositionals: command.positionals === true })
-    return await command.run(values, positionals)
+    const run = () => command.run(values, positionals)
+    return await ("url" in command.options ? onDatabase(values, run) : run())
   } catch (error) {
     if (error instanceof UsageError || isParseError(error)) {
       console.error(`taskgraph ${command.path.join(" ")}: ${(error as Error).message}\n\n${commandHelp(command)}`)

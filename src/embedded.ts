@@ -14,7 +14,9 @@
 import { defineConfig, MikroORM } from "@mikro-orm/postgresql"
 import type { Layer } from "effect"
 import { startEmbeddedPostgres } from "../adapters/postgres/EmbeddedPostgres.ts"
+import { parseDatabaseUrl } from "../adapters/postgres/DatabaseUrl.ts"
 import { migrate } from "../adapters/postgres/migrate.ts"
+import { migrations } from "../adapters/postgres/migrations.ts"
 import type { WorkerOptions } from "../adapters/postgres/Worker.ts"
 import type { AnyWorkflow } from "../dsl/index.ts"
 import { Registry } from "../engine/Registry.ts"
@@ -44,11 +46,14 @@ export const embedded = async <R>(options: EmbeddedOptions<R>): Promise<Embedded
   // every workflow compiled and every name checked (a DefinitionError) before a server starts
   Registry.make(options.workflows)
   const given = options.databaseUrl ?? process.env.DATABASE_URL
+  // a URL of the application's is checked before anything starts; errors say where it came from
+  const source = options.databaseUrl === undefined ? "DATABASE_URL" : "the databaseUrl option"
+  if (given !== undefined && given !== "") parseDatabaseUrl(given, source)
   const server = given === undefined || given === "" ? await startEmbeddedPostgres({ database: "taskgraph" }) : undefined
   const databaseUrl = server?.url ?? given!
   let orm: MikroORM | undefined
   try {
-    await migrate(databaseUrl)
+    await migrate(databaseUrl, migrations, { source: server === undefined ? source : "the embedded server" })
     orm = await MikroORM.init(defineConfig({
       clientUrl: databaseUrl,
       entities: [...(options.entities ?? [])] as Array<never>,

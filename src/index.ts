@@ -68,6 +68,10 @@ export { DuplicateTaskError } from "../dsl/Workflow.ts"
 export { WorkflowNotRegistered } from "../dsl/Workflow.ts"
 /** Start refused: the idempotency key already started a run with another input; `run` names it. */
 export { IdempotencyConflict } from "../dsl/Workflow.ts"
+/** `embedded()`, `migrate()`: the database URL is malformed (says what is wrong and where it came from). */
+export { InvalidDatabaseUrl } from "../adapters/postgres/DatabaseUrl.ts"
+/** `embedded()`, `migrate()`: PostgreSQL at the URL's host and port could not be connected to (never names the password). */
+export { DatabaseConnectFailed } from "../adapters/postgres/DatabaseUrl.ts"
 /** Any of the errors `start` can fail with. */
 export type { StartError } from "../dsl/Workflow.ts"
 /** `result()` of a run that ended failed or revoked. */

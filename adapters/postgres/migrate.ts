@@ -9,6 +9,7 @@
  * (`id`, `name`, `executed_at`), so databases migrated by earlier versions are recognised.
  */
 import pg from "pg"
+import { connectFailed, parseDatabaseUrl } from "./DatabaseUrl.ts"
 import { type Migration, migrations } from "./migrations.ts"
 
 export const migrationsTable = "taskgraph_migrations"
@@ -16,11 +17,28 @@ export const migrationsTable = "taskgraph_migrations"
 // an arbitrary 64-bit key that names "taskgraph is migrating this database"
 const lockKey = "7245124710298172301"
 
-/** Applies pending migrations; returns the names of those it applied, in order. */
-export const migrate = async (clientUrl: string, list: ReadonlyArray<Migration> = migrations): Promise<ReadonlyArray<string>> => {
+export interface MigrateOptions {
+  /** Where `clientUrl` came from, for errors (e.g. `DATABASE_URL`; default: "the URL given to migrate()"). */
+  readonly source?: string
+}
+
+/**
+ * Applies pending migrations; returns the names of those it applied, in order. A malformed URL
+ * is an `InvalidDatabaseUrl`, a database that cannot be connected to a `DatabaseConnectFailed`
+ * naming its host, port and database (never the password) and `source`.
+ */
+export const migrate = async (
+  clientUrl: string,
+  list: ReadonlyArray<Migration> = migrations,
+  options: MigrateOptions = {},
+): Promise<ReadonlyArray<string>> => {
+  const source = options.source ?? "the URL given to migrate()"
+  const target = parseDatabaseUrl(clientUrl, source)
   const client = new pg.Client({ connectionString: clientUrl })
   client.on("error", () => undefined) // a dropped connection fails the query in progress
-  await client.connect()
+  await client.connect().catch((error: unknown) => {
+    throw connectFailed(target, source, error)
+  })
   try {
     await client.query("select pg_advisory_lock($1)", [lockKey])
     await client.query(`create table if not exists "${migrationsTable}" (

@@ -38,6 +38,21 @@ describe("taskgraph CLI", () => {
     expect(result.stderr).toContain("give --url or set DATABASE_URL")
   })
 
+  it("a database that cannot be reached, or a malformed URL: exit 1, naming host, port, database and source, never the password", async () => {
+    const unreachable = "postgresql://bob:s3cret@127.0.0.1:1/shop"
+    const refused = 'cannot connect to PostgreSQL at 127.0.0.1:1 (database "shop", user "bob", from'
+    const viaOption = await run(["migrate", "--url", unreachable])
+    expect(viaOption.code).toBe(1)
+    expect(viaOption.stderr).toContain(`taskgraph: ${refused} --url): connect ECONNREFUSED 127.0.0.1:1`)
+    const viaEnv = await run(["runs", "show", "00000000-0000-4000-8000-000000000000"], { DATABASE_URL: unreachable })
+    expect(viaEnv.code).toBe(1)
+    expect(viaEnv.stderr).toContain(`taskgraph: ${refused} DATABASE_URL): connect ECONNREFUSED 127.0.0.1:1`)
+    const malformed = await run(["migrate"], { DATABASE_URL: "bob:s3cret@127.0.0.1/shop" })
+    expect(malformed.code).toBe(1)
+    expect(malformed.stderr).toContain('taskgraph: DATABASE_URL is not a PostgreSQL URL: its scheme is "bob:"')
+    for (const result of [viaOption, viaEnv, malformed]) expect(result.stderr).not.toContain("s3cret")
+  })
+
   it("an unknown command exits 2 and prints the usage", async () => {
     const result = await run(["frobnicate"])
     expect(result.code).toBe(2)
