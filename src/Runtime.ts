@@ -10,7 +10,7 @@ import { MikroOrmRowSource } from "../adapters/postgres/MikroOrmRowSource.ts"
 import { connectPool, PostgresStore, type PostgresStoreOptions } from "../adapters/postgres/PostgresStore.ts"
 import { runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions } from "../adapters/postgres/Worker.ts"
 import { type AnyWorkflow, type DurationInput, type Graph, optionalDurationMillis, type RunRef, type StartOptions, type Workflow } from "../dsl/index.ts"
-import { DefinitionError, type Task, type WorkflowStarter } from "../dsl/index.ts"
+import { type CompileDefaults, DefinitionError, resolveTaskDefaults, type Task, type TaskDefaults, WorkflowStarter } from "../dsl/index.ts"
 import { AmbientTransaction } from "../engine/AmbientTransaction.ts"
 import { Dispatcher } from "../engine/Dispatcher.ts"
 import { defaultTaskTimeoutMs, Engine, EngineConfig, parkAfterMillis, type ResumeOptions, type ResumeOutcome, type RevokeOptions, type RevokeOutcome } from "../engine/Engine.ts"
@@ -85,18 +85,24 @@ export interface RuntimeOptions<R = never> {
   /** On SIGTERM/SIGINT (true) or these signals, `close()` and then end the process as the signal would (default: no listener). */
   readonly shutdownOnSignals?: ShutdownSignals
   /**
-   * How long a due node whose task this process lacks is left for a process that has it, counted
-   * from the node's due time, before it parks (a duration, a number is seconds; default 5
-   * minutes). See `EngineConfig.parkAfter`.
-   */
-  readonly parkAfter?: DurationInput
-  /**
    * Eager mode, for tests and scripts: `start()` runs the workflow to its end in this process
    * before it returns (same engine, same records), and waits for no delay: a `.delay()`, a
    * start's `delay`/`at` and a retry's backoff are skipped, the run's clock moved to their due
    * time. No worker, dispatcher or sweeper runs (giving one is an error).
    */
   readonly eager?: boolean
+  /**
+   * Defaults for the tasks that do not set their own: retry fields, a timeout, a queue. Applied
+   * when a run starts (retry and timeout into its stored graph, the queue to its nodes): runs
+   * already stored keep what they started with.
+   */
+  readonly defaults?: TaskDefaults
+  /**
+   * How long a due node whose task this process lacks is left for a process that has it, counted
+   * from the node's due time, before it parks (a duration, a number is seconds; default 5
+   * minutes). See `EngineConfig.parkAfter`.
+   */
+  readonly parkAfter?: DurationInput
 }
 
 /** `shutdownOnSignals`: true for SIGTERM and SIGINT, or the signals to handle. */
@@ -161,18 +167,6 @@ export const closeOnSignals = (option: ShutdownSignals | undefined, close: () =>
   return remove
 }
 
-/** Eager mode runs everything in the starting process: a worker, a dispatcher or a sweeper beside it is refused. */
-const checkEager = (options: Pick<RuntimeOptions, "dispatcher" | "worker" | "sweeper">): void => {
-  const extra = [
-    options.dispatcher === undefined ? undefined : "dispatcher",
-    options.worker === undefined || options.worker === false ? undefined : "worker",
-    options.sweeper === undefined || options.sweeper === false ? undefined : "sweeper",
-  ].filter((x) => x !== undefined)
-  if (extra.length > 0) {
-    throw new DefinitionError({ message: `createRuntime: eager mode runs every run in the process that starts it; give no ${extra.join(", ")}` })
-  }
-}
-
 /** A call on a runtime whose `close()` has begun: nothing was done. */
 export class RuntimeClosed extends Data.TaggedError("RuntimeClosed")<{ readonly message: string }> {}
 
@@ -205,14 +199,40 @@ const gated = <R>(managed: ManagedRuntime.ManagedRuntime<R, unknown>) => {
   }
 }
 
+/** The starter, giving runs whose start names no queue the runtime's default one. */
+const starterWithQueue = (queue: string | undefined): Layer.Layer<WorkflowStarter, never, Engine> =>
+  queue === undefined ? Engine.starter : Layer.effect(
+    WorkflowStarter,
+    Engine.useSync((engine) =>
+      WorkflowStarter.of({ start: (wf, input, options) => engine.start(wf, input, options.queue === undefined ? { ...options, queue } : options) })
+    ),
+  )
+
+/** Eager mode runs everything in the starting process: a worker, a dispatcher or a sweeper beside it is refused. */
+const checkEager = (options: Pick<RuntimeOptions, "dispatcher" | "worker" | "sweeper">): void => {
+  const extra = [
+    options.dispatcher === undefined ? undefined : "dispatcher",
+    options.worker === undefined || options.worker === false ? undefined : "worker",
+    options.sweeper === undefined || options.sweeper === false ? undefined : "sweeper",
+  ].filter((x) => x !== undefined)
+  if (extra.length > 0) {
+    throw new DefinitionError({ message: `createRuntime: eager mode runs every run in the process that starts it; give no ${extra.join(", ")}` })
+  }
+}
+
 export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runtime> => {
   const services = options.services === undefined ? TaskServices.empty : TaskServices.fromLayer(options.services)
   if (options.eager === true) checkEager(options)
-  const eager = options.eager === true ? EagerDispatcher() : undefined
-  const workerOptions: WorkerOptions | undefined = eager !== undefined || options.worker === false ? undefined : options.worker === true || options.worker === undefined ? {} : options.worker
+  // checked before anything starts (a DefinitionError naming the option)
+  const defaults = resolveTaskDefaults(options.defaults)
+  const compileDefaults: CompileDefaults | undefined = options.defaults?.retry === undefined && defaults.timeoutMs === undefined
+    ? undefined
+    : { retry: defaults.retry, timeoutMs: defaults.timeoutMs }
   // every workflow compiled, and names checked across them (two different tasks or workflows
   // with one name: a DefinitionError), before anything connects or starts
-  const registry = Registry.make(options.workflows)
+  const registry = Registry.make(options.workflows, compileDefaults)
+  const eager = options.eager === true ? EagerDispatcher() : undefined
+  const workerOptions: WorkerOptions | undefined = eager !== undefined || options.worker === false ? undefined : options.worker === true || options.worker === undefined ? {} : options.worker
   const base = Layer.mergeAll(
     PostgresStore.layer(options.orm, options.store),
     Layer.succeed(Registry, registry),
@@ -230,7 +250,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     ? Layer.empty
     : Layer.effect(EngineConfig, Effect.map(EngineConfig, (config) => ({ ...config, parkAfter })))
   const engine = Engine.layer.pipe(Layer.provideMerge(Layer.mergeAll(base, Layer.provide(dispatcher, base))))
-  const withStarter = Layer.provideMerge(Engine.starter, engine)
+  const withStarter = Layer.provideMerge(starterWithQueue(defaults.queue), engine)
   const sweeperOptions = options.sweeper === undefined ? (options.dispatcher === undefined ? false : {}) : options.sweeper
   const background = Layer.mergeAll(
     eager?.bind ?? Layer.empty,
@@ -336,7 +356,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     run: async (task, input) => {
       // the runtime's layer holds TaskServices (the base layer is merged all the way up)
       const exit = await runtime.runPromiseExit(
-        runTaskNow(task, input, { defaultTimeoutMs: defaultTaskTimeoutMs }) as unknown as Effect.Effect<never, unknown, Services>,
+        runTaskNow(task, input, { defaultTimeoutMs: defaults.timeoutMs ?? defaultTaskTimeoutMs }) as unknown as Effect.Effect<never, unknown, Services>,
       )
       if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
       return exit.value

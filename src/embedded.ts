@@ -18,7 +18,7 @@ import { parseDatabaseUrl } from "../adapters/postgres/DatabaseUrl.ts"
 import { migrate } from "../adapters/postgres/migrate.ts"
 import { migrations } from "../adapters/postgres/migrations.ts"
 import type { WorkerOptions } from "../adapters/postgres/Worker.ts"
-import type { AnyWorkflow } from "../dsl/index.ts"
+import type { AnyWorkflow, TaskDefaults } from "../dsl/index.ts"
 import { Registry } from "../engine/Registry.ts"
 import { closeOnSignals, createRuntime, type Runtime, type ShutdownSignals } from "./Runtime.ts"
 
@@ -34,6 +34,8 @@ export interface EmbeddedOptions<R = never> {
   readonly shutdownOnSignals?: ShutdownSignals
   /** Eager mode: `start()` runs the workflow to its end before it returns, skipping waits (see `RuntimeOptions.eager`); no worker runs. */
   readonly eager?: boolean
+  /** Defaults for the tasks that do not set their own: retry fields, timeout, queue (see `RuntimeOptions.defaults`). */
+  readonly defaults?: TaskDefaults
 }
 
 export interface Embedded extends Runtime {
@@ -68,6 +70,7 @@ export const embedded = async <R>(options: EmbeddedOptions<R>): Promise<Embedded
       orm,
       workflows: options.workflows,
       ...(options.services === undefined ? {} : { services: options.services }),
+      ...(options.defaults === undefined ? {} : { defaults: options.defaults }),
       ...(options.eager === true
         ? { eager: true, ...(options.worker === undefined ? {} : { worker: options.worker }) }
         : { worker: { listenUrl: databaseUrl, ...options.worker } }),

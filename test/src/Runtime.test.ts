@@ -1,7 +1,9 @@
 /**
  * Runtime options on a real PostgreSQL: eager mode (`start()` runs the workflow to its end in
- * process, with the same records, skipping delays, start delays and retry backoff) and `run(task,
- * input)` (one task now, with its schema checks, nothing stored).
+ * process, with the same records, skipping delays, start delays and retry backoff), `run(task,
+ * input)` (one task now, with its schema checks, nothing stored), and runtime-wide task defaults
+ * (retry fields, timeout, queue) for tasks that set none, baked into the runs they start: a later
+ * runtime with other defaults does not change a run already stored.
  */
 import { Data, Effect, Layer, Context, Schema } from "effect"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
@@ -128,6 +130,23 @@ describe("eager mode", () => {
     }
   }, 60_000)
 
+  it("a start inside the caller's transaction runs when that transaction commits (in the background), never after a rollback", async () => {
+    const tg = await createRuntime({ orm: db.orm, workflows: [checkout], eager: true })
+    try {
+      tries = 1
+      const run = await db.orm.em.fork().transactional((em) => tg.start(checkout, 3, { em }))
+      expect(await run.result({ timeout: 30 })).toBe(40 + 1 + 40 + 2)
+      const rolledBack = await db.orm.em.fork().transactional(async (em) => {
+        await tg.start(checkout, 4, { em })
+        throw new Error("the caller's work failed")
+      }).catch((e: unknown) => e)
+      expect(rolledBack).toBeInstanceOf(Error)
+      expect(await db.count("taskgraph_runs")).toBe(1)
+    } finally {
+      await tg.close()
+    }
+  }, 60_000)
+
   it("refuses a worker, a dispatcher or a sweeper beside it, before anything starts", async () => {
     await expect(createRuntime({ orm: db.orm, workflows: [checkout], eager: true, worker: true })).rejects.toThrow(DefinitionError)
     await expect(createRuntime({ orm: db.orm, workflows: [checkout], eager: true, sweeper: {} })).rejects.toThrow(/give no sweeper/)
@@ -179,4 +198,98 @@ describe("run(task, input)", () => {
       await tg.close()
     }
   }, 60_000)
+})
+
+describe("runtime defaults", () => {
+  let failuresLeft = 0
+  const flaky = task("defaultsFlaky", {
+    input: Schema.Number,
+    output: Schema.Number,
+    run: async (n) => {
+      if (failuresLeft-- > 0) throw new Error("not yet")
+      return n
+    },
+  })
+  const once = task("defaultsOnce", {
+    input: Schema.Number,
+    output: Schema.Number,
+    retry: { maxAttempts: 1 },
+    queue: "own-queue",
+    run: async () => {
+      throw new Error("never")
+    },
+  })
+  const slow = task("defaultsSlow", {
+    input: Schema.Number,
+    output: Schema.Number,
+    run: () => Effect.as(Effect.sleep("2 seconds"), 0),
+  })
+  const patient = task("defaultsPatient", {
+    input: Schema.Number,
+    output: Schema.Number,
+    timeout: 30,
+    run: (n) => Effect.as(Effect.sleep("500 millis"), n),
+  })
+  const flakyWf = workflow("defaults-flaky", chain(flaky))
+  const onceWf = workflow("defaults-once", chain(once))
+  const slowWf = workflow("defaults-slow", chain(patient).then(slow))
+  const defaults = { retry: { maxAttempts: 5, initialDelay: "1 millis", jitter: false }, timeout: "200 millis", queue: "bulk" } as const
+
+  it("apply to tasks that set none, field by field; a task's own settings and a start's queue win", async () => {
+    const tg = await createRuntime({ orm: db.orm, workflows: [flakyWf, onceWf, slowWf], eager: true, defaults })
+    try {
+      failuresLeft = 4
+      const flakyRun = await tg.start(flakyWf, 7)
+      expect(await flakyRun.result()).toBe(7)
+      expect((await nodesOf(flakyRun.id)).map((n) => [n.id, n.attempt, n.queue])).toEqual([["0-defaultsFlaky", 5, "bulk"]])
+      const graph = await flakyRun.graph()
+      expect(graph.nodes[0]).toMatchObject({ retry: { maxAttempts: 5, initialDelayMs: 1, factor: 2, maxDelayMs: 300_000, jitter: false }, timeoutMs: 200 })
+
+      // the task's own maxAttempts and queue win
+      const onceRun = await tg.start(onceWf, 1)
+      await expect(onceRun.result()).rejects.toBeInstanceOf(RunFailed)
+      expect((await nodesOf(onceRun.id)).map((n) => [n.attempt, n.queue])).toEqual([[1, "own-queue"]])
+
+      // the default timeout bounds a task without one (5 tries of 200 ms); an own timeout wins
+      const slowRun = await tg.start(slowWf, 3, { queue: "chosen" })
+      const failure = await slowRun.result().catch((e: unknown) => e)
+      expect(failure).toMatchObject({ _tag: "RunFailed", error: { tag: "Timeout" } })
+      const nodes = await nodesOf(slowRun.id)
+      expect(nodes.map((n) => [n.id, n.state, n.attempt, n.queue])).toEqual([
+        ["0-defaultsPatient", "succeeded", 1, "chosen"],
+        ["1-defaultsSlow", "failed", 5, "chosen"],
+      ])
+    } finally {
+      await tg.close()
+    }
+  }, 90_000)
+
+  it("are part of the run when it starts: a later runtime with other defaults keeps a stored run's policy", async () => {
+    const first = await createRuntime({ orm: db.orm, workflows: [flakyWf], worker: false, defaults })
+    const stored = await first.start(flakyWf, 1)
+    await first.close()
+    // the next deploy has no defaults: 3 tries (1 s, 2 s apart) for new runs, still 5 (1 ms apart) for the stored one
+    const second = await createRuntime({ orm: db.orm, workflows: [flakyWf] })
+    try {
+      failuresLeft = 4
+      expect(await second.handle(flakyWf, stored.id).result({ timeout: 30 })).toBe(1)
+      expect((await nodesOf(stored.id))[0]).toMatchObject({ state: "succeeded", attempt: 5, queue: "bulk" })
+      failuresLeft = 4
+      const fresh = await second.start(flakyWf, 2)
+      await expect(fresh.result({ timeout: 30 })).rejects.toBeInstanceOf(RunFailed)
+      expect((await nodesOf(fresh.id))[0]).toMatchObject({ state: "failed", attempt: 3, queue: null })
+      // two graphs: the same source under two sets of defaults
+      expect(await db.count("taskgraph_graphs")).toBe(2)
+    } finally {
+      await second.close()
+    }
+  }, 90_000)
+
+  it("a bad default is refused before anything starts, naming the option", async () => {
+    await expect(createRuntime({ orm: db.orm, workflows: [flakyWf], defaults: { retry: { maxAttempts: 0 } } })).rejects.toThrow(
+      /defaults: retry.maxAttempts must be an integer >= 1/,
+    )
+    await expect(createRuntime({ orm: db.orm, workflows: [flakyWf], defaults: { timeout: -1 } })).rejects.toThrow(/defaults: timeout/)
+    await expect(createRuntime({ orm: db.orm, workflows: [flakyWf], defaults: { queue: "no spaces" } })).rejects.toThrow(/defaults: queue/)
+  })
 })
