@@ -68,7 +68,7 @@ const storeError = (cause: unknown): StoreError => {
     : /ECONNREFUSED|ECONNRESET|timeout|terminat/i.test(message)
   return new StoreError({ message, retryable, cause })
 }
-const attempt = <A>(f: () => Promise<A>): Effect.Effect<A, StoreError> => Effect.tryPromise({ try: f, catch: storeError })
+const tryStore = <A>(f: () => Promise<A>): Effect.Effect<A, StoreError> => Effect.tryPromise({ try: f, catch: storeError })
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -111,7 +111,20 @@ export const connectPool = (orm: MikroORM): Promise<pg.Pool> =>
       return pool
     })
 
-export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions = {}) => {
+/**
+ * The store over `orm`. With `inFlight`, every statement's promise is in that set while it runs:
+ * an interrupted caller stops waiting for its statement, the statement does not stop, and the
+ * layer's finalizer waits for what is left (see `PostgresStore.layer`).
+ */
+export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions = {}, inFlight?: Set<Promise<unknown>>) => {
+  const attempt = <A>(f: () => Promise<A>): Effect.Effect<A, StoreError> =>
+    inFlight === undefined ? tryStore(f) : tryStore(() => {
+      const promise = f()
+      inFlight.add(promise)
+      const done = () => inFlight.delete(promise)
+      promise.then(done, done)
+      return promise
+    })
   const db: Db = orm.em.getKysely() as unknown as Db
   // fetched at first use, never when the store is built: a connect started here and awaited
   // later would outlive a `close()` that came first, and fail unobserved against a closed pool
@@ -875,12 +888,28 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
   })
 }
 
-/** The store as a Layer over an initialised MikroORM (its pool is used, never closed here). */
+/** How long closing the store waits for statements still running (one held up by a lock, say). */
+const drainMs = 10_000
+
+/**
+ * The store as a Layer over an initialised MikroORM (its pool is used, never closed here). Its
+ * finalizer, the last of a runtime's, waits for the statements still running: a worker or
+ * sweeper pass interrupted by `close()` leaves its statement running, and one still acquiring a
+ * connection when the application then closes the ORM would fail in kysely ("reading 'Client'")
+ * and never give that connection back, so `orm.close()` would wait for it forever.
+ */
 export const PostgresStore = {
   layer: (orm: MikroORM, options?: PostgresStoreOptions): Layer.Layer<WorkflowStore> =>
-    Layer.sync(WorkflowStore, () => {
-      // transactions the application begins from now on report their commits (CallerTransaction.ts)
-      watchTransactions(orm.em)
-      return makePostgresStore(orm, options)
-    }),
+    Layer.effect(
+      WorkflowStore,
+      Effect.gen(function*() {
+        // transactions the application begins from now on report their commits (CallerTransaction.ts)
+        watchTransactions(orm.em)
+        const inFlight = new Set<Promise<unknown>>()
+        yield* Effect.addFinalizer(() =>
+          Effect.promise(() => Promise.allSettled([...inFlight])).pipe(Effect.timeoutOption(drainMs), Effect.asVoid)
+        )
+        return makePostgresStore(orm, options, inFlight)
+      }),
+    ),
 }

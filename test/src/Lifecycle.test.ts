@@ -163,6 +163,27 @@ describe("close() is safe at any moment", () => {
     expect(unhandled).toEqual([])
   })
 
+  it("at any moment of the worker's and the sweeper's first passes (LISTEN, claim, reclaim, sweep), on a fresh ORM each time", async () => {
+    // a pass interrupted mid-statement used to be abandoned: kysely, finding the pool gone when the
+    // connection it was acquiring arrived, failed it ("reading 'Client'") and never released that
+    // connection, and orm.close() then waited for it forever (1 in ~10 closes here)
+    for (let i = 0; i < 24; i++) {
+      const orm = await newOrm()
+      const tg = await createRuntime({
+        orm,
+        workflows: [doubled],
+        worker: { listenUrl: db.url, pollInterval: "1 millis", reclaimInterval: 0 },
+        sweeper: { interval: "1 millis", grace: 0 },
+      })
+      if (i % 2 === 1) await tg.start(doubled, i)
+      await new Promise((resolve) => setTimeout(resolve, (i % 8) * 3))
+      await within(20_000, "close()", tg.close())
+      await within(20_000, "orm.close()", orm.close())
+    }
+    await settle()
+    expect(unhandled).toEqual([])
+  })
+
   it("twice, and concurrently: one close, the same promise", async () => {
     const tg = await embedded({ workflows: [doubled], databaseUrl: db.url })
     const [a, b] = [tg.close(), tg.close()]
