@@ -37,6 +37,7 @@ import { Dispatcher, limitsError } from "./Dispatcher.ts"
 import { Outcome } from "./Outcome.ts"
 import { planShards, runShard, ShardState, summarize } from "./Iteration.ts"
 import { Registry } from "./Registry.ts"
+import { noHeaders, TaskContext, type TaskContextShape } from "./TaskContext.ts"
 import { TaskServices } from "./TaskServices.ts"
 import {
   type Claimed,
@@ -213,6 +214,18 @@ export const EngineConfig = Context.Reference<EngineConfigShape>("taskgraph/Engi
 export const parkAfterMillis = (config: EngineConfigShape): number =>
   optionalDurationMillis("EngineConfig: parkAfter", config.parkAfter, defaultParkAfterMs)
 
+/** What a task body's `TaskContext` says about the try of `claimed`. */
+const taskContext = (claimed: Claimed, task: string, shard: number | null): TaskContextShape => ({
+  run: claimed.run,
+  node: claimed.node,
+  task,
+  attempt: claimed.attempt,
+  scheduledAt: new Date(claimed.dueAt ?? claimed.startedAt),
+  idempotencyKey: claimed.idempotencyKey ?? null,
+  shard,
+  headers: noHeaders,
+})
+
 const make = Effect.gen(function*() {
   const config = yield* EngineConfig
   const revokeCheckMs = durationMillis("EngineConfig: revokeCheck", config.revokeCheck, { positive: true })
@@ -338,6 +351,7 @@ const make = Effect.gen(function*() {
         return { _tag: "Invalid", error: { tag: "InvalidInput", message: Cause.pretty(decoded.cause).slice(0, 4000) } } as const
       }
       const timeout = node.timeoutMs ?? defaultTaskTimeoutMs
+      const context = Context.add(services as Context.Context<never>, TaskContext, taskContext(claimed, node.task, null))
       const body = def.run(decoded.value).pipe(
         // a timeout is a defect of its own kind, so `errorRecord` tells it from a typed failure
         // (Effect.timeout would fail with a typed TimeoutError, recorded as tag "TimeoutError")
@@ -345,7 +359,7 @@ const make = Effect.gen(function*() {
           duration: Duration.millis(timeout),
           orElse: () => Effect.die(new Cause.TimeoutError(`the task ran past its timeout of ${timeout} ms`)),
         }),
-        Effect.provideContext(services as Context.Context<never>),
+        Effect.provideContext(context),
         Effect.exit,
       ) as Effect.Effect<Exit.Exit<unknown, unknown>>
       // a revoke commits "revoked" on the node: the watcher sees it and the task's fiber is
@@ -403,6 +417,7 @@ const make = Effect.gen(function*() {
         batchSize: iterate?.batchSize ?? def.batchSize,
         budgetMs,
         services,
+        context: taskContext(claimed, node.task, null),
         state: decoded.value,
         checkpoint: (state) =>
           Effect.flatMap(Clock.currentTimeMillis, (at) => store.checkpoint(claimed.run, claimed.node, claimed.claim, state, at)),
@@ -546,6 +561,7 @@ const make = Effect.gen(function*() {
         attempt: claimed.attempt,
         claim: claimed.claim,
         startedAt: claimed.startedAt,
+        idempotencyKey: claimed.idempotencyKey ?? null,
         now,
         result,
         ...(queues === undefined ? {} : { claimQueues: queues }),

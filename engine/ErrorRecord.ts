@@ -4,7 +4,8 @@
  *
  * - the tag names the error: a typed error's `_tag` (Effect's tagged errors, failed or died), a
  *   thrown `Error`'s class (`TypeError`, the `name` or class of a user's subclass); a thrown value
- *   that is not an `Error` is a `Defect`; a try past its timeout is a `Timeout`;
+ *   that is not an `Error` is a `Defect`; a try past its timeout is a `Timeout`; a service missing
+ *   from the task's context is a `ServiceNotFound` that names it;
  * - the message is the error's own message (a typed error without one: its fields as JSON);
  * - the stack of a thrown `Error` (a defect, or the cause `Effect.tryPromise` wrapped) is kept
  *   apart and bounded (50 lines, 8 KB), causes included; typed failures, expected outcomes, keep none.
@@ -50,6 +51,20 @@ const tagOf = (value: object, fallback: string): string => {
   return fallback
 }
 
+/**
+ * Effect's defect for a service missing from a task's context, as a record that says what to do:
+ * `IterationContext` exists only in an iteration's row task; any other service is the runtime's
+ * `services` option to give.
+ */
+const missingService = (error: Error, stack: string | undefined): ErrorRecord | undefined => {
+  const key = /^Service not found: (.+)$/.exec(error.message)?.[1]
+  if (key === undefined) return undefined
+  const message = key === "taskgraph/IterationContext"
+    ? "IterationContext is provided only inside an iteration's each / eachBatch; elsewhere read TaskContext (its shard is null outside an iteration)"
+    : `the task needs the service "${key}", which this runtime does not provide: give it in the runtime's services option (a Layer)`
+  return { tag: "ServiceNotFound", message, ...(stack === undefined ? {} : { stack }) }
+}
+
 const describe = (value: unknown, fallback: "Error" | "Defect"): ErrorRecord => {
   if (typeof value !== "object" || value === null) {
     return { tag: fallback, message: clean(typeof value === "string" ? value : safeJson(value)).slice(0, maxMessageChars) }
@@ -63,6 +78,10 @@ const describe = (value: unknown, fallback: "Error" | "Defect"): ErrorRecord => 
   if (tag === "UnknownError" && inner instanceof Error) message = `${message}: ${tagOf(inner, "Error")}: ${inner.message}`
   // a typed failure is an expected outcome: its stack is noise; a thrown error's (or a wrapped one's) is the point
   const stack = value instanceof Error && (fallback === "Defect" || tag === "UnknownError") ? boundedStack(value) : undefined
+  if (fallback === "Defect" && value instanceof Error && tag === "Error") {
+    const missing = missingService(value, stack)
+    if (missing !== undefined) return missing
+  }
   return { tag, message: clean(message).slice(0, maxMessageChars), ...(stack === undefined ? {} : { stack }) }
 }
 

@@ -12,10 +12,11 @@
  * - The iterate's `collect` gathers the shards' summaries (a join: once, after every shard) into
  *   the `IterationSummary` the finalize step receives.
  */
-import { Cause, Clock, type Context, Duration, Effect, type Exit, Schedule, Schema } from "effect"
+import { Cause, Clock, Context, Duration, Effect, type Exit, Schedule, Schema } from "effect"
 import { type IterationDefinition, IterationSummary, type RetryPolicy, type ShardSummary, type TaskDefinition } from "../dsl/index.ts"
 import { IterationContext, type KeyRange, type RowKey, RowSource, RowSourceError } from "./RowSource.ts"
 import { errorRecord } from "./ErrorRecord.ts"
+import { TaskContext, type TaskContextShape } from "./TaskContext.ts"
 import type { ErrorRecord, StoreError } from "./WorkflowStore.ts"
 
 const Key = Schema.Union([Schema.String, Schema.Finite])
@@ -112,6 +113,8 @@ export interface ShardRun {
   readonly batchSize: number
   readonly budgetMs: number
   readonly services: Context.Context<unknown>
+  /** The shard's try, for the row task's `TaskContext` (its `shard` is filled in here). */
+  readonly context: TaskContextShape
   readonly state: ShardState
   /** Saves the state after a page; false when the node is no longer this try's. */
   readonly checkpoint: (state: ShardState) => Effect.Effect<boolean, StoreError>
@@ -131,6 +134,7 @@ export const runShard = (shard: ShardRun): Effect.Effect<ShardResult, StoreError
       continuations: shard.state.continuations + (shard.state.pages > 0 ? 1 : 0),
     }
     const schedule = retrySchedule(shard.retry)
+    const services = Context.add(shard.services as Context.Context<never>, TaskContext, { ...shard.context, shard: state.index })
     while (true) {
       const read = yield* Effect.result(source.value.page(shard.def.entity, filter, range, state.cursor as RowKey | null, shard.batchSize))
       if (read._tag === "Failure") {
@@ -152,8 +156,7 @@ export const runShard = (shard: ShardRun): Effect.Effect<ShardResult, StoreError
           ? retryRow(shard.task.run(page.rows), schedule)
           : Effect.forEach(page.rows, (row) => retryRow(shard.task.run(row), schedule), { discard: true })
         const outcome = yield* work.pipe(
-          Effect.provideService(IterationContext, context),
-          Effect.provideContext(shard.services as Context.Context<never>),
+          Effect.provideContext(Context.add(services, IterationContext, context)),
           Effect.exit,
         ) as Effect.Effect<Exit.Exit<unknown, unknown>>
         if (outcome._tag === "Failure") return { _tag: "Failed", error: errorRecord(outcome.cause) } as const

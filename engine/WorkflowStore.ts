@@ -131,6 +131,8 @@ export interface Claimed {
   readonly attempt: number
   /** Monotonic per node: the completion guard (a lease that expired and was reclaimed no longer matches). */
   readonly claim: number
+  /** The run's idempotency key (null: none), for the task body's `TaskContext`. */
+  readonly idempotencyKey?: string | null
   readonly input: Json
   readonly startedAt: number
   /** When the node became due (epoch ms): the grace before a node whose task is missing parks counts from here. */
@@ -225,6 +227,8 @@ export interface StepCommit {
   readonly attempt: number
   readonly claim: number
   readonly startedAt: number
+  /** The run's idempotency key, handed on to the successors this commit claims. */
+  readonly idempotencyKey?: string | null
   readonly now: number
   readonly result: StepResult
   /** Successors marked `claim` are claimed only when on one of these queues (see `ClaimScope.queues`). */

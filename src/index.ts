@@ -32,6 +32,8 @@ export type { IterateOptions } from "../dsl/Iteration.ts"
 export { IterationSummary, ShardSummary } from "../dsl/Iteration.ts"
 /** Inside an iteration's `each` / `eachBatch`: which shard is running. */
 export { IterationContext } from "../engine/RowSource.ts"
+/** Inside every task body: the run, node, task, attempt, scheduled time, idempotency key, shard and headers of this try. */
+export { TaskContext, type TaskContextShape } from "../engine/TaskContext.ts"
 /** What an `onError` handler receives: the failed node, its task, attempts, error and input. */
 export { TaskFailure } from "../dsl/TaskFailure.ts"
 /** What a workflow's `onRevoke` hook receives. */

@@ -240,6 +240,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     template: row.template,
     attempt: row.attempt,
     claim: row.claims,
+    idempotencyKey: row.idempotency_key ?? null,
     input: row.input,
     startedAt: millis(row.started_at) ?? 0,
     dueAt: millis(row.due_at) ?? millis(row.started_at) ?? 0,
@@ -251,7 +252,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     case when n.kind in ('join', 'collect')
       then (select coalesce(jsonb_agg(i.value order by i.slot), '[]'::jsonb) from taskgraph_node_inputs i
             where i.run_id = n.run_id and i.node_id = n.id)
-      else n.input end as input`
+      else n.input end as input, r.idempotency_key`
 
   const claim = (run: string, node: string, attemptNo: number, now: number, scope?: ClaimScope): Effect.Effect<Claimed | NotClaimed, StoreError> => {
     if (!uuidPattern.test(run)) return Effect.succeed({ _tag: "NotClaimed", state: "missing", attempt: null, runStatus: null, dueAt: null })
@@ -506,6 +507,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
           template: row.template,
           attempt: row.attempt,
           claim: row.claims,
+          idempotencyKey: step.idempotencyKey ?? null,
           input: row.input,
           startedAt: millis(row.started_at) ?? step.now,
           dueAt: millis(row.due_at) ?? step.now,

@@ -3,7 +3,7 @@
 // successful page, finalize runs once with the right counts, also when shard callbacks arrive
 // twice, when a worker dies mid-shard (resume from the checkpoint), when a tiny time budget makes
 // every shard continue in new callbacks; an empty result set; the shard index through
-// `IterationContext`; row retries and onError; progress in the run's status; the runtime.
+// `IterationContext` and `TaskContext`; row retries (a throw like a failure) and onError; progress in the run's status; the runtime.
 import { defineEntity, p } from "@mikro-orm/core"
 import { defineConfig, MikroORM } from "@mikro-orm/postgresql"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "@effect/vitest"
@@ -16,6 +16,7 @@ import { drain } from "../../engine/Inline.ts"
 import type { Outcome } from "../../engine/Outcome.ts"
 import { IterationContext, type RowKey, type RowSource } from "../../engine/RowSource.ts"
 import { describeRun } from "../../engine/RunView.ts"
+import { TaskContext, type TaskContextShape } from "../../engine/TaskContext.ts"
 import { type NodeRow, WorkflowStore } from "../../engine/WorkflowStore.ts"
 import { createRuntime } from "../../src/Runtime.ts"
 import { type EngineServices, engineLayer, gate, type TestDatabase, testDatabase } from "../support/runtime.ts"
@@ -458,6 +459,39 @@ describe("Iteration: edges, failures, progress", () => {
       expect(checkpoint.rows % 100).toBe(0)
       expect(r2.attempts.filter((a) => a.node === failed.id).map((a) => a.outcome)).toEqual(["failed"])
     }).pipe(withEngine([flaky, broken]))
+  })
+
+  it.live("a row task's TaskContext: the shard's node and index, the row task's name, the run's idempotency key", () => {
+    const contexts: Array<TaskContextShape> = []
+    const shardSeen: Array<number> = []
+    const eachPage = task("ctxPage", {
+      input: Schema.Array(Schema.Any),
+      output: Schema.Null,
+      run: () =>
+        Effect.gen(function*() {
+          contexts.push(yield* TaskContext)
+          shardSeen.push((yield* IterationContext).shard)
+          return null
+        }),
+    })
+    const wf = workflow(
+      "ctx-rows-wf",
+      chain(params).iterate("ctx-rows", { entity: IntItem, where: () => ({ id: { $lte: 40 } }), shards: 2, batchSize: 10, eachBatch: eachPage, finalize: finish }),
+    )
+    return Effect.gen(function*() {
+      const ref = yield* wf.start({ grp: null }, { idempotencyKey: "rows-key" })
+      yield* drain()
+      const r = yield* snapshot(ref.id)
+      expect(r.run.status).toBe("succeeded")
+      expect(contexts.length).toBeGreaterThanOrEqual(4)
+      const shardIds = new Map(r.shards.map((s) => [stateOf(s).index, s.id]))
+      contexts.forEach((c, i) => {
+        expect(c).toMatchObject({ run: ref.id, task: "ctxPage", attempt: 1, idempotencyKey: "rows-key", headers: {} })
+        expect(c.shard).toBe(shardSeen[i])
+        expect(c.node).toBe(shardIds.get(c.shard!))
+      })
+      expect(new Set(contexts.map((c) => c.shard))).toEqual(new Set([0, 1]))
+    }).pipe(withEngine([wf]))
   })
 
   it.live("a row task that throws is retried like one that fails (one rule for tasks and rows), and recorded by its class", () => {
