@@ -66,6 +66,8 @@ const skipping = (base: Clock.Clock, offset: { ms: number }): Clock.Clock => ({
 
 /** A node another fiber or process holds: look again after this long (doubling up to a second). */
 const heldPollMs = 20
+/** Outcomes that moved nothing: the node is held elsewhere, not due, or not runnable here yet. */
+const waiting: ReadonlySet<string> = new Set(["Busy", "TaskUnavailable", "Deferred"])
 
 /**
  * Advances the run's due nodes until the run ends, is parked, or nothing of it is left to do
@@ -93,7 +95,7 @@ export const drainRun = (run: string, options: DrainOptions = {}): Effect.Effect
         if (due.length > 0) {
           const advanced = yield* Effect.forEach(due, (n) => engine.advance({ v: CallbackVersion, run, node: n.id, attempt: n.attempt }), { concurrency })
           outcomes.push(...advanced)
-          if (advanced.some((o) => o._tag !== "Busy")) {
+          if (advanced.some((o) => !waiting.has(o._tag))) {
             poll = heldPollMs
             continue
           }
