@@ -293,6 +293,20 @@ describe("limits", () => {
     expect((error as DefinitionError).message).toContain('iteration "ctLongRows" has a time budget of 40 minutes')
   })
 
+  it("a runtime's default timeout counts for the tasks that set none", async () => {
+    const plain = workflow("ctDefaultWf", chain(addOne))
+    const refused = await cloudTasksRuntime({ orm: db.orm, workflows: [plain], cloudTasks: config, defaults: { timeout: "1 hour" } }).then(
+      (tg) => tg.close().then(() => undefined),
+      (error: unknown) => error,
+    )
+    expect(refused).toBeInstanceOf(DefinitionError)
+    expect((refused as DefinitionError).message).toContain('task "ctAddOne" has a timeout of 60 minutes')
+    // a task's own timeout wins over the default
+    const own = workflow("ctOwnWf", chain(timed("ctOwnTen", "10 minutes")))
+    const ct = await cloudTasksRuntime({ orm: db.orm, workflows: [own], cloudTasks: config, sweeper: false, defaults: { timeout: "1 hour" } })
+    await ct.close()
+  })
+
   it("exactly 30 minutes is accepted on Cloud Tasks, and a longer timeout on the Postgres worker (no such limit)", async () => {
     const edge = workflow("ctEdgeWf", chain(timed("ctThirty", "30 minutes")))
     const ct = await cloudTasksRuntime({ orm: db.orm, workflows: [edge], cloudTasks: config, sweeper: false })
