@@ -8,7 +8,7 @@ import { Cause, Data, Effect, Exit, Layer, ManagedRuntime, Schema } from "effect
 import { ambientTransaction } from "../adapters/postgres/CallerTransaction.ts"
 import { MikroOrmRowSource } from "../adapters/postgres/MikroOrmRowSource.ts"
 import { connectPool, PostgresStore, type PostgresStoreOptions } from "../adapters/postgres/PostgresStore.ts"
-import { runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions } from "../adapters/postgres/Worker.ts"
+import { defaultShutdownGraceMs, runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions, workerIntervals } from "../adapters/postgres/Worker.ts"
 import { type AnyWorkflow, type DurationInput, type Graph, optionalDurationMillis, type RunRef, type StartOptions, type Workflow } from "../dsl/index.ts"
 import { type CompileDefaults, DefinitionError, resolveTaskDefaults, type Task, type TaskDefaults, WorkflowStarter } from "../dsl/index.ts"
 import { AmbientTransaction } from "../engine/AmbientTransaction.ts"
@@ -220,17 +220,32 @@ const checkEager = (options: Pick<RuntimeOptions, "dispatcher" | "worker" | "swe
   }
 }
 
-export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runtime> => {
-  const services = options.services === undefined ? TaskServices.empty : TaskServices.fromLayer(options.services)
+/**
+ * What a runtime checks before it connects or starts anything, throwing a `DefinitionError` that
+ * names the problem: eager mode's exclusions, the task defaults, every workflow compiled (with
+ * those defaults) and its names checked across all of them (two different tasks or workflows with
+ * one name), `parkAfter`, and the worker's durations. `embedded()` calls it before it starts a
+ * server; returns what `createRuntime` builds on.
+ */
+export const checkRuntimeOptions = (options: Omit<RuntimeOptions<any>, "orm">) => {
   if (options.eager === true) checkEager(options)
-  // checked before anything starts (a DefinitionError naming the option)
   const defaults = resolveTaskDefaults(options.defaults)
   const compileDefaults: CompileDefaults | undefined = options.defaults?.retry === undefined && defaults.timeoutMs === undefined
     ? undefined
     : { retry: defaults.retry, timeoutMs: defaults.timeoutMs }
-  // every workflow compiled, and names checked across them (two different tasks or workflows
-  // with one name: a DefinitionError), before anything connects or starts
   const registry = Registry.make(options.workflows, compileDefaults)
+  if (options.parkAfter !== undefined) parkAfterMillis({ revokeCheck: 1, parkAfter: options.parkAfter })
+  if (options.eager !== true && typeof options.worker === "object") {
+    workerIntervals(options.worker)
+    optionalDurationMillis("shutdownGrace", options.worker.shutdownGrace, defaultShutdownGraceMs)
+  }
+  return { defaults, registry }
+}
+
+export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runtime> => {
+  const services = options.services === undefined ? TaskServices.empty : TaskServices.fromLayer(options.services)
+  // before anything connects or starts (a DefinitionError naming the problem)
+  const { defaults, registry } = checkRuntimeOptions(options)
   const eager = options.eager === true ? EagerDispatcher() : undefined
   const workerOptions: WorkerOptions | undefined = eager !== undefined || options.worker === false ? undefined : options.worker === true || options.worker === undefined ? {} : options.worker
   const base = Layer.mergeAll(
@@ -243,8 +258,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
   )
   const dispatcher: Layer.Layer<Dispatcher, unknown, WorkflowStore | WorkerSignal> = options.dispatcher ?? eager?.layer ??
     (workerOptions === undefined ? Dispatcher.none : WorkerDispatcher)
-  // `parkAfter` is checked here, before anything starts, and reaches the engine and the worker
-  if (options.parkAfter !== undefined) parkAfterMillis({ revokeCheck: 1, parkAfter: options.parkAfter })
+  // `parkAfter` (checked above) reaches the engine and the worker
   const parkAfter = options.parkAfter
   const engineConfig = parkAfter === undefined
     ? Layer.empty

@@ -19,8 +19,7 @@ import { migrate } from "../adapters/postgres/migrate.ts"
 import { migrations } from "../adapters/postgres/migrations.ts"
 import type { WorkerOptions } from "../adapters/postgres/Worker.ts"
 import type { AnyWorkflow, TaskDefaults } from "../dsl/index.ts"
-import { Registry } from "../engine/Registry.ts"
-import { closeOnSignals, createRuntime, type Runtime, type ShutdownSignals } from "./Runtime.ts"
+import { checkRuntimeOptions, closeOnSignals, createRuntime, type Runtime, type ShutdownSignals } from "./Runtime.ts"
 
 export interface EmbeddedOptions<R = never> {
   readonly workflows: ReadonlyArray<AnyWorkflow>
@@ -44,9 +43,19 @@ export interface Embedded extends Runtime {
   readonly orm: MikroORM
 }
 
+/** The runtime's options; its worker LISTENs on `listenUrl` (eager mode runs none). */
+const runtimeOptions = <R>(options: EmbeddedOptions<R>, listenUrl: string | undefined) => ({
+  workflows: options.workflows,
+  ...(options.services === undefined ? {} : { services: options.services }),
+  ...(options.defaults === undefined ? {} : { defaults: options.defaults }),
+  ...(options.eager === true
+    ? { eager: true, ...(options.worker === undefined ? {} : { worker: options.worker }) }
+    : { worker: { ...(listenUrl === undefined ? {} : { listenUrl }), ...options.worker } }),
+})
+
 export const embedded = async <R>(options: EmbeddedOptions<R>): Promise<Embedded> => {
-  // every workflow compiled and every name checked (a DefinitionError) before a server starts
-  Registry.make(options.workflows)
+  // every workflow compiled, every name and runtime option checked (a DefinitionError) before a server starts
+  checkRuntimeOptions(runtimeOptions(options, undefined))
   const given = options.databaseUrl ?? process.env.DATABASE_URL
   // a URL of the application's is checked before anything starts; errors say where it came from
   const source = options.databaseUrl === undefined ? "DATABASE_URL" : "the databaseUrl option"
@@ -66,15 +75,7 @@ export const embedded = async <R>(options: EmbeddedOptions<R>): Promise<Embedded
       pool: { min: 0, max: 10 },
       debug: false,
     }))
-    const runtime = await createRuntime({
-      orm,
-      workflows: options.workflows,
-      ...(options.services === undefined ? {} : { services: options.services }),
-      ...(options.defaults === undefined ? {} : { defaults: options.defaults }),
-      ...(options.eager === true
-        ? { eager: true, ...(options.worker === undefined ? {} : { worker: options.worker }) }
-        : { worker: { listenUrl: databaseUrl, ...options.worker } }),
-    })
+    const runtime = await createRuntime({ orm, ...runtimeOptions(options, databaseUrl) })
     let closed: Promise<void> | undefined
     const ormRef = orm
     // the runtime first (its worker gives back what it could not finish), then the pool, then the server

@@ -4,10 +4,11 @@
  * creation, twice, while a start is in flight — with no unhandled rejection and no hang.
  */
 import { defineConfig, MikroORM } from "@mikro-orm/postgresql"
+import { watch } from "node:fs"
 import { chmod, mkdtemp, readdir, rm } from "node:fs/promises"
 import os from "node:os"
 import path from "node:path"
-import { Effect, Schema } from "effect"
+import { Effect, Layer, Schema } from "effect"
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import { migrate } from "../../adapters/postgres/migrate.ts"
 import { chain, DefinitionError, RuntimeClosed, task, workflow } from "../../src/index.ts"
@@ -104,16 +105,41 @@ describe("definitions are validated before anything starts", () => {
     }
   })
 
-  it("a failure after the server started (an invalid worker option) stops it again: no folder, no rejection left", async () => {
-    const error = await within(30_000, "embedded()", embedded({ workflows: [doubled], databaseUrl: "", worker: { pollInterval: 0 } }).then(
+  it("embedded() refuses an invalid runtime option (worker, defaults, eager) before a server starts: nothing is created", async () => {
+    const created: Array<string> = []
+    const watcher = watch(tmp, (_event, name) => {
+      if (name !== null) created.push(name)
+    })
+    try {
+      for (
+        const bad of [
+          { worker: { pollInterval: 0 } },
+          { worker: { shutdownGrace: -1 } },
+          { defaults: { timeout: -1 } },
+          { eager: true, worker: {} },
+        ]
+      ) {
+        const error = await embedded({ workflows: [doubled], databaseUrl: "", ...bad }).catch((e: unknown) => e)
+        expect(error, JSON.stringify(bad)).toBeInstanceOf(DefinitionError)
+      }
+      await settle()
+    } finally {
+      watcher.close()
+    }
+    expect(created).toEqual([])
+    expect(unhandled).toEqual([])
+  })
+
+  it("a failure after the server started (the application's services fail to build) stops it again: no folder, no rejection left", async () => {
+    const services = Layer.effectDiscard(Effect.fail(new Error("the application's configuration is missing")))
+    const error = await within(30_000, "embedded()", embedded({ workflows: [doubled], databaseUrl: "", services }).then(
       async (tg) => {
         await tg.close()
         return undefined
       },
       (e: unknown) => e,
     ))
-    expect(error).toBeInstanceOf(DefinitionError)
-    expect((error as DefinitionError).message).toContain("pollInterval")
+    expect(String(error)).toContain("the application's configuration is missing")
     await settle()
     expect(unhandled).toEqual([])
     expect(await readdir(tmp)).toEqual([])
