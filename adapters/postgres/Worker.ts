@@ -15,9 +15,9 @@
  * Who claims what: a worker claims only nodes whose task (and iteration) its process has, and
  * with `queues` only nodes on those queues, so a rolling deploy or several services share one
  * database without taking each other's work. Live workers announce what they can run (a row in
- * `taskgraph_workers`, renewed every few seconds, removed at shutdown); the reclaim pass parks a
- * ready node only when it has been due for `EngineConfig.parkAfter` and no live worker has its
- * task.
+ * `taskgraph_workers`, renewed every few seconds, removed at shutdown); a parking pass (with the
+ * reclaim pass, at most once a second) parks a ready node only when it has been due for
+ * `EngineConfig.parkAfter` and no live worker has its task.
  */
 import { Cause, Clock, Context, Effect, Fiber, Layer } from "effect"
 import pg from "pg"
@@ -127,6 +127,7 @@ export const runWorker = (options: WorkerOptions = {}) =>
     /** Until when this worker's own entry is live: it parks nothing unless it is (it would not count itself). */
     let announcedUntil = 0
     let lastAnnounce = -Infinity
+    let lastPark = 0
     const announce = (now: number) =>
       store.announce({ id: workerId, tasks: scope.tasks, iterations: scope.iterations, queues: scope.queues ?? null, expiresAt: now + presenceMs }, now)
         .pipe(
@@ -191,6 +192,10 @@ export const runWorker = (options: WorkerOptions = {}) =>
         if (now - lastReclaim >= reclaimMs) {
           lastReclaim = now
           yield* store.reclaimExpired(now).pipe(Effect.catch(() => Effect.succeed(0)))
+        }
+        // parking waits minutes (parkAfter): a pass a second at most is plenty, whatever reclaimInterval
+        if (now - lastPark >= Math.max(reclaimMs, 1000)) {
+          lastPark = now
           if (now < announcedUntil) {
             yield* store.parkUnclaimable(now - parkAfterMs, now).pipe(
               Effect.catch((e) => Effect.as(Effect.logWarning("taskgraph worker: parking pass failed", e.message), 0)),
@@ -227,8 +232,11 @@ export const runWorker = (options: WorkerOptions = {}) =>
     })
 
     const loopFiber = yield* Effect.forkDetach(loop)
-    // registered before the shutdown finalizer, so it runs after it: the entry goes once the worker stopped
-    yield* Effect.addFinalizer(() => store.withdraw(workerId).pipe(Effect.catch(() => Effect.void)))
+    // registered before the shutdown finalizer, so it runs after it: the entry goes once the worker
+    // stopped. Bounded: an entry left behind only counts until it expires (presenceMs).
+    yield* Effect.addFinalizer(() =>
+      store.withdraw(workerId).pipe(Effect.catch(() => Effect.void), Effect.timeoutOption(settleMs), Effect.asVoid)
+    )
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         const deadline = (yield* Clock.currentTimeMillis) + graceMs
