@@ -101,11 +101,27 @@ const listen = (url: string, channel: string, onNotify: () => void) =>
     (client) => Effect.promise(() => client.end().catch(() => undefined)),
   )
 
-/** `pollInterval` and `reclaimInterval` in milliseconds (throws a `DefinitionError` naming a bad one). */
-export const workerIntervals = (options: WorkerOptions): { readonly pollMs: number; readonly reclaimMs: number } => ({
-  pollMs: optionalDurationMillis("worker: pollInterval", options.pollInterval, 1000, { positive: true }),
-  reclaimMs: optionalDurationMillis("worker: reclaimInterval", options.reclaimInterval, 5000),
-})
+/** The worker's `queues`, checked: each a queue name (throws a `DefinitionError` naming a bad one). */
+const workerQueues = (options: WorkerOptions): ReadonlyArray<string> | undefined => {
+  if (options.queues === undefined) return undefined
+  if (!Array.isArray(options.queues)) throw new DefinitionError({ message: "worker: queues must be an array of queue names" })
+  for (const queue of options.queues) {
+    if (typeof queue !== "string" || queue === "") throw new DefinitionError({ message: `worker: queues must be queue names, got ${JSON.stringify(queue)}` })
+  }
+  return [...options.queues]
+}
+
+/**
+ * `pollInterval` and `reclaimInterval` in milliseconds (throws a `DefinitionError` naming a bad
+ * one; the worker's `queues` are checked here too, so a runtime refuses them before it starts).
+ */
+export const workerIntervals = (options: WorkerOptions): { readonly pollMs: number; readonly reclaimMs: number } => {
+  workerQueues(options)
+  return {
+    pollMs: optionalDurationMillis("worker: pollInterval", options.pollInterval, 1000, { positive: true }),
+    reclaimMs: optionalDurationMillis("worker: reclaimInterval", options.reclaimInterval, 5000),
+  }
+}
 
 /** Runs the worker until its scope closes. */
 export const runWorker = (options: WorkerOptions = {}) =>
@@ -117,12 +133,8 @@ export const runWorker = (options: WorkerOptions = {}) =>
     const { pollMs, reclaimMs } = workerIntervals(options)
     const graceMs = optionalDurationMillis("shutdownGrace", options.shutdownGrace, defaultShutdownGraceMs)
     const parkAfterMs = parkAfterMillis(yield* EngineConfig)
-    if (options.queues !== undefined) {
-      for (const queue of options.queues) {
-        if (typeof queue !== "string" || queue === "") throw new DefinitionError({ message: `worker: queues must be queue names, got ${JSON.stringify(queue)}` })
-      }
-    }
-    const scope: ClaimScope = { ...engine.scope, ...(options.queues === undefined ? {} : { queues: [...options.queues] }) }
+    const queues = workerQueues(options)
+    const scope: ClaimScope = { ...engine.scope, ...(queues === undefined ? {} : { queues }) }
     const workerId = crypto.randomUUID()
     /** Until when this worker's own entry is live: it parks nothing unless it is (it would not count itself). */
     let announcedUntil = 0

@@ -92,7 +92,7 @@ describe("worker queues", () => {
     }
   })
 
-  it("refuses a worker queue that is not a name", async () => {
-    await expect(runtime("bad", [""])).rejects.toThrow(/queues must be queue names/)
+  it("refuses a worker queue that is not a name, before anything starts (a DefinitionError)", async () => {
+    await expect(runtime("bad", [""])).rejects.toMatchObject({ _tag: "DefinitionError", message: expect.stringContaining("queues must be queue names") })
   })
 })
