@@ -4,6 +4,7 @@
 import { defineConfig, MikroORM } from "@mikro-orm/postgresql"
 import { Effect, Layer } from "effect"
 import pg from "pg"
+import { guardConnections } from "../../adapters/postgres/ConnectionErrors.ts"
 import { migrate } from "../../adapters/postgres/migrate.ts"
 import { PostgresStore } from "../../adapters/postgres/PostgresStore.ts"
 import type { AnyWorkflow, WorkflowStarter } from "../../dsl/index.ts"
@@ -38,6 +39,11 @@ export const testDatabase = async (): Promise<TestDatabase> => {
     debug: false,
   }))
   const pool = new pg.Pool({ connectionString: db.url, max: 4 })
+  // `close()` drops the database with (force) right after `pool.end()`, which does not wait for the
+  // sockets: a client still closing hears the server's FATAL, an uncaught error without a listener
+  guardConnections(pool)
+  // pool.end() returns before its sockets close: the database's forced drop may still end one
+  pool.on("error", () => undefined)
   const sql = async <R extends Record<string, unknown>>(text: string, params: ReadonlyArray<unknown> = []) =>
     (await pool.query<R>(text, [...params])).rows
   return {
