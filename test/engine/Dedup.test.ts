@@ -127,7 +127,7 @@ describe("deduplicate: true", () => {
       retry: { maxAttempts: 1 },
       run: (s) => (fail ? Effect.die("boom") : Effect.succeed(s)),
     })
-    const windowMs = 200
+    const windowMs = 1500 // long enough that a loaded machine still starts again within it
     const wf = workflow("dd-window", chain(quick), { deduplicate: { window: `${windowMs} millis` } })
     const key = expectedKey("dd-window", `"p"`)
     /** Starts, finishes the run (via `finish`), is refused within the window and welcome after it. */
