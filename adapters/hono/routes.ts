@@ -212,19 +212,22 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
     return c.json(result.value, 200)
   })
 
+  /** The optional JSON options of a run action (revoke, resume), or the 4xx that refuses them. */
+  const optionsBody = <A>(c: Context, body: Uint8Array, schema: Schema.Codec<A, string>, action: string, shape: string): Partial<A> | Response => {
+    if (body.byteLength === 0) return {}
+    if (!isJson(c.req.header("content-type") ?? null)) {
+      return problem(c, 415, "unsupported_media_type", `a ${action} request must be sent as application/json`)
+    }
+    const decoded = Schema.decodeUnknownExit(schema)(utf8Text(body))
+    return Exit.isFailure(decoded) ? problem(c, 400, `invalid_${action}`, `the body must be ${shape}`) : decoded.value
+  }
+
   // Revocation changes state, so it is a POST (never a GET), authenticated like every route.
   app.post("/runs/:id/revoke", async (c) => {
     const body = await admit(c)
     if (body instanceof Response) return body
-    let options: { node?: string; reason?: string } = {}
-    if (body.byteLength > 0) {
-      if (!isJson(c.req.header("content-type") ?? null)) {
-        return problem(c, 415, "unsupported_media_type", "a revoke request must be sent as application/json")
-      }
-      const decoded = Schema.decodeUnknownExit(RevokeBody)(utf8Text(body))
-      if (Exit.isFailure(decoded)) return problem(c, 400, "invalid_revoke", "the body must be {\"node\"?: string, \"reason\"?: string}")
-      options = decoded.value
-    }
+    const options = optionsBody(c, body, RevokeBody, "revoke", '{"node"?: string, "reason"?: string}')
+    if (options instanceof Response) return options
     const result = await run(c, Engine.use((engine) => engine.revoke(c.req.param("id"), options)))
     if (result instanceof Response) return result
     const outcome = result.value
@@ -236,15 +239,8 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
   app.post("/runs/:id/resume", async (c) => {
     const body = await admit(c)
     if (body instanceof Response) return body
-    let options: { node?: string } = {}
-    if (body.byteLength > 0) {
-      if (!isJson(c.req.header("content-type") ?? null)) {
-        return problem(c, 415, "unsupported_media_type", "a resume request must be sent as application/json")
-      }
-      const decoded = Schema.decodeUnknownExit(ResumeBody)(utf8Text(body))
-      if (Exit.isFailure(decoded)) return problem(c, 400, "invalid_resume", "the body must be {\"node\"?: string}")
-      options = decoded.value
-    }
+    const options = optionsBody(c, body, ResumeBody, "resume", '{"node"?: string}')
+    if (options instanceof Response) return options
     const result = await run(c, Engine.use((engine) => engine.resume(c.req.param("id"), options)))
     if (result instanceof Response) return result
     const outcome = result.value
