@@ -31,6 +31,7 @@ import {
 import { AmbientTransaction } from "./AmbientTransaction.ts"
 import { backoffMillis } from "./Backoff.ts"
 import { briefMessage, errorRecord } from "./ErrorRecord.ts"
+import { storableText, textProblem, unstorable } from "./Storable.ts"
 import type { Callback } from "./Callback.ts"
 import type { DefinitionError } from "../dsl/DefinitionError.ts"
 import { Dispatcher, limitsError } from "./Dispatcher.ts"
@@ -128,6 +129,11 @@ const indexOf = (graph: Graph): ReadonlyMap<string, Node> => {
   }
   return index
 }
+
+/** PostgreSQL's int: an attempt beyond it names nothing stored. */
+const maxInt32 = 2 ** 31 - 1
+/** A run or node id that could name a stored row: a string PostgreSQL can hold, of a sane length. */
+const storableId = (id: unknown): id is string => typeof id === "string" && id.length > 0 && id.length <= 512 && textProblem(id) === undefined
 
 /** Instance suffix segments: "#2#0" → ["2", "0"]. */
 const segments = (suffix: string): Array<string> => suffix.split("#").slice(1)
@@ -379,6 +385,11 @@ const make = Effect.gen(function*() {
       if (Exit.isFailure(encoded)) {
         return { _tag: "Invalid", error: { tag: "InvalidOutput", message: Cause.pretty(encoded.cause).slice(0, 4000) } } as const
       }
+      // a commit of it would fail on every try: a failed try of its own, so retries and onError apply
+      const problem = unstorable(encoded.value)
+      if (problem !== undefined) {
+        return { _tag: "Error", error: { tag: "UnstorableOutput", message: `task "${node.task}" returned an output that cannot be stored: ${problem}` }, policy: def } as const
+      }
       return { _tag: "Ok", output: encoded.value } as const
     })
 
@@ -590,6 +601,10 @@ const make = Effect.gen(function*() {
 
   const advance = (callback: Callback): Effect.Effect<Outcome, StoreError> =>
     Effect.gen(function*() {
+      // no stored run, node or attempt can be named so (the routes refuse these with a 400 first)
+      if (!storableId(callback.run) || !storableId(callback.node) || !Number.isInteger(callback.attempt) || callback.attempt < 1 || callback.attempt > maxInt32) {
+        return Outcome.Stale({ run: storableText(String(callback.run)), node: storableText(String(callback.node)), reason: "no such run or node" })
+      }
       const now = yield* Clock.currentTimeMillis
       const claimed = yield* store.claim(callback.run, callback.node, callback.attempt, now, scope)
       if (claimed._tag === "Claimed") return yield* execute(claimed)
@@ -645,6 +660,8 @@ const make = Effect.gen(function*() {
 
   const revoke = (run: string, options: RevokeOptions = {}): Effect.Effect<RevokeOutcome, StoreError> =>
     Effect.gen(function*() {
+      if (!storableId(run)) return { _tag: "NotFound", run: storableText(run), message: "no such run" } as const
+      if (options.node !== undefined && !storableId(options.node)) return { _tag: "NotFound", run, message: `run ${run} has no such node` } as const
       const row = yield* store.getRun(run)
       if (row === null) return { _tag: "NotFound", run, message: `no run ${run}` } as const
       const g = yield* graph(row.graphHash)
@@ -657,14 +674,16 @@ const make = Effect.gen(function*() {
       }
       const hookNodes = g.nodes.filter((n) => n.role === "revoke").map((n) => n.id)
       const now = yield* Clock.currentTimeMillis
-      const record = { run, node: options.node ?? null, reason: options.reason ?? null }
+      // free text: kept, made storable (the routes refuse a NUL with a 400 first)
+      const reason = options.reason === undefined || options.reason === null ? null : storableText(String(options.reason))
+      const record = { run, node: options.node ?? null, reason }
       const result = yield* store.revoke({
         run,
         templates,
         keep: hookNodes,
         endsRun: [g.exit, ...g.nodes.filter((n) => n.role === "handler").map((n) => n.id)],
         ...(g.onRevoke === undefined ? {} : { hook: { node: g.onRevoke, input: record } }),
-        reason: options.reason ?? null,
+        reason,
         now,
       })
       if (result._tag === "NotFound") return { _tag: "NotFound", run, message: `no run ${run}` } as const
@@ -678,6 +697,12 @@ const make = Effect.gen(function*() {
 
   const resume = (run: string, options: ResumeOptions = {}): Effect.Effect<ResumeOutcome, StoreError> =>
     Effect.gen(function*() {
+      if (!storableId(run)) return { _tag: "NotFound", run: storableText(run), message: "no such run" } as const
+      if (options.node !== undefined && !storableId(options.node)) {
+        const row = yield* store.getRun(run)
+        if (row === null) return { _tag: "NotFound", run, message: `no run ${run}` } as const
+        return { _tag: "NotParked", run, status: row.status, message: `run ${run} has no such node (the run is ${row.status})` } as const
+      }
       const now = yield* Clock.currentTimeMillis
       const result = yield* store.resume(run, options.node, now)
       switch (result._tag) {
@@ -712,11 +737,21 @@ const make = Effect.gen(function*() {
           message: `workflow "${workflow.name}" given to start() is not the definition registered in this runtime under that name`,
         })
       }
+      const invalid = (message: string) => new InvalidInput({ workflow: workflow.name, message })
       const encoded = yield* Schema.encodeUnknownEffect(workflow.inputJson)(input).pipe(
-        Effect.mapError((e) => new InvalidInput({ workflow: workflow.name, message: e.message })),
+        Effect.mapError((e) => invalid(e.message)),
+        // a schema walks the value recursively: one nested thousands deep overflows the stack
+        Effect.catchDefect((defect) =>
+          defect instanceof RangeError ? Effect.fail(invalid(`the input cannot be encoded: ${defect.message} (nested too deep?)`)) : Effect.die(defect)
+        ),
       )
-      if (options.idempotencyKey !== undefined && (options.idempotencyKey.length === 0 || options.idempotencyKey.length > 200)) {
-        return yield* new InvalidInput({ workflow: workflow.name, message: "idempotencyKey must be 1-200 characters" })
+      const problem = unstorable(encoded)
+      if (problem !== undefined) return yield* invalid(`the input cannot be stored: ${problem}`)
+      if (options.idempotencyKey !== undefined) {
+        const key = options.idempotencyKey
+        if (typeof key !== "string" || key.length === 0 || key.length > 200) return yield* invalid("idempotencyKey must be 1-200 characters")
+        const keyProblem = textProblem(key)
+        if (keyProblem !== undefined) return yield* invalid(`idempotencyKey ${keyProblem}`)
       }
       const now = yield* Clock.currentTimeMillis
       // `delay` (a duration) or `at` (a Date): a bad one is refused before anything is written

@@ -15,6 +15,7 @@
  * ```
  */
 import { Cause, Option } from "effect"
+import { storableText, truncateText } from "./Storable.ts"
 import type { ErrorRecord } from "./WorkflowStore.ts"
 
 /** Bounds of a stored error: its message, its stack (lines and characters). */
@@ -67,9 +68,9 @@ const missingService = (error: Error, stack: string | undefined): ErrorRecord | 
 
 const describe = (value: unknown, fallback: "Error" | "Defect"): ErrorRecord => {
   if (typeof value !== "object" || value === null) {
-    return { tag: fallback, message: clean(typeof value === "string" ? value : safeJson(value)).slice(0, maxMessageChars) }
+    return { tag: fallback, message: bounded(typeof value === "string" ? value : safeJson(value)) }
   }
-  const tag = clean(tagOf(value, fallback)).slice(0, 100)
+  const tag = storableText(truncateText(tagOf(value, fallback), 100))
   const own = (value as { message?: unknown }).message
   const fields = typeof own === "string" && own !== "" ? own : safeJson(value)
   let message = fields === "{}" ? "(no message)" : fields
@@ -82,7 +83,7 @@ const describe = (value: unknown, fallback: "Error" | "Defect"): ErrorRecord => 
     const missing = missingService(value, stack)
     if (missing !== undefined) return missing
   }
-  return { tag, message: clean(message).slice(0, maxMessageChars), ...(stack === undefined ? {} : { stack }) }
+  return { tag, message: bounded(message), ...(stack === undefined ? {} : { stack }) }
 }
 
 /** The error's stack and its causes' (`[cause] …`), at most `maxStackLines` lines and `maxStackChars` characters. */
@@ -103,12 +104,12 @@ const boundedStack = (error: Error): string | undefined => {
     text = kept.join("\n")
   }
   const dropped = lines.length - kept.length
-  text = text.slice(0, maxStackChars - 40)
-  return clean(dropped > 0 ? `${text}\n    … (${dropped} more lines)` : text)
+  text = truncateText(text, maxStackChars - 40)
+  return storableText(dropped > 0 ? `${text}\n    … (${dropped} more lines)` : text)
 }
 
-/** PostgreSQL text cannot hold NUL; a lone surrogate would make the JSON unreadable. */
-const clean = (text: string): string => text.split("\u0000").join("\\0").replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD")
+/** At most `maxMessageChars`, cut between characters, and storable (PostgreSQL text holds no NUL, UTF-8 no lone surrogate). */
+const bounded = (text: string): string => storableText(truncateText(text, maxMessageChars))
 
 const safeJson = (value: unknown): string => {
   try {
