@@ -50,7 +50,11 @@ describe("an output PostgreSQL cannot store", () => {
       const handler = task("handler", {
         input: TaskFailure,
         output: Schema.String,
-        run: (f) => Effect.sync(() => (failures.push(f), "handled")),
+        run: (f) =>
+          Effect.sync(() => {
+            failures.push(f)
+            return "handled"
+          }),
       })
       const wf = workflow("unstorable-wf", chain(produce).onError(handler))
       return Effect.gen(function*() {
@@ -70,7 +74,7 @@ describe("an output PostgreSQL cannot store", () => {
         expect(failures).toHaveLength(1)
         expect(failures[0]!.error.tag).toBe("UnstorableOutput")
         expect(run!.status).toBe("failed")
-      }).pipe(Effect.provide(engineLayer(db.orm, [wf, ...[]])))
+      }).pipe(Effect.provide(engineLayer(db.orm, [wf])))
     })
   }
 
