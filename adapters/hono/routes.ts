@@ -2,14 +2,17 @@
  * taskgraphRoutes: the HTTP face of the engine, as a Hono app to mount in the application's own
  * (`app.route("/taskgraph", taskgraphRoutes(runtime, { authenticate }))`).
  *
- * - `POST /callback`: authenticate (invariant 8), bound the body, require JSON, decode the
- *   `Callback`, then `Engine.advance`. Outcomes are values mapped to statuses (invariant 7):
+ * - `POST /callback`: authenticate (invariant 8), bound the body (an oversized one is read to its
+ *   end, within bounds, so that its 413 reaches the sender: see `maxDrainBytes`), require JSON,
+ *   decode the `Callback` (ids PostgreSQL stores as given, an attempt within its `int`), then
+ *   `Engine.advance`. Outcomes are values mapped to statuses (invariant 7):
  *   every final outcome answers 200 `{ outcome, ...fields }`; `Busy` and `TaskUnavailable` (this
  *   process lacks the node's task: nothing was claimed or counted) answer 409 so the sender comes
  *   back later — not 503 or 429, on which Cloud Tasks slows the whole queue; a store failure
  *   answers 503 when a retry may cure it, else 500. Bad input
  *   answers 4xx with `{ error, message }` and never reaches the engine, so nothing is written.
- * - `GET /runs/:id`: the run's `RunView` (authenticated too); 404 for an unknown or malformed id.
+ * - `GET /runs/:id`: the run's `RunView` (authenticated too); 404 for an unknown or malformed id,
+ *   400 for one that holds U+0000 or is longer than any run id (as on every run route).
  * - `POST /runs/:id/revoke` with an optional `{ node?, reason? }`: revokes the run or a node and
  *   what follows it; 200 `{ outcome: "Revoked" | "AlreadyFinished", … }`, 404 when unknown.
  * - `POST /runs/:id/resume` with an optional `{ node? }`: puts the run's parked nodes (or that
@@ -22,7 +25,17 @@ import { Cause, Effect, Exit, Option, Schema } from "effect"
 import { Hono, type Context } from "hono"
 import { HTTPException } from "hono/http-exception"
 import type { ContentfulStatusCode } from "hono/utils/http-status"
-import { type Callback, CallbackJson, CallbackVersion, maxCallbackBytes } from "../../engine/Callback.ts"
+import {
+  type Callback,
+  CallbackJson,
+  CallbackVersion,
+  isStorableText,
+  maxCallbackBytes,
+  maxNodeIdLength,
+  maxRunIdLength,
+  StorableString,
+  storableText,
+} from "../../engine/Callback.ts"
 import { Engine } from "../../engine/Engine.ts"
 import type { Outcome } from "../../engine/Outcome.ts"
 import { describeRun } from "../../engine/RunView.ts"
@@ -43,28 +56,70 @@ export interface TaskgraphRoutesOptions {
 
 const problem = (c: Context, status: ContentfulStatusCode, error: string, message: string) => c.json({ error, message }, status)
 
-const tooLarge = Symbol("tooLarge")
+/**
+ * How much of an oversized body is read and thrown away before its 413 is sent. HTTP/1.1 gives a
+ * server that answers early no clean way to stop the upload: a socket closed with the body
+ * unread makes the kernel answer the sender's next bytes with a reset, and a sender still
+ * sending (one that reads only once it has sent everything, or any sender on a slow link) loses
+ * the answer with the connection. It then sees "connection reset", which it retries like an
+ * outage. @hono/node-server drains an unread body after the answer, but for 500 ms only; reading
+ * the rest before answering lets the 413 arrive on a healthy connection, and the sender, told
+ * its request can never succeed, stops. Bounded in bytes (Cloud Run itself refuses HTTP/1
+ * requests over 32 MiB) and in time (a sender trickling bytes holds nothing but this request):
+ * past either bound the rest is left unread and the 413 says `Connection: close`.
+ */
+const maxDrainBytes = 32 * 1024 * 1024
+const maxDrainMs = 30_000
+
+type Read =
+  | { readonly _tag: "Body"; readonly body: Uint8Array }
+  | { readonly _tag: "TooLarge"; readonly drained: boolean }
+  | { readonly _tag: "Unreadable"; readonly message: string }
+
+/** Reads and discards the rest of an oversized body, within the drain bounds; true when it ended. */
+const drain = async (reader: ReadableStreamDefaultReader<Uint8Array>, size: number): Promise<boolean> => {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const expired = new Promise<"expired">((resolve) => (timer = setTimeout(() => resolve("expired"), maxDrainMs)))
+  let drained = size
+  try {
+    for (;;) {
+      const next = await Promise.race([reader.read(), expired])
+      if (next === "expired") break
+      if (next.done) return true
+      drained += next.value.byteLength
+      if (drained > maxDrainBytes) break
+    }
+  } catch {
+    // the sender went away: nobody is left to read the answer
+  } finally {
+    clearTimeout(timer)
+  }
+  await reader.cancel().catch(() => undefined)
+  return false
+}
 
 /**
- * Reads the body once, refusing it past `maxCallbackBytes`: a declared Content-Length over the
- * limit is refused unread, and the bytes actually read are counted (a header may lie).
+ * Reads the body once, refusing it past `maxCallbackBytes`: the bytes actually read are counted
+ * (a header may lie), and an oversized body is drained (see `maxDrainBytes`) unless its declared
+ * Content-Length is past the drain bound already, in which case it is refused unread.
  */
-const readBody = async (request: Request): Promise<Uint8Array | typeof tooLarge> => {
+const readBody = async (request: Request): Promise<Read> => {
   const declared = request.headers.get("content-length")
-  if (declared !== null && /^\d+$/.test(declared.trim()) && Number(declared) > maxCallbackBytes) return tooLarge
-  if (request.body === null) return new Uint8Array(0)
+  if (declared !== null && /^\d+$/.test(declared.trim()) && Number(declared) > maxDrainBytes) return { _tag: "TooLarge", drained: false }
+  if (request.body === null) return { _tag: "Body", body: new Uint8Array(0) }
   const reader = request.body.getReader()
   const chunks: Array<Uint8Array> = []
   let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > maxCallbackBytes) {
-      await reader.cancel().catch(() => undefined)
-      return tooLarge
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      size += value.byteLength
+      if (size > maxCallbackBytes) return { _tag: "TooLarge", drained: await drain(reader, size) }
+      chunks.push(value)
     }
-    chunks.push(value)
+  } catch (error) {
+    return { _tag: "Unreadable", message: error instanceof Error ? error.message : String(error) }
   }
   const body = new Uint8Array(size)
   let offset = 0
@@ -72,8 +127,18 @@ const readBody = async (request: Request): Promise<Uint8Array | typeof tooLarge>
     body.set(chunk, offset)
     offset += chunk.byteLength
   }
-  return body
+  return { _tag: "Body", body }
 }
+
+/** The answer to a body that could not be had; a body past the drain bound closes the connection. */
+const refuseRead = (c: Context, read: Exclude<Read, { _tag: "Body" }>): Response =>
+  read._tag === "Unreadable"
+    ? problem(c, 400, "unreadable_body", `the body could not be read: ${read.message}`.slice(0, 300))
+    : c.json(
+      { error: "payload_too_large", message: `the body is over ${maxCallbackBytes} bytes` },
+      413,
+      read.drained ? {} : { connection: "close" },
+    )
 
 const isJson = (contentType: string | null): boolean =>
   contentType !== null && contentType.split(";")[0]!.trim().toLowerCase() === "application/json"
@@ -107,14 +172,22 @@ const parseCallback = (body: Uint8Array): Parsed => {
       message: `unsupported callback version ${JSON.stringify(json.v)?.slice(0, 20)}: this server reads version ${CallbackVersion}`,
     }
   }
-  const issue = Cause.findErrorOption(decoded.cause)
-  const detail = Option.isSome(issue) ? issue.value.message.replace(/\s*\n\s*/g, " ") : "invalid"
-  return { ok: false, error: "invalid_callback", message: `not a callback: ${detail}`.slice(0, 1000) }
+  return { ok: false, error: "invalid_callback", message: `not a callback: ${issueOf(decoded.cause)}`.slice(0, 1000) }
 }
 
+/** A decoding failure's first issue on one line. */
+const issueOf = (cause: Cause.Cause<Schema.SchemaError>): string => {
+  const issue = Cause.findErrorOption(cause)
+  return Option.isSome(issue) ? issue.value.message.replace(/\s*\n\s*/g, " ") : "invalid"
+}
+
+/** The longest revoke reason: it is stored on every revoked node and told to the revoke hook. */
+const maxReasonLength = 1000
+
+// Every string of these bodies reaches PostgreSQL: storable text only (see engine/Callback.ts).
 const RevokeBody = Schema.fromJsonString(Schema.Struct({
-  node: Schema.optionalKey(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(512))),
-  reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(1000))),
+  node: Schema.optionalKey(StorableString(maxNodeIdLength)),
+  reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(maxReasonLength), storableText())),
 }))
 
 const utf8Text = (body: Uint8Array): string => {
@@ -128,7 +201,7 @@ const utf8Text = (body: Uint8Array): string => {
 const statusOf = (outcome: Outcome): 200 | 409 => (outcome._tag === "Busy" || outcome._tag === "TaskUnavailable" ? 409 : 200)
 
 const ResumeBody = Schema.fromJsonString(Schema.Struct({
-  node: Schema.optionalKey(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(512))),
+  node: Schema.optionalKey(StorableString(maxNodeIdLength)),
 }))
 
 /** The Hono app serving callbacks and run status for `runtime`. */
@@ -147,8 +220,8 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
     let body: Uint8Array | undefined
     if (authenticator.readsBody) {
       const read = await readBody(request)
-      if (read === tooLarge) return problem(c, 413, "payload_too_large", `the body is over ${maxCallbackBytes} bytes`)
-      body = read
+      if (read._tag !== "Body") return refuseRead(c, read)
+      body = read.body
     }
     const url = new URL(request.url)
     let decision: AuthResult
@@ -166,10 +239,25 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
     if (!decision.ok) return problem(c, decision.status, decision.status === 401 ? "unauthenticated" : "forbidden", decision.message)
     if (body === undefined) {
       const read = await readBody(request)
-      if (read === tooLarge) return problem(c, 413, "payload_too_large", `the body is over ${maxCallbackBytes} bytes`)
-      body = read
+      if (read._tag !== "Body") return refuseRead(c, read)
+      body = read.body
     }
     return body
+  }
+
+  /**
+   * `admit`, then the run id of the path, refused (400) when it could not be stored as given or is
+   * longer than any run id. A well-formed id that is no UUID is left to the engine: it names no
+   * run (404), as on the callback (`Stale`).
+   */
+  const admitRun = async (c: Context): Promise<{ readonly id: string; readonly body: Uint8Array } | Response> => {
+    const body = await admit(c)
+    if (body instanceof Response) return body
+    const id = c.req.param("id") ?? ""
+    if (id.length > maxRunIdLength || !isStorableText(id)) {
+      return problem(c, 400, "invalid_run_id", `a run id is at most ${maxRunIdLength} characters of text without U+0000 or a lone surrogate`)
+    }
+    return { id, body }
   }
 
   /** Runs an engine effect; a store failure becomes its 5xx answer, a defect goes to `onError`. */
@@ -204,9 +292,9 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
   })
 
   app.get("/runs/:id", async (c) => {
-    const admitted = await admit(c)
+    const admitted = await admitRun(c)
     if (admitted instanceof Response) return admitted
-    const result = await run(c, describeRun(c.req.param("id")))
+    const result = await run(c, describeRun(admitted.id))
     if (result instanceof Response) return result
     if (result.value === null) return problem(c, 404, "not_found", "no such run")
     return c.json(result.value, 200)
@@ -219,16 +307,18 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
       return problem(c, 415, "unsupported_media_type", `a ${action} request must be sent as application/json`)
     }
     const decoded = Schema.decodeUnknownExit(schema)(utf8Text(body))
-    return Exit.isFailure(decoded) ? problem(c, 400, `invalid_${action}`, `the body must be ${shape}`) : decoded.value
+    return Exit.isFailure(decoded)
+      ? problem(c, 400, `invalid_${action}`, `the body must be ${shape}: ${issueOf(decoded.cause)}`.slice(0, 1000))
+      : decoded.value
   }
 
   // Revocation changes state, so it is a POST (never a GET), authenticated like every route.
   app.post("/runs/:id/revoke", async (c) => {
-    const body = await admit(c)
-    if (body instanceof Response) return body
-    const options = optionsBody(c, body, RevokeBody, "revoke", '{"node"?: string, "reason"?: string}')
+    const admitted = await admitRun(c)
+    if (admitted instanceof Response) return admitted
+    const options = optionsBody(c, admitted.body, RevokeBody, "revoke", '{"node"?: string, "reason"?: string}')
     if (options instanceof Response) return options
-    const result = await run(c, Engine.use((engine) => engine.revoke(c.req.param("id"), options)))
+    const result = await run(c, Engine.use((engine) => engine.revoke(admitted.id, options)))
     if (result instanceof Response) return result
     const outcome = result.value
     if (outcome._tag === "NotFound") return problem(c, 404, "not_found", outcome.message)
@@ -237,11 +327,11 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
   })
 
   app.post("/runs/:id/resume", async (c) => {
-    const body = await admit(c)
-    if (body instanceof Response) return body
-    const options = optionsBody(c, body, ResumeBody, "resume", '{"node"?: string}')
+    const admitted = await admitRun(c)
+    if (admitted instanceof Response) return admitted
+    const options = optionsBody(c, admitted.body, ResumeBody, "resume", '{"node"?: string}')
     if (options instanceof Response) return options
-    const result = await run(c, Engine.use((engine) => engine.resume(c.req.param("id"), options)))
+    const result = await run(c, Engine.use((engine) => engine.resume(admitted.id, options)))
     if (result instanceof Response) return result
     const outcome = result.value
     if (outcome._tag === "NotFound") return problem(c, 404, "not_found", outcome.message)

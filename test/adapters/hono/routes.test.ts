@@ -287,12 +287,14 @@ describe("GET /runs/:id", () => {
     expect(response.json.graph.nodes).toHaveLength(2)
   })
 
-  it("answers 404 JSON for an unknown or malformed run id", async () => {
-    for (const id of [crypto.randomUUID(), "not-a-uuid", "x".repeat(300)]) {
+  it("answers 404 JSON for an unknown or malformed run id, 400 for one longer than any run id", async () => {
+    for (const id of [crypto.randomUUID(), "not-a-uuid", "x".repeat(64)]) {
       const response = await get(id)
       expect(response.status).toBe(404)
       expect(response.json).toEqual({ error: "not_found", message: "no such run" })
     }
+    const long = await get("x".repeat(300))
+    expect(long).toMatchObject({ status: 400, json: { error: "invalid_run_id", message: expect.stringContaining("at most 64") } })
   })
 
   it("is authenticated too (401 without a valid signature)", async () => {
@@ -426,13 +428,20 @@ describe("POST /callback: bad input and forgery answer 4xx JSON and write nothin
     expect(await snapshot(victim)).toEqual(before)
   })
 
-  it("refuses a declared oversized body before reading it", async () => {
+  it("reads an oversized body to its end before the 413 (the sender can read it), but not one declared past 32 MiB", async () => {
     const before = await snapshot(victim)
     const body = big()
     const declared = new Request(`http://localhost${callbackPath}`, requestInit({ body, headers: { "content-length": String(body.length) } }))
-    const response = await app.request(declared)
-    expect(response.status).toBe(413)
-    expect(declared.bodyUsed).toBe(false)
+    const drained = await app.request(declared)
+    expect(drained.status).toBe(413)
+    expect(drained.headers.get("connection")).toBeNull()
+    expect(declared.bodyUsed).toBe(true)
+    const huge = new Request(`http://localhost${callbackPath}`, requestInit({ body, headers: { "content-length": String(32 * 1024 * 1024 + 1) } }))
+    const unread = await app.request(huge)
+    expect(unread.status).toBe(413)
+    expect(await unread.json()).toEqual({ error: "payload_too_large", message: "the body is over 2048 bytes" })
+    expect(unread.headers.get("connection")).toBe("close")
+    expect(huge.bodyUsed).toBe(false)
     expect(await snapshot(victim)).toEqual(before)
   })
 
