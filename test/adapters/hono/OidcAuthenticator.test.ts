@@ -158,7 +158,7 @@ describe("oidcAuthenticator", () => {
     { name: "no iat", status: 401, message: /iat and exp/, authorization: () => bearer(mint({ claims: { iat: undefined } })) },
     { name: "no exp", status: 401, message: /iat and exp/, authorization: () => bearer(mint({ claims: { exp: undefined } })) },
     { name: "the wrong audience", status: 401, message: /audience/, authorization: () => bearer(mint({ claims: { aud: "https://other.example.test/" } })) },
-    { name: "an audience list", status: 401, message: /audience/, authorization: () => bearer(mint({ claims: { aud: [audience, "x"] } })) },
+    { name: "an audience list without ours", status: 401, message: /audience/, authorization: () => bearer(mint({ claims: { aud: ["https://other.example.test/", "x"] } })) },
     { name: "no audience", status: 401, message: /audience/, authorization: () => bearer(mint({ claims: { aud: undefined } })) },
     { name: "the wrong issuer", status: 401, message: /issuer/, authorization: () => bearer(mint({ claims: { iss: "https://evil.example.test" } })) },
     { name: "no issuer", status: 401, message: /issuer/, authorization: () => bearer(mint({ claims: { iss: undefined } })) },
@@ -334,6 +334,201 @@ describe("oidcAuthenticator", () => {
   })
 })
 
+// --- claims, checked strictly (every token here is validly RS256-signed by `trusted`) ------
+
+/** A refusal, with its message checked against `message` and for no trace of the token. */
+const expectRefused = async (token: string, message: RegExp, auth = authenticator) => {
+  const result = await authenticate(bearer(token), {}, auth)
+  expect(result).toEqual({ ok: false, status: 401, message: expect.stringMatching(message) })
+  for (const part of [token, ...token.split(".")]) expect((result as { message: string }).message).not.toContain(part)
+}
+
+describe("oidcAuthenticator: claims", () => {
+  const hour = 3600
+  const malformedTimes: Array<{ name: string; claims: () => Record<string, unknown>; message: RegExp }> = [
+    { name: "exp as a numeric string", claims: () => ({ exp: String(nowSeconds() + hour) }), message: /iat and exp: exp must be an integer/ },
+    { name: "exp as an array", claims: () => ({ exp: [nowSeconds() + hour] }), message: /iat and exp: exp must be an integer/ },
+    { name: "exp as a fraction", claims: () => ({ exp: nowSeconds() + hour + 0.5 }), message: /iat and exp: exp must be an integer/ },
+    { name: "exp: true", claims: () => ({ exp: true }), message: /iat and exp: exp must be an integer/ },
+    { name: "iat: true", claims: () => ({ iat: true }), message: /iat and exp: iat must be an integer/ },
+    { name: "iat as a numeric string", claims: () => ({ iat: String(nowSeconds()) }), message: /iat and exp: iat must be an integer/ },
+    { name: "iat as an array", claims: () => ({ iat: [nowSeconds()] }), message: /iat and exp: iat must be an integer/ },
+    { name: "iat: null", claims: () => ({ iat: null }), message: /iat and exp: iat must be an integer/ },
+  ]
+
+  it.each(malformedTimes)("refuses $name → 401", async ({ claims, message }) => {
+    await expectRefused(mint({ claims: claims() }), message)
+  })
+
+  it("refuses a token that expires before (or when) it is issued, even inside the clock skew", async () => {
+    const now = nowSeconds()
+    await expectRefused(mint({ claims: { iat: now, exp: now - 60 } }), /expires before it is issued/)
+    await expectRefused(mint({ claims: { iat: now, exp: now } }), /expires before it is issued/)
+  })
+
+  it("refuses a lifetime over an hour (plus the skew), however recent its expiry; maxLifetime sets it", async () => {
+    const now = nowSeconds()
+    // a year-long token that expires in half an hour: inside the library's one-day expiry window
+    await expectRefused(mint({ claims: { iat: now - 365 * 86400 + 1800, exp: now + 1800 } }), /lifetime/)
+    const twoHours = mint({ claims: { iat: now - hour, exp: now + hour } })
+    await expectRefused(twoHours, /lifetime/)
+    // Google's own: exactly one hour, and the skew's worth over it
+    expect(await authenticate(bearer(mint({ claims: { iat: now - 1800, exp: now + 1800 } })))).toMatchObject({ ok: true })
+    expect(await authenticate(bearer(mint({ claims: { iat: now - 1800, exp: now + 1800 + 300 } })))).toMatchObject({ ok: true })
+    await expectRefused(mint({ claims: { iat: now - 1800, exp: now + 1800 + 301 } }), /lifetime/)
+    for (const maxLifetime of ["2 hours", 7200, { hours: 2 }] as const) {
+      const longer = oidcAuthenticator({ ...options, maxLifetime })
+      expect(await authenticate(bearer(twoHours), {}, longer)).toMatchObject({ ok: true })
+      await expectRefused(mint({ claims: { iat: now - 2 * hour, exp: now + hour } }), /lifetime/, longer)
+    }
+    const shorter = oidcAuthenticator({ ...options, maxLifetime: "10 minutes" })
+    await expectRefused(mint(), /lifetime|too far in the future/, shorter)
+    expect(await authenticate(bearer(mint({ claims: { exp: now + 600 } })), {}, shorter)).toMatchObject({ ok: true })
+  })
+
+  it("refuses a bad maxLifetime at construction", () => {
+    for (const maxLifetime of ["soon", 0, -5, Number.NaN, "Infinity", new Date()]) {
+      expect(() => oidcAuthenticator({ ...options, maxLifetime: maxLifetime as never })).toThrow(AuthenticatorConfigError)
+      expect(() => oidcAuthenticator({ ...options, maxLifetime: maxLifetime as never })).toThrow(/maxLifetime/)
+    }
+  })
+
+  it("honours nbf: refused before nbf minus the skew, and only as a number", async () => {
+    const now = nowSeconds()
+    await expectRefused(mint({ claims: { nbf: now + 600 } }), /not valid yet/)
+    expect(await authenticate(bearer(mint({ claims: { nbf: now + 200 } })))).toMatchObject({ ok: true })
+    expect(await authenticate(bearer(mint({ claims: { nbf: now - 60 } })))).toMatchObject({ ok: true })
+    expect(await authenticate(bearer(mint({ claims: { nbf: now - 60.5 } })))).toMatchObject({ ok: true })
+    await expectRefused(mint({ claims: { nbf: String(now - 60) } }), /nbf must be a number/)
+    await expectRefused(mint({ claims: { nbf: [now - 60] } }), /nbf must be a number/)
+    await expectRefused(mint({ claims: { nbf: null } }), /nbf must be a number/)
+  })
+
+  it("accepts an audience list naming one of ours, and only a list of strings", async () => {
+    expect(await authenticate(bearer(mint({ claims: { aud: [audience] } })))).toEqual({ ok: true, principal: invoker })
+    expect(await authenticate(bearer(mint({ claims: { aud: ["https://other.example.test/", audience] } })))).toEqual({ ok: true, principal: invoker })
+    await expectRefused(mint({ claims: { aud: [] } }), /audience/)
+    await expectRefused(mint({ claims: { aud: [audience, 7] } }), /audience is not a string or a list of strings/)
+    await expectRefused(mint({ claims: { aud: [[audience]] } }), /audience is not a string or a list of strings/)
+    await expectRefused(mint({ claims: { aud: { [audience]: true } } }), /audience is not a string or a list of strings/)
+    const several = oidcAuthenticator({ ...options, audience: ["https://a.example.test/", audience] })
+    expect(await authenticate(bearer(mint({ claims: { aud: ["https://b.example.test/", "https://a.example.test/"] } })), {}, several)).toMatchObject({ ok: true })
+  })
+})
+
+// --- keys: a refresh for an unknown kid, and a key source answering nonsense -------------
+
+describe("oidcAuthenticator: keys", () => {
+  const onlyA: OidcCerts = { "key-a": certs["key-a"]! }
+  const rotatedToken = () => mint({ header: { kid: "key-b" }, key: rotated.privateKey })
+
+  /** A key source answering `answers` in turn (the last one from then on), recording its calls. */
+  const source = (...answers: Array<OidcCerts>) => {
+    const calls: Array<boolean> = []
+    const keySource = (request?: { readonly refresh: boolean }) => {
+      calls.push(request?.refresh === true)
+      return Promise.resolve(answers[Math.min(calls.length - 1, answers.length - 1)]!)
+    }
+    return { calls, keySource }
+  }
+
+  it("asks a key source function once more for an unknown kid (a refresh), and admits the rotated-in key", async () => {
+    const { calls, keySource } = source(onlyA, certs)
+    const auth = oidcAuthenticator({ ...options, keySource })
+    expect(await authenticate(bearer(rotatedToken()), {}, auth)).toEqual({ ok: true, principal: invoker })
+    expect(calls).toEqual([false, true])
+  })
+
+  it("refreshes at most once per 30 s, however many unknown kids arrive (a flood, at once or in turn)", async () => {
+    const { calls, keySource } = source(onlyA)
+    const auth = oidcAuthenticator({ ...options, keySource })
+    const unknown = () => mint({ header: { kid: "key-z" } })
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() })
+    try {
+      const flood = await Promise.all(Array.from({ length: 10 }, () => authenticate(bearer(unknown()), {}, auth)))
+      for (const result of flood) expect(result).toEqual({ ok: false, status: 401, message: expect.stringMatching(/signing key is unknown/) })
+      for (let i = 0; i < 10; i++) await expectRefused(unknown(), /signing key is unknown/, auth)
+      expect(calls.filter((refresh) => refresh)).toHaveLength(1)
+      expect(calls).toHaveLength(21)
+      vi.setSystemTime(Date.now() + 29_000)
+      await expectRefused(unknown(), /signing key is unknown/, auth)
+      expect(calls.filter((refresh) => refresh)).toHaveLength(1)
+      vi.setSystemTime(Date.now() + 2_000)
+      await expectRefused(unknown(), /signing key is unknown/, auth)
+      expect(calls.filter((refresh) => refresh)).toHaveLength(2)
+      // known keys never wait for nor cause a refresh
+      expect(await authenticate(bearer(mint()), {}, auth)).toMatchObject({ ok: true })
+      expect(calls.filter((refresh) => refresh)).toHaveLength(2)
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it("shares one refresh among the requests that arrive while it runs: each then sees the rotated-in key", async () => {
+    const calls: Array<boolean> = []
+    const keySource = ({ refresh }: { readonly refresh: boolean }) => {
+      calls.push(refresh)
+      // the source's cache is stale until it is told to refresh
+      return Promise.resolve(refresh ? certs : onlyA)
+    }
+    const auth = oidcAuthenticator({ ...options, keySource })
+    const results = await Promise.all(Array.from({ length: 5 }, () => authenticate(bearer(rotatedToken()), {}, auth)))
+    expect(results).toEqual(Array.from({ length: 5 }, () => ({ ok: true, principal: invoker })))
+    expect(calls.filter((refresh) => refresh)).toHaveLength(1)
+  })
+
+  it("refuses an unknown kid of fixed keys with 401 unknown key id (nothing to refresh)", async () => {
+    await expectRefused(mint({ header: { kid: "key-z" } }), /unknown key id/)
+  })
+
+  it("refreshes Google's certificates past the library's cache for an unknown kid (stubbed here: no network)", async () => {
+    // the stub caches per client, as the library does for Google's Cache-Control max-age
+    const answers = [onlyA, certs]
+    let fetched = 0
+    const cache = new WeakMap<object, OidcCerts>()
+    const forbidden = fetchCerts.getMockImplementation()
+    fetchCerts.mockImplementation(function (this: object) {
+      let cached = cache.get(this)
+      if (cached === undefined) {
+        cached = answers[Math.min(fetched++, answers.length - 1)]!
+        cache.set(this, cached)
+      }
+      return Promise.resolve({ certs: cached, format: "PEM" })
+    })
+    try {
+      const production = oidcAuthenticator({ audience, allowedServiceAccounts: [invoker] })
+      expect(await authenticate(bearer(mint()), {}, production)).toEqual({ ok: true, principal: invoker })
+      expect(fetched).toBe(1)
+      expect(await authenticate(bearer(rotatedToken()), {}, production)).toEqual({ ok: true, principal: invoker })
+      expect(fetched).toBe(2)
+      // the refreshed certificates are the ones served from then on, from the cache
+      expect(await authenticate(bearer(rotatedToken()), {}, production)).toEqual({ ok: true, principal: invoker })
+      // and no second refresh within 30 s
+      await expectRefused(mint({ header: { kid: "key-z" } }), /signing key is unknown/, production)
+      expect(fetched).toBe(2)
+    } finally {
+      fetchCerts.mockImplementation(forbidden!)
+    }
+  })
+
+  const notKeys: Array<{ name: string; pem: () => string }> = [
+    { name: "not PEM at all", pem: () => "not a pem" },
+    { name: "a PEM armour around nonsense", pem: () => "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n" },
+    { name: "a private key", pem: () => trusted.privateKey.export({ type: "pkcs8", format: "pem" }) as string },
+    { name: "empty", pem: () => "" },
+  ]
+
+  it.each(notKeys)("rejects (a key problem, not a raw crypto error) when the key source answers $name", async ({ pem }) => {
+    const auth = oidcAuthenticator({ ...options, keySource: async () => ({ "key-a": pem() }) })
+    const failure = await authenticate(bearer(mint()), {}, auth).then(() => undefined, (error: unknown) => error)
+    expect(failure).toBeInstanceOf(AuthenticatorConfigError)
+    expect((failure as Error).message).toBe(`oidcAuthenticator: the key source's key "key-a" is not a PEM public key or certificate`)
+    // the same keys as fixed keys: refused at construction
+    expect(() => oidcAuthenticator({ ...options, keySource: { "key-a": pem() } })).toThrow(AuthenticatorConfigError)
+    expect(() => oidcAuthenticator({ ...options, keySource: { "key-a": pem() } })).toThrow(/"key-a" of `keySource` is not a PEM public key or certificate/)
+  })
+})
+
 // --- end to end through the routes -------------------------------------------------------
 
 const Key = Schema.Struct({ k: Schema.String })
@@ -438,6 +633,18 @@ describe("through taskgraphRoutes", () => {
     expect(response.status).toBe(503)
     expect(response.json).toMatchObject({ error: "authentication_unavailable" })
     expect(reported.length).toBe(seen + 1)
+    expect(await snapshot(victim)).toEqual(before)
+  })
+
+  it("answers 503 authentication_unavailable when the key source answers a key that is not PEM, writing nothing", async () => {
+    const before = await snapshot(victim)
+    const seen = reported.length
+    const broken = oidcAuthenticator({ ...options, keySource: async () => ({ "key-a": "not a pem" }) })
+    const response = await post(callback(victim, "0-alpha"), { authorization: bearer(mint()) }, mount(broken))
+    expect(response.status).toBe(503)
+    expect(response.json).toMatchObject({ error: "authentication_unavailable" })
+    expect(reported.slice(seen)).toEqual([expect.any(AuthenticatorConfigError)])
+    expect((reported.at(-1) as Error).message).toMatch(/"key-a" is not a PEM public key or certificate/)
     expect(await snapshot(victim)).toEqual(before)
   })
 
