@@ -4,7 +4,7 @@
  * state and its successors' inputs in one transaction; it returns an `Outcome` value.
  */
 import { createHash } from "node:crypto"
-import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Schema } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, Layer, Schedule, Schema } from "effect"
 import {
   type AnyWorkflow,
   canonicalJson,
@@ -31,10 +31,11 @@ import {
 import { AmbientTransaction } from "./AmbientTransaction.ts"
 import { backoffMillis } from "./Backoff.ts"
 import { briefMessage, errorRecord } from "./ErrorRecord.ts"
-import { storableText, textProblem, unstorable } from "./Storable.ts"
+import { storableText, textProblem, truncateText, unstorable } from "./Storable.ts"
 import type { Callback } from "./Callback.ts"
 import type { DefinitionError } from "../dsl/DefinitionError.ts"
 import { Dispatcher, limitsError } from "./Dispatcher.ts"
+import { faultAt, Faults } from "./Faults.ts"
 import { Outcome } from "./Outcome.ts"
 import { planShards, runShard, ShardState, summarize } from "./Iteration.ts"
 import { Registry } from "./Registry.ts"
@@ -46,6 +47,8 @@ import {
   type Delivery,
   type ErrorRecord,
   type NewNode,
+  type CommitResult,
+  type StepCommit,
   type StepResult,
   StoreError,
   WorkflowStore,
@@ -150,6 +153,12 @@ const depth = (graph: Graph, id: string): number => {
   return d
 }
 
+/** A commit failing on a transient error is retried at least this long, and while the claim holds the node. */
+const minCommitRetryMs = 5_000
+/** Backoff of those retries: 50 ms doubling, at most 2 s apart, for `window` ms. */
+const commitRetry = (window: number) =>
+  Schedule.max([Schedule.min([Schedule.exponential("50 millis"), Schedule.spaced("2 seconds")]), Schedule.during(Duration.millis(window))])
+
 const leaseFor = (node: Node): number =>
   node.kind === "task" || node.kind === "shard" ? (node.timeoutMs ?? defaultTaskTimeoutMs) + leaseGraceMs : structuralLeaseMs
 
@@ -206,10 +215,24 @@ export interface EngineConfigShape {
    * leaves it to others; a Postgres worker parks it only when no live worker has the task.
    */
   readonly parkAfter?: DurationInput
+  /**
+   * How long a claim holds its node unless renewed (default 60 seconds; a number is seconds): a
+   * running try renews it every third of it (heartbeat), so a slow task is never reclaimed while
+   * its process lives, and a node held by a process that was killed is claimable again once its
+   * lease ran out (plus the next reclaim pass), whatever the task's timeout. A node's lease is
+   * never longer than its try may run (the task's timeout + 30 s).
+   */
+  readonly lease?: DurationInput
 }
 
 /** `parkAfter` when none is given. */
 export const defaultParkAfterMs = 5 * 60_000
+/** `lease` when none is given. */
+export const defaultLeaseMs = 60_000
+
+/** `EngineConfig.lease` in milliseconds (throws a `DefinitionError` naming a bad one). */
+export const leaseMillis = (config: EngineConfigShape): number =>
+  optionalDurationMillis("EngineConfig: lease", config.lease, defaultLeaseMs, { positive: true })
 
 /** Engine settings, with defaults: provide it to change them. */
 export const EngineConfig = Context.Reference<EngineConfigShape>("taskgraph/EngineConfig", {
@@ -236,6 +259,8 @@ const make = Effect.gen(function*() {
   const config = yield* EngineConfig
   const revokeCheckMs = durationMillis("EngineConfig: revokeCheck", config.revokeCheck, { positive: true })
   const parkAfterMs = parkAfterMillis(config)
+  const leaseMs = leaseMillis(config)
+  const fault = faultAt(yield* Faults)
   const store = yield* WorkflowStore
   const dispatcher = yield* Dispatcher
   const registry = yield* Registry
@@ -248,6 +273,32 @@ const make = Effect.gen(function*() {
   const scope: ClaimScope = {
     tasks: [...new Set(registry.workflows.flatMap((wf) => [...registry.compile(wf).tasks.keys()]))],
     iterations: [...new Set(registry.workflows.flatMap((wf) => [...registry.compile(wf).iterations.keys()]))],
+    leaseMs,
+  }
+
+  /**
+   * Runs `work` while renewing the claim's lease every third of it. A renewal that fails (the
+   * database is unreachable) is tried again at the next beat; one that finds the node no longer
+   * held stops: the revoke watcher or the commit's guard ends the try.
+   */
+  const leased = <A, E, R>(claimed: Claimed, work: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+    const held = (claimed.leaseUntil ?? 0) - claimed.startedAt
+    const every = Math.max(50, Math.floor((held > 0 ? Math.min(held, leaseMs) : leaseMs) / 3))
+    const heartbeat = Effect.gen(function*() {
+      while (true) {
+        yield* Effect.sleep(every)
+        const now = yield* Clock.currentTimeMillis
+        // an injected failure here is a renewal that failed, as a database error would make it
+        const until = yield* Effect.orDie(fault("lease.renew")).pipe(
+          Effect.catchDefect((defect) => Effect.fail(new StoreError({ message: String(defect), retryable: true }))),
+          Effect.andThen(store.renew(claimed.run, claimed.node, claimed.claim, now, leaseMs)),
+        ).pipe(
+          Effect.catch((e) => Effect.as(Effect.logWarning(`taskgraph: could not renew the lease of node ${claimed.node} of run ${claimed.run}`, e.message), undefined)),
+        )
+        if (until === null) return
+      }
+    })
+    return Effect.raceFirst(work, Effect.andThen(heartbeat, Effect.never))
   }
 
   /** What of `needs` this process lacks (the task first), as the error a parked node records; undefined: it has it all. */
@@ -483,7 +534,7 @@ const make = Effect.gen(function*() {
         }
         result = { _tag: "Parked", error: parkedError(missing.error, dueAt) }
       } else if (node.kind === "task") {
-        const r = yield* runTask(node, claimed)
+        const r = yield* leased(claimed, runTask(node, claimed))
         const now = yield* Clock.currentTimeMillis
         switch (r._tag) {
           case "Ok":
@@ -521,7 +572,7 @@ const make = Effect.gen(function*() {
       } else if (node.kind === "iterate") {
         const now = yield* Clock.currentTimeMillis
         const def = registry.iteration(node.iteration)
-        const planned = def === undefined ? undefined : yield* Effect.result(planShards(typedWhere(g, node.id, def), node.shards, claimed.input))
+        const planned = def === undefined ? undefined : yield* Effect.result(leased(claimed, planShards(typedWhere(g, node.id, def), node.shards, claimed.input)))
         if (def === undefined) {
           result = { _tag: "Parked", error: { tag: "IterationNotRegistered", message: `iteration "${node.iteration}" is not registered in this process` } }
         } else if (planned!._tag === "Failure") {
@@ -542,7 +593,7 @@ const make = Effect.gen(function*() {
           }
         }
       } else if (node.kind === "shard") {
-        result = yield* shardStep(g, node, claimed)
+        result = yield* leased(claimed, shardStep(g, node, claimed))
       } else if (node.kind === "collect" && indexOf(g).get(node.map)?.kind === "iterate") {
         const it = indexOf(g).get(node.map) as Extract<Node, { kind: "iterate" }>
         const now = yield* Clock.currentTimeMillis
@@ -564,7 +615,7 @@ const make = Effect.gen(function*() {
           ),
         }
       }
-      const committed = yield* store.commit({
+      const request: StepCommit = {
         run: claimed.run,
         workflow: claimed.workflow,
         graphHash: claimed.graphHash,
@@ -575,9 +626,18 @@ const make = Effect.gen(function*() {
         idempotencyKey: claimed.idempotencyKey ?? null,
         now,
         result,
+        claimLeaseMs: leaseMs,
         ...(queues === undefined ? {} : { claimQueues: queues }),
-      })
+      }
+      yield* fault("step.afterBody")
+      const stored = yield* commitStep(claimed, request, (error, at) =>
+        node === undefined ? { _tag: "Parked", error } : node.kind === "task" && claimed.attempt < node.retry.maxAttempts
+          ? Effect.map(backoffMillis(node.retry, claimed.attempt), (wait) => ({ _tag: "Retry", error, dueAt: at + wait }) as const)
+          : failed(g, node, claimed, needsOf(node).task ?? node.id, error, at))
+      result = stored.result
+      const committed = stored.committed
       if (committed._tag === "Lost") return yield* revokedOutcome(claimed)
+      yield* fault("step.afterCommit")
       if (committed.ready.length > 0) yield* dispatcher.dispatch(committed.ready)
       const next = committed.claimed
       switch (result._tag) {
@@ -595,6 +655,44 @@ const make = Effect.gen(function*() {
         case "Continue":
           return { outcome: Outcome.Continued({ ...base, attempt: claimed.attempt }), next }
       }
+    })
+
+  /**
+   * Commits a step. A commit the database refuses for good (a value it cannot hold that slipped
+   * past the checks, a time out of its range) becomes a recorded failure of this try (`CommitFailed`;
+   * retries and onError apply), never a node left running to be tried again at every lease. One
+   * that fails on a transient error (the database is gone) is retried with backoff while the claim
+   * still holds the node; then the node is given back (best effort: the database may still be
+   * gone, and then the lease ends the claim) and the step fails, so it is claimable as soon as
+   * the database returns.
+   */
+  const commitStep = (
+    claimed: Claimed,
+    request: StepCommit,
+    failure: (error: ErrorRecord, now: number) => StepResult | Effect.Effect<StepResult>,
+  ): Effect.Effect<{ readonly committed: CommitResult; readonly result: StepResult }, StoreError> =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const window = Math.max(minCommitRetryMs, (claimed.leaseUntil ?? now + leaseMs) - now)
+      const retrying = (r: StepCommit) =>
+        store.commit(r).pipe(
+          Effect.retry({ while: (e: StoreError) => e.retryable, schedule: commitRetry(window) }),
+        )
+      const first = yield* Effect.result(retrying(request))
+      if (first._tag === "Success") return { committed: first.success, result: request.result }
+      const error = first.failure
+      if (!error.retryable && request.result._tag !== "Failed") {
+        const at = yield* Clock.currentTimeMillis
+        const planned = failure({ tag: "CommitFailed", message: `the step's result could not be stored: ${storableText(truncateText(error.message, 2000))}` }, at)
+        const result = Effect.isEffect(planned) ? yield* planned : planned
+        const second = yield* Effect.result(retrying({ ...request, now: at, result }))
+        if (second._tag === "Success") {
+          yield* Effect.logWarning(`taskgraph: node ${claimed.node} of run ${claimed.run}: its result could not be stored, recorded as a failed try`, error.message)
+          return { committed: second.success, result }
+        }
+      }
+      yield* store.release(claimed, yield* Clock.currentTimeMillis).pipe(Effect.ignore)
+      return yield* error
     })
 
   const execute = (claimed: Claimed): Effect.Effect<Outcome, StoreError> => Effect.map(step(claimed, 0), (r) => r.outcome)
@@ -795,7 +893,7 @@ const make = Effect.gen(function*() {
       // that commits (the worker also sees the rows and the NOTIFY then), never after a rollback;
       // a dispatch lost meanwhile is the sweeper's
       if (created.ready.length > 0) {
-        if (created.afterCommit === undefined) yield* dispatcher.dispatch(created.ready)
+        if (created.afterCommit === undefined) yield* Effect.andThen(fault("start.afterCommit"), dispatcher.dispatch(created.ready))
         else {
           const context = yield* Effect.context<never>()
           const ready = created.ready

@@ -139,6 +139,8 @@ export interface Claimed {
   readonly dueAt?: number
   /** The node's queue (null: the default queue); a map's or iterate's is its run's, which its instances inherit. */
   readonly queue?: string | null
+  /** Until when the claim holds the node unless renewed (epoch ms; see `renew`). */
+  readonly leaseUntil?: number
 }
 
 /**
@@ -151,6 +153,11 @@ export interface ClaimScope {
   readonly iterations: ReadonlyArray<string>
   /** Only nodes on these queues (`"default"` stands for nodes that name none); undefined: every queue. */
   readonly queues?: ReadonlyArray<string>
+  /**
+   * How long a claim holds its node unless renewed (ms), capping the node's own lease (its try's
+   * longest run); undefined: the node's own.
+   */
+  readonly leaseMs?: number
 }
 
 /** The queue name a worker's `queues` uses for nodes that name no queue. */
@@ -233,6 +240,8 @@ export interface StepCommit {
   readonly result: StepResult
   /** Successors marked `claim` are claimed only when on one of these queues (see `ClaimScope.queues`). */
   readonly claimQueues?: ReadonlyArray<string>
+  /** The lease of the successors this commit claims (see `ClaimScope.leaseMs`). */
+  readonly claimLeaseMs?: number
 }
 
 export type CommitResult =
@@ -321,6 +330,11 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
   readonly revoke: (request: RevokeRequest) => Effect.Effect<RevokeResult, StoreError>
   /** Saves a running node's input (an iteration shard's cursor and counts), guarded by its claim. */
   readonly checkpoint: (run: string, node: string, claim: number, input: Json, now: number) => Effect.Effect<boolean, StoreError>
+  /**
+   * Extends the claim's lease to `now` + `leaseMs` (capped by the node's own lease): the heartbeat
+   * of a running try. The new expiry (epoch ms), or null when the claim no longer holds the node.
+   */
+  readonly renew: (run: string, node: string, claim: number, now: number, leaseMs: number) => Effect.Effect<number | null, StoreError>
   /** True while the claim still holds the node (it is running under this claim). */
   readonly isHeld: (run: string, node: string, claim: number) => Effect.Effect<boolean, StoreError>
   /** Records an interrupted try of a revoked node; false when the node was not revoked under this claim. */

@@ -13,7 +13,7 @@ import { type AnyWorkflow, type DurationInput, type Graph, optionalDurationMilli
 import { type CompileDefaults, DefinitionError, resolveTaskDefaults, type Task, type TaskDefaults, WorkflowStarter } from "../dsl/index.ts"
 import { AmbientTransaction } from "../engine/AmbientTransaction.ts"
 import { Dispatcher } from "../engine/Dispatcher.ts"
-import { defaultTaskTimeoutMs, Engine, EngineConfig, parkAfterMillis, type ResumeOptions, type ResumeOutcome, type RevokeOptions, type RevokeOutcome } from "../engine/Engine.ts"
+import { defaultTaskTimeoutMs, Engine, EngineConfig, leaseMillis, parkAfterMillis, type ResumeOptions, type ResumeOutcome, type RevokeOptions, type RevokeOutcome } from "../engine/Engine.ts"
 import { EagerDispatcher } from "../engine/Inline.ts"
 import { Registry } from "../engine/Registry.ts"
 import { runTaskNow } from "../engine/RunNow.ts"
@@ -103,6 +103,13 @@ export interface RuntimeOptions<R = never> {
    * minutes). See `EngineConfig.parkAfter`.
    */
   readonly parkAfter?: DurationInput
+  /**
+   * How long a claim holds its node unless renewed (a duration, a number is seconds; default 60
+   * seconds). A running try renews it every third of it, so a slow task keeps its node while its
+   * process lives, and a node held by a process that died is taken again after at most this (plus
+   * the next reclaim pass), whatever the task's timeout. See `EngineConfig.lease`.
+   */
+  readonly lease?: DurationInput
 }
 
 /** `shutdownOnSignals`: true for SIGTERM and SIGINT, or the signals to handle. */
@@ -224,7 +231,7 @@ const checkEager = (options: Pick<RuntimeOptions, "dispatcher" | "worker" | "swe
  * What a runtime checks before it connects or starts anything, throwing a `DefinitionError` that
  * names the problem: eager mode's exclusions, the task defaults, every workflow compiled (with
  * those defaults) and its names checked across all of them (two different tasks or workflows with
- * one name), `parkAfter`, and the worker's durations. `embedded()` calls it before it starts a
+ * one name), `parkAfter`, `lease`, and the worker's durations. `embedded()` calls it before it starts a
  * server; returns what `createRuntime` builds on.
  */
 export const checkRuntimeOptions = (options: Omit<RuntimeOptions<any>, "orm">) => {
@@ -235,6 +242,7 @@ export const checkRuntimeOptions = (options: Omit<RuntimeOptions<any>, "orm">) =
     : { retry: defaults.retry, timeoutMs: defaults.timeoutMs }
   const registry = Registry.make(options.workflows, compileDefaults)
   if (options.parkAfter !== undefined) parkAfterMillis({ revokeCheck: 1, parkAfter: options.parkAfter })
+  if (options.lease !== undefined) leaseMillis({ revokeCheck: 1, lease: options.lease })
   if (options.eager !== true && typeof options.worker === "object") {
     workerIntervals(options.worker)
     optionalDurationMillis("shutdownGrace", options.worker.shutdownGrace, defaultShutdownGraceMs)
@@ -258,11 +266,14 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
   )
   const dispatcher: Layer.Layer<Dispatcher, unknown, WorkflowStore | WorkerSignal> = options.dispatcher ?? eager?.layer ??
     (workerOptions === undefined ? Dispatcher.none : WorkerDispatcher)
-  // `parkAfter` (checked above) reaches the engine and the worker
-  const parkAfter = options.parkAfter
-  const engineConfig = parkAfter === undefined
+  // `parkAfter` and `lease` (checked above) reach the engine and the worker
+  const { parkAfter, lease } = options
+  const engineConfig = parkAfter === undefined && lease === undefined
     ? Layer.empty
-    : Layer.effect(EngineConfig, Effect.map(EngineConfig, (config) => ({ ...config, parkAfter })))
+    : Layer.effect(
+      EngineConfig,
+      Effect.map(EngineConfig, (config) => ({ ...config, ...(parkAfter === undefined ? {} : { parkAfter }), ...(lease === undefined ? {} : { lease }) })),
+    )
   const engine = Engine.layer.pipe(Layer.provideMerge(Layer.mergeAll(base, Layer.provide(dispatcher, base))))
   const withStarter = Layer.provideMerge(starterWithQueue(defaults.queue), engine)
   const sweeperOptions = options.sweeper === undefined ? (options.dispatcher === undefined ? false : {}) : options.sweeper

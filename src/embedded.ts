@@ -18,7 +18,7 @@ import { parseDatabaseUrl } from "../adapters/postgres/DatabaseUrl.ts"
 import { migrate } from "../adapters/postgres/migrate.ts"
 import { migrations } from "../adapters/postgres/migrations.ts"
 import type { WorkerOptions } from "../adapters/postgres/Worker.ts"
-import type { AnyWorkflow, TaskDefaults } from "../dsl/index.ts"
+import type { AnyWorkflow, DurationInput, TaskDefaults } from "../dsl/index.ts"
 import { checkRuntimeOptions, closeOnSignals, createRuntime, type Runtime, type ShutdownSignals } from "./Runtime.ts"
 
 export interface EmbeddedOptions<R = never> {
@@ -35,6 +35,10 @@ export interface EmbeddedOptions<R = never> {
   readonly eager?: boolean
   /** Defaults for the tasks that do not set their own: retry fields, timeout, queue (see `RuntimeOptions.defaults`). */
   readonly defaults?: TaskDefaults
+  /** How long a due node whose task this process lacks waits before it parks (see `RuntimeOptions.parkAfter`). */
+  readonly parkAfter?: DurationInput
+  /** How long a claim holds its node unless its running try renews it (see `RuntimeOptions.lease`). */
+  readonly lease?: DurationInput
 }
 
 export interface Embedded extends Runtime {
@@ -48,6 +52,8 @@ const runtimeOptions = <R>(options: EmbeddedOptions<R>, listenUrl: string | unde
   workflows: options.workflows,
   ...(options.services === undefined ? {} : { services: options.services }),
   ...(options.defaults === undefined ? {} : { defaults: options.defaults }),
+  ...(options.parkAfter === undefined ? {} : { parkAfter: options.parkAfter }),
+  ...(options.lease === undefined ? {} : { lease: options.lease }),
   ...(options.eager === true
     ? { eager: true, ...(options.worker === undefined ? {} : { worker: options.worker }) }
     : { worker: { ...(listenUrl === undefined ? {} : { listenUrl }), ...options.worker } }),

@@ -28,6 +28,7 @@
 import type { CloudTasksClient } from "@google-cloud/tasks"
 import { Cause, Clock, Data, Effect, Layer, Result, type Scope } from "effect"
 import { DefinitionError, type DurationInput, optionalDurationMillis } from "../../dsl/index.ts"
+import { faultAt, Faults } from "../../engine/Faults.ts"
 import { Dispatcher } from "../../engine/Dispatcher.ts"
 import { type ReadyRef, WorkflowStore } from "../../engine/WorkflowStore.ts"
 import { cloudTasksClient, type CloudTasksClientOptions } from "./Client.ts"
@@ -167,6 +168,7 @@ export const makeCloudTasksDispatcher = (
   Effect.gen(function*() {
     const callTimeoutMs = checkConfig(config)
     const store = yield* WorkflowStore
+    const fault = faultAt(yield* Faults)
     const options = config.client
     const client = isClient(options) ? options : yield* Effect.acquireRelease(
       Effect.sync(() => cloudTasksClient(options)),
@@ -242,7 +244,7 @@ export const makeCloudTasksDispatcher = (
             if (result.success === "created") created++
           } else failures.push(result.failure)
         })
-        const marked = taken.length === 0 ? 0 : yield* mark(taken)
+        const marked = taken.length === 0 ? 0 : yield* Effect.andThen(fault("dispatch.afterSend"), mark(taken))
         if (failures.length > 0) yield* logFailures(failures)
         const report: DispatchReport = { created, existing: taken.length - created, marked, failures }
         if (config.onReport !== undefined) {

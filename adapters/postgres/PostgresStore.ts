@@ -70,6 +70,14 @@ const storeError = (cause: unknown): StoreError => {
 }
 const tryStore = <A>(f: () => Promise<A>): Effect.Effect<A, StoreError> => Effect.tryPromise({ try: f, catch: storeError })
 
+/**
+ * A claim's lease: the node's own (its try's longest run) capped by the process's `leaseMs`, which
+ * its running try renews (heartbeat). Without a cap (another caller), the node's own.
+ */
+const leaseExpr = (now: number, cap: number | undefined): RawBuilder<unknown> =>
+  sql`${date(now)}::timestamptz + least(n.lease_ms, ${Math.min(cap ?? maxLeaseMs, maxLeaseMs)}::int) * interval '1 millisecond'`
+const maxLeaseMs = 2 ** 31 - 1
+
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 const readyRef = (run: string) => (row: Row): ReadyRef => ({
@@ -245,10 +253,11 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     startedAt: millis(row.started_at) ?? 0,
     dueAt: millis(row.due_at) ?? millis(row.started_at) ?? 0,
     queue: row.queue ?? null,
+    leaseUntil: millis(row.lease_until) ?? 0,
   })
 
   /** Join and collect inputs are assembled when the node is claimed, after every member committed. */
-  const claimReturning = sql`n.run_id, n.id, n.template, n.attempt, n.claims, n.started_at, n.due_at, n.queue, r.workflow, r.graph_hash,
+  const claimReturning = sql`n.run_id, n.id, n.template, n.attempt, n.claims, n.started_at, n.due_at, n.queue, n.lease_until, r.workflow, r.graph_hash,
     case when n.kind in ('join', 'collect')
       then (select coalesce(jsonb_agg(i.value order by i.slot), '[]'::jsonb) from taskgraph_node_inputs i
             where i.run_id = n.run_id and i.node_id = n.id)
@@ -260,7 +269,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       const claimed = await prepared(sql<Row>`
         update taskgraph_nodes n
         set state = 'running', claims = n.claims + 1, started_at = ${date(now)},
-            lease_until = ${date(now)}::timestamptz + n.lease_ms * interval '1 millisecond', updated_at = ${date(now)}
+            lease_until = ${leaseExpr(now, scope?.leaseMs)}, updated_at = ${date(now)}
         from taskgraph_runs r
         where n.run_id = ${run}::uuid and n.id = ${node} and n.attempt = ${attemptNo} and n.due_at <= ${date(now)}
           and (n.state in ('ready', 'dispatched') or (n.state = 'running' and n.lease_until < ${date(now)}))
@@ -301,7 +310,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         )
         update taskgraph_nodes n
         set state = 'running', claims = n.claims + 1, started_at = ${date(now)},
-            lease_until = ${date(now)}::timestamptz + n.lease_ms * interval '1 millisecond', updated_at = ${date(now)}
+            lease_until = ${leaseExpr(now, scope?.leaseMs)}, updated_at = ${date(now)}
         from due, taskgraph_runs r
         where n.run_id = due.run_id and n.id = due.id and r.id = n.run_id
         returning ${claimReturning}`)
@@ -453,6 +462,14 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       return rows.rows.length > 0
     })
 
+  /** Never shortens a lease; null when the claim no longer holds the node. */
+  const renew = (run: string, node: string, claim: number, now: number, leaseMs: number): Effect.Effect<number | null, StoreError> =>
+    attempt(async () => {
+      const rows = await prepared(sql<Row>`update taskgraph_nodes n set lease_until = greatest(n.lease_until, ${leaseExpr(now, leaseMs)})
+        where n.run_id = ${run}::uuid and n.id = ${node} and n.state = 'running' and n.claims = ${claim} returning n.lease_until`)
+      return rows.rows.length > 0 ? millis(rows.rows[0]!.lease_until) ?? now : null
+    })
+
   const isHeld = (run: string, node: string, claim: number): Effect.Effect<boolean, StoreError> =>
     attempt(async () => {
       const rows = await prepared(sql<Row>`select 1 from taskgraph_nodes
@@ -485,12 +502,12 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       set state = case when ${claims} then 'running' else 'ready' end, input = d.input, due_at = d.due_at,
           claims = n.claims + case when ${claims} then 1 else 0 end,
           started_at = case when ${claims} then ${now}::timestamptz else n.started_at end,
-          lease_until = case when ${claims} then ${now}::timestamptz + n.lease_ms * interval '1 millisecond' end,
+          lease_until = case when ${claims} then ${leaseExpr(step.now, step.claimLeaseMs)} end,
           updated_at = ${now}
       from unnest(${ids}::text[], ${single.map((d) => json(d.input))}::jsonb[], ${single.map((d) => date(d.dueAt))}::timestamptz[],
                   ${single.map((d) => d.claim === true)}::boolean[]) as d(id, input, due_at, claim)${also}
       where n.run_id = ${step.run}::uuid and n.id = any(${ids}::text[]) and n.id = d.id and n.state = 'waiting'
-      returning n.id, n.template, n.state, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue, n.started_at, n.input`
+      returning n.id, n.template, n.state, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue, n.started_at, n.input, n.lease_until`
   }
 
   /** Splits delivered rows into refs for the dispatcher and nodes claimed for the caller. */
@@ -512,6 +529,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
           startedAt: millis(row.started_at) ?? step.now,
           dueAt: millis(row.due_at) ?? step.now,
           queue: row.queue ?? null,
+          leaseUntil: millis(row.lease_until) ?? step.now,
         })
       } else if (row.state === "ready") {
         ready.push(readyRef(step.run)(row))
@@ -879,6 +897,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     undispatched,
     revoke,
     isHeld,
+    renew,
     recordRevoked,
     checkpoint,
     requeue,

@@ -25,6 +25,7 @@ import { DefinitionError } from "../../dsl/DefinitionError.ts"
 import { type DurationInput, optionalDurationMillis } from "../../dsl/Time.ts"
 import { Dispatcher } from "../../engine/Dispatcher.ts"
 import { Engine, EngineConfig, parkAfterMillis, type StepOutcome } from "../../engine/Engine.ts"
+import { faultAt, Faults } from "../../engine/Faults.ts"
 import { Wakeup } from "../../engine/Wakeup.ts"
 import { type Claimed, type ClaimScope, WorkflowStore } from "../../engine/WorkflowStore.ts"
 import { defaultNotifyChannel } from "./PostgresStore.ts"
@@ -128,6 +129,7 @@ export const runWorker = (options: WorkerOptions = {}) =>
   Effect.gen(function*() {
     const engine = yield* Engine
     const store = yield* WorkflowStore
+    const fault = faultAt(yield* Faults)
     const { wakeup, stats } = yield* WorkerSignal
     const concurrency = options.concurrency ?? 8
     const { pollMs, reclaimMs } = workerIntervals(options)
@@ -188,8 +190,12 @@ export const runWorker = (options: WorkerOptions = {}) =>
       }).pipe(
         // interrupted (shutdown past its grace gives the node back first; this is the safety net)
         Effect.onInterrupt(() => Effect.asVoid(giveBack(held.claims))),
+        // a step that failed (its commit could not reach the database…) gives its node back at
+        // once, so it is claimable as soon as the database answers rather than when the lease ends
         Effect.catchCause((cause) =>
-          Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logWarning("taskgraph worker: step failed", Cause.pretty(cause))
+          Cause.hasInterruptsOnly(cause)
+            ? Effect.void
+            : Effect.andThen(Effect.logWarning("taskgraph worker: step failed", Cause.pretty(cause)), Effect.asVoid(giveBack(held.claims)))
         ),
         Effect.ensuring(Effect.sync(() => wakeup.signal())),
       )
@@ -221,6 +227,7 @@ export const runWorker = (options: WorkerOptions = {}) =>
             const rows = yield* store.claimDue(free, now, scope).pipe(
               Effect.catch((e) => Effect.as(Effect.logWarning("taskgraph worker: claim failed", e.message), [])),
             )
+            if (rows.length > 0) yield* fault("worker.afterClaim")
             if (stopping) {
               yield* giveBack(rows)
               return []
