@@ -25,6 +25,7 @@ export {
   googleIssuers,
   oidcAuthenticator,
   type OidcCerts,
+  type OidcKeyRequest,
   type OidcKeySource,
   type OidcOptions,
 } from "../adapters/hono/OidcAuthenticator.ts"

@@ -212,7 +212,7 @@ describe("taskgraph emulator", () => {
     expect(Object.values(certs)[0]).toContain("BEGIN PUBLIC KEY")
     // what an application verifying the emulator's tokens reads
     const keySource = emulatorKeySource(certsFile)
-    expect(typeof keySource === "function" ? await keySource() : keySource).toEqual(certs)
+    expect(typeof keySource === "function" ? await keySource({ refresh: false }) : keySource).toEqual(certs)
 
     const local = emulatorClient(address, project)
     try {
