@@ -47,9 +47,9 @@ const attempts = (run: string) => db.sql("select node_id, outcome from taskgraph
 /** The workflow with quick bodies: a second runtime that finishes what a closed one gave back. */
 const finishing = shutdownWorkflow((n) => Effect.succeed(n + 1))
 
-/** Runs the run to its end on a fresh runtime, far sooner than any lease (10.5 minutes) would allow. */
+/** Runs the run to its end on a fresh runtime (reclaiming expired leases every 200 ms). */
 const finishElsewhere = async (run: string) => {
-  const other = await createRuntime({ orm: db.orm, workflows: [finishing] })
+  const other = await createRuntime({ orm: db.orm, workflows: [finishing], worker: { reclaimInterval: 0.2 } })
   try {
     return await within(15_000, "the other runtime finishing the run", other.handle(finishing, run).result())
   } finally {
@@ -139,10 +139,12 @@ const root = fileURLToPath(new URL("../..", import.meta.url))
 const childProgram = fileURLToPath(new URL("../fixtures/shutdown-child.ts", import.meta.url))
 
 /** A worker in a child process on this Node (24), from the repository root, with no DATABASE_URL. */
-const worker = (behaviour: "quick" | "stuck", api: "runtime" | "embedded") => {
+const worker = (behaviour: "quick" | "stuck", api: "runtime" | "embedded", options: { lease?: number; faults?: string } = {}) => {
   const env: NodeJS.ProcessEnv = { ...process.env, METADATA_SERVER_DETECTION: "none" }
   delete env.DATABASE_URL
-  const child: ChildProcess = spawn(process.execPath, [childProgram, db.url, behaviour, api], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
+  if (options.faults !== undefined) env.TASKGRAPH_FAULTS = options.faults
+  const args = [childProgram, db.url, behaviour, api, ...(options.lease === undefined ? [] : [String(options.lease)])]
+  const child: ChildProcess = spawn(process.execPath, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
   let stdout = ""
   let stderr = ""
   child.stdout!.on("data", (chunk: Buffer) => {
@@ -207,6 +209,51 @@ describe("a worker process sent SIGTERM mid-step", () => {
       expect(await attempts(run)).toEqual([])
       expect(await finishElsewhere(run)).toBe(20)
       expect((await attempts(run)).map((a) => a.outcome)).toEqual(["succeeded", "succeeded"])
+    } finally {
+      w.kill()
+    }
+  })
+})
+
+describe("a worker process killed (SIGKILL) while it holds nodes", () => {
+  it("in a task body with a 10-minute timeout: its 1 s lease runs out and another runtime reclaims and finishes the run", async () => {
+    const w = worker("stuck", "runtime", { lease: 1 })
+    try {
+      await w.line("started")
+      const run = (await w.line("run ")).slice("run ".length)
+      const [held] = await db.sql("select lease_until - started_at as lease from taskgraph_nodes where run_id = $1 and id = $2", [run, shutdownNodes.first])
+      // the claim's lease, not the task's timeout (10 minutes) plus grace
+      expect(held!.lease).toMatchObject({ seconds: 1 })
+      const killedAt = Date.now()
+      w.kill()
+      expect((await within(15_000, "the child dying", w.exited)).signal).toBe("SIGKILL")
+      expect(await finishElsewhere(run)).toBe(20)
+      const [reclaimed] = await db.sql("select claims, extract(epoch from started_at) * 1000 as started from taskgraph_nodes where run_id = $1 and id = $2", [
+        run,
+        shutdownNodes.first,
+      ])
+      expect(reclaimed!.claims).toBe(2)
+      // told, not asserted (no timing assertions): how long the node waited after the kill
+      console.info(`reclaimed ${Math.round(Number(reclaimed!.started) - killedAt)} ms after the kill (lease 1 s)`)
+      expect((await attempts(run)).map((a) => a.outcome)).toEqual(["succeeded", "succeeded"])
+    } finally {
+      w.kill()
+    }
+  })
+
+  it("right after a commit, before its successors are dispatched (fault point step.afterCommit): the successor runs once elsewhere, the step is not run again", async () => {
+    const w = worker("quick", "runtime", { lease: 1, faults: "step.afterCommit=crash*1" })
+    try {
+      const run = (await w.line("run ")).slice("run ".length)
+      expect((await within(30_000, "the child crashing at the fault point", w.exited)).signal).toBe("SIGKILL")
+      expect(w.lines()).not.toContain("second ran")
+      expect(await node(run, shutdownNodes.first)).toMatchObject({ state: "succeeded", output: 2, claims: 1 })
+      expect(await finishElsewhere(run)).toBe(20)
+      expect(await node(run, shutdownNodes.first)).toMatchObject({ state: "succeeded", claims: 1 })
+      expect(await attempts(run)).toEqual([
+        { node_id: shutdownNodes.first, outcome: "succeeded" },
+        { node_id: shutdownNodes.second, outcome: "succeeded" },
+      ])
     } finally {
       w.kill()
     }
