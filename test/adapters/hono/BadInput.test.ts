@@ -175,6 +175,24 @@ describe("authenticated bad input answers 400 JSON and writes nothing", () => {
   })
 })
 
+describe("a body that breaks off", () => {
+  it("answers 400 unreadable_body (not a 500 reported as a server fault) and writes nothing", async () => {
+    const seen = reported.length
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(callback({}).slice(0, 20)))
+        controller.error(new Error("the client went away"))
+      },
+    })
+    const response = await unchanged(async () =>
+      await app.request("/taskgraph/callback", { ...signed("POST", "/taskgraph/callback", ""), body: stream, duplex: "half" } as RequestInit)
+    )
+    expect(response.status).toBe(400)
+    expect(await response.json()).toEqual({ error: "unreadable_body", message: "the body could not be read: the client went away" })
+    expect(reported.length).toBe(seen)
+  })
+})
+
 describe("an oversized body past the drain bound", () => {
   it("is read no further than 32 MiB: the 413 then closes the connection", async () => {
     const chunk = new Uint8Array(1024 * 1024).fill(0x20)
@@ -186,8 +204,8 @@ describe("an oversized body past the drain bound", () => {
         controller.enqueue(chunk)
       },
     })
-    const response = await unchanged(() =>
-      app.request("/taskgraph/callback", { ...signed("POST", "/taskgraph/callback", ""), body: stream, duplex: "half" } as RequestInit)
+    const response = await unchanged(async () =>
+      await app.request("/taskgraph/callback", { ...signed("POST", "/taskgraph/callback", ""), body: stream, duplex: "half" } as RequestInit)
     )
     expect(response.status).toBe(413)
     expect(await response.json()).toEqual({ error: "payload_too_large", message: "the body is over 2048 bytes" })
