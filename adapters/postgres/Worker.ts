@@ -89,17 +89,31 @@ export const WorkerDispatcher: Layer.Layer<Dispatcher, never, WorkerSignal> = La
     })),
 )
 
+/**
+ * LISTENs on `channel` until the scope closes. A connection that cannot be had (or is lost later)
+ * degrades the worker to polling, with a warning: it never stops the worker, and a client whose
+ * LISTEN failed after it connected is closed, not leaked.
+ */
 const listen = (url: string, channel: string, onNotify: () => void) =>
   Effect.acquireRelease(
     Effect.tryPromise(async () => {
       const client = new pg.Client({ connectionString: url })
       client.on("error", () => undefined) // a lost LISTEN connection degrades to polling
-      await client.connect()
-      client.on("notification", onNotify)
-      await client.query(`listen "${channel.replace(/"/g, "")}"`)
-      return client
-    }),
-    (client) => Effect.promise(() => client.end().catch(() => undefined)),
+      try {
+        await client.connect()
+        client.on("notification", onNotify)
+        await client.query(`listen "${channel.replace(/"/g, "")}"`)
+        return client
+      } catch (error) {
+        await client.end().catch(() => undefined)
+        throw error
+      }
+    }).pipe(
+      Effect.catch((error) =>
+        Effect.as(Effect.logWarning("taskgraph worker: could not LISTEN for ready nodes; polling only", String(error.cause ?? error)), undefined)
+      ),
+    ),
+    (client) => client === undefined ? Effect.void : Effect.promise(() => client.end().catch(() => undefined)),
   )
 
 /** The worker's `queues`, checked: each a queue name (throws a `DefinitionError` naming a bad one). */

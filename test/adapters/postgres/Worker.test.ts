@@ -24,6 +24,19 @@ const until = async (check: () => Promise<boolean>, timeoutMs = 10_000) => {
 }
 
 describe("Postgres worker", () => {
+  it("whose LISTEN connection cannot be had polls instead: the runtime starts and runs", async () => {
+    const step = task("pollOnly", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n + 1) })
+    const wf = workflow("pollOnlyWf", chain(step))
+    const unreachable = new URL(db.url)
+    unreachable.port = "1" // nothing listens there
+    const tg = await createRuntime({ orm: db.orm, workflows: [wf], worker: { listenUrl: unreachable.toString(), pollInterval: "50 millis" } })
+    try {
+      expect(await (await tg.start(wf, 1)).result({ timeout: 20 })).toBe(2)
+    } finally {
+      await tg.close()
+    }
+  })
+
   it("never runs more task bodies at once than its concurrency", async () => {
     let running = 0
     let peak = 0
