@@ -3,11 +3,12 @@
  * ids only (invariant 2): results live in PostgreSQL.
  *
  * A callback arrives from outside, so every field is bounded to what PostgreSQL stores as given:
- * ids are `storableText` (see below) and the attempt fits PostgreSQL's `int`. Anything else is
+ * ids are storable text (`storableTextCheck`) and the attempt fits PostgreSQL's `int`. Anything else is
  * refused when decoding (the routes answer 400), instead of failing in the store (a 500 that
  * Cloud Tasks would retry) or being stored as a different string.
  */
 import { Schema } from "effect"
+import { isStorableText } from "./Storable.ts"
 
 export const CallbackVersion = 1
 
@@ -16,22 +17,17 @@ export const maxAttempt = 2_147_483_647
 
 // U+0000 is the one character a PostgreSQL text value cannot hold (the insert fails); a lone
 // UTF-16 surrogate has no UTF-8 encoding, so the driver would send U+FFFD in its place and the
-// row would name another string than the one asked for. With the `u` flag a well-formed pair is
-// one code point, so `\p{Cs}` matches only lone halves.
-const loneSurrogate = /\p{Cs}/u
-
-/** True when PostgreSQL stores `text` exactly as given: no U+0000, no lone surrogate. */
-export const isStorableText = (text: string): boolean => !text.includes("\u0000") && !loneSurrogate.test(text)
+// row would name another string than the one asked for (engine/Storable.ts).
 
 /** A string check: text PostgreSQL stores as given (for every string a request carries to the store). */
-export const storableText = () =>
+export const storableTextCheck = () =>
   Schema.makeFilter<string>((text) => isStorableText(text) || "text without U+0000 or a lone UTF-16 surrogate", {
     expected: "text without U+0000 or a lone UTF-16 surrogate",
   })
 
 /** 1 to `max` UTF-16 units of storable text. */
 export const StorableString = (max: number) =>
-  Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(max), storableText())
+  Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(max), storableTextCheck())
 
 /** The longest run id a request may carry (a UUID is 36). */
 export const maxRunIdLength = 64

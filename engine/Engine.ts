@@ -31,8 +31,8 @@ import {
 import { AmbientTransaction } from "./AmbientTransaction.ts"
 import { backoffMillis } from "./Backoff.ts"
 import { briefMessage, errorRecord } from "./ErrorRecord.ts"
-import { storableText, textProblem, truncateText, unstorable } from "./Storable.ts"
-import type { Callback } from "./Callback.ts"
+import { isStorableText, storableText, textProblem, truncateText, unstorable } from "./Storable.ts"
+import { type Callback, maxAttempt, maxNodeIdLength } from "./Callback.ts"
 import type { DefinitionError } from "../dsl/DefinitionError.ts"
 import { Dispatcher, limitsError } from "./Dispatcher.ts"
 import { faultAt, Faults } from "./Faults.ts"
@@ -133,10 +133,8 @@ const indexOf = (graph: Graph): ReadonlyMap<string, Node> => {
   return index
 }
 
-/** PostgreSQL's int: an attempt beyond it names nothing stored. */
-const maxInt32 = 2 ** 31 - 1
 /** A run or node id that could name a stored row: a string PostgreSQL can hold, of a sane length. */
-const storableId = (id: unknown): id is string => typeof id === "string" && id.length > 0 && id.length <= 512 && textProblem(id) === undefined
+const storableId = (id: unknown): id is string => typeof id === "string" && id.length > 0 && id.length <= maxNodeIdLength && isStorableText(id)
 
 /** Instance suffix segments: "#2#0" → ["2", "0"]. */
 const segments = (suffix: string): Array<string> => suffix.split("#").slice(1)
@@ -700,7 +698,7 @@ const make = Effect.gen(function*() {
   const advance = (callback: Callback): Effect.Effect<Outcome, StoreError> =>
     Effect.gen(function*() {
       // no stored run, node or attempt can be named so (the routes refuse these with a 400 first)
-      if (!storableId(callback.run) || !storableId(callback.node) || !Number.isInteger(callback.attempt) || callback.attempt < 1 || callback.attempt > maxInt32) {
+      if (!storableId(callback.run) || !storableId(callback.node) || !Number.isInteger(callback.attempt) || callback.attempt < 1 || callback.attempt > maxAttempt) {
         return Outcome.Stale({ run: storableText(String(callback.run)), node: storableText(String(callback.node)), reason: "no such run or node" })
       }
       const now = yield* Clock.currentTimeMillis

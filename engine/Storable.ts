@@ -16,8 +16,9 @@
 /** Values nested deeper than this (arrays and objects) are refused; PostgreSQL's parser takes 2,000 here. */
 export const maxJsonDepth = 1000
 
-const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-const loneSurrogates = new RegExp(loneSurrogate.source, "g")
+// with the `u` flag a well-formed surrogate pair is one code point, so `\p{Cs}` matches lone halves only
+const loneSurrogate = /\p{Cs}/u
+const loneSurrogates = /\p{Cs}/gu
 
 /** Why `text` cannot be stored, or undefined. */
 export const textProblem = (text: string): string | undefined => {
@@ -25,6 +26,9 @@ export const textProblem = (text: string): string | undefined => {
   if (loneSurrogate.test(text)) return "holds a lone UTF-16 surrogate (text cut inside a character?), which has no UTF-8 form"
   return undefined
 }
+
+/** True when PostgreSQL stores `text` exactly as given (see `textProblem`). */
+export const isStorableText = (text: string): boolean => textProblem(text) === undefined
 
 /** `text` with every NUL written `\0` and every lone surrogate replaced by U+FFFD: free text that must be kept. */
 export const storableText = (text: string): string =>

@@ -29,14 +29,14 @@ import {
   type Callback,
   CallbackJson,
   CallbackVersion,
-  isStorableText,
   maxCallbackBytes,
   maxNodeIdLength,
   maxRunIdLength,
   StorableString,
-  storableText,
+  storableTextCheck,
 } from "../../engine/Callback.ts"
 import { Engine } from "../../engine/Engine.ts"
+import { isStorableText } from "../../engine/Storable.ts"
 import type { Outcome } from "../../engine/Outcome.ts"
 import { describeRun } from "../../engine/RunView.ts"
 import type { StoreError, WorkflowStore } from "../../engine/WorkflowStore.ts"
@@ -187,7 +187,7 @@ const maxReasonLength = 1000
 // Every string of these bodies reaches PostgreSQL: storable text only (see engine/Callback.ts).
 const RevokeBody = Schema.fromJsonString(Schema.Struct({
   node: Schema.optionalKey(StorableString(maxNodeIdLength)),
-  reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(maxReasonLength), storableText())),
+  reason: Schema.optionalKey(Schema.String.check(Schema.isMaxLength(maxReasonLength), storableTextCheck())),
 }))
 
 const utf8Text = (body: Uint8Array): string => {
