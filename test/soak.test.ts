@@ -6,8 +6,9 @@
  *
  * And the checker itself, on the suite's PostgreSQL: a few real runs through the soak's workflows
  * pass it, and each breach planted in their rows afterwards (a result recorded twice, a wrong
- * output, a run left open, a join counted short, a body begun after its run's revoke, an
- * unplanned run) is reported under its rule.
+ * output, a run left open, a join counted short, a delay cut short, a retry that never failed,
+ * two bodies under one claim, a body begun after its run's revoke, an unplanned run) is reported
+ * under its rule.
  */
 import { defineConfig, MikroORM } from "@mikro-orm/postgresql"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
@@ -65,7 +66,15 @@ describe("the checker", () => {
     orm = await MikroORM.init(defineConfig({ clientUrl: db.url, entities: [SoakItem], pool: { min: 0, max: 8 }, debug: false }))
     log = effectLog(db.url, 1)
     tg = await createRuntime({ orm, workflows: allWorkflows, services: log.layer, worker: { pollInterval: 0.1 } })
-    const runs = await Promise.all([start("chain", 4), start("group", 2), start("map", 4), start("iterate", 3), start("onError", 1)])
+    const runs = await Promise.all([
+      start("chain", 4),
+      start("group", 2),
+      start("map", 4),
+      start("iterate", 3),
+      start("onError", 1),
+      start("delay", 6),
+      start("retry", 8),
+    ])
     const slow = await start("slow", 5)
     // revoked while its first body sleeps
     await new Promise((resolve) => setTimeout(resolve, 300))
@@ -96,9 +105,39 @@ describe("the checker", () => {
   it("passes real runs, and counts what they did", async () => {
     const verdict = await check()
     expect(verdict.violations).toEqual([])
-    expect(verdict.byStatus).toEqual({ succeeded: 4, failed: 1, revoked: 1 })
+    expect(verdict.byStatus).toEqual({ succeeded: 6, failed: 1, revoked: 1 })
     expect(verdict.bodies.started).toBeGreaterThan(10)
-    expect(verdict.retries.Boom).toBe(1)
+    expect(verdict.retries).toEqual({ Boom: 1, Flaky: 1 })
+    expect(verdict.bodies.sawNode.running).toBe(verdict.bodies.started)
+  })
+
+  it("reports a delay node claimed before its wait was over", async () => {
+    const violations = await planted(
+      `update taskgraph_attempts set started_at = started_at - interval '1 second' where run_id = $1 and node_id = '1-delay'`,
+      `update taskgraph_attempts set started_at = started_at + interval '1 second' where run_id = $1 and node_id = '1-delay'`,
+      [runOf("delay")],
+    )
+    expect(violations).toMatchObject([{ rule: "delay", run: runOf("delay"), node: "1-delay" }])
+  })
+
+  it("reports a retry that left no failed first try", async () => {
+    const violations = await planted(
+      `update taskgraph_attempts set outcome = 'failed' where run_id = $1 and node_id = '0-soakFlaky' and attempt = 1`,
+      `update taskgraph_attempts set outcome = 'retry' where run_id = $1 and node_id = '0-soakFlaky' and attempt = 1`,
+      [runOf("retry")],
+    )
+    expect(violations).toMatchObject([{ rule: "retry", run: runOf("retry") }])
+  })
+
+  it("reports two bodies of one try begun under one claim", async () => {
+    const violations = await planted(
+      `insert into soak_effects (run_id, node, attempt, task, key, pid, at, run_status, node_state, claims, claimed_at)
+         select run_id, node, attempt, task, key, pid + 1, at, run_status, node_state, claims, claimed_at
+         from soak_effects where run_id = $1 and node = '1-soakDouble'`,
+      `delete from soak_effects where id = (select max(id) from soak_effects where run_id = $1 and node = '1-soakDouble')`,
+      [runOf("chain")],
+    )
+    expect(violations).toMatchObject([{ rule: "one-claim", run: runOf("chain"), node: "1-soakDouble" }])
   })
 
   it("reports a result recorded twice", async () => {

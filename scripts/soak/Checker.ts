@@ -19,6 +19,13 @@
  *   gather) succeeded exactly once, with as many distinct inputs as it expected; the iteration's
  *   finalize succeeded once and every row of its group was handed to a page body.
  * - `onError`: a failed run's handler succeeded exactly once, with the expected output.
+ * - `delay`: a delay node was claimed no earlier than its wait after its predecessor committed
+ *   (both instants from the same OS clock: the commit's time and the claim's).
+ * - `retry`: the retry workflow's flaky step recorded its failed first try, then succeeded.
+ * - `one-claim`: no two bodies of one try of a task began under the same claim (the node's claim
+ *   count as the body's first statement read it): one claim, one execution. (A process stalled
+ *   between its claim and its body's first statement for longer than the lease would read the
+ *   next claim's count too; with a lease of seconds that stall is itself worth a look.)
  * - `nodes-final`: no node of a finished run is left ready, dispatched or running.
  * - `after-revoke`: no task body began on a node its run's revoke did not stop: a body whose
  *   effect row saw the run revoked but the node not revoked was claimed after the revoke (or
@@ -38,7 +45,7 @@
  *   delays, maps) run no body and are not measured.
  */
 import pg from "pg"
-import { expectations, groupIds, type Kind, kindOf } from "./Workflows.ts"
+import { delaySeconds, expectations, groupIds, type Kind, kindOf } from "./Workflows.ts"
 
 export interface RevokeRecord {
   readonly requestedAt: number
@@ -78,7 +85,13 @@ export interface FleetVerdict {
   readonly byStatus: Readonly<Record<string, number>>
   readonly byKind: Readonly<Record<string, Readonly<Record<string, number>>>>
   readonly revokes: { readonly requested: number; readonly revoked: number; readonly alreadyFinished: number; readonly failed: number; readonly lateStarts: number }
-  readonly bodies: { readonly started: number; readonly tries: number; readonly reRun: number }
+  readonly bodies: {
+    readonly started: number
+    readonly tries: number
+    readonly reRun: number
+    /** The node's state each body saw as it began (running, or revoked / cancelled / succeeded when a claim was overtaken). */
+    readonly sawNode: Readonly<Record<string, number>>
+  }
   /** Attempt rows with outcome retry, by error tag. */
   readonly retries: Readonly<Record<string, number>>
   readonly kills: number
@@ -114,8 +127,20 @@ const sameJson = (a: unknown, b: unknown): boolean => {
 
 interface RunRow { id: string; workflow: string; status: string; input: unknown; output: unknown; idempotency_key: string | null }
 interface NodeRow { run_id: string; id: string; kind: string; state: string; task: string | null; handler: boolean; arrived: number; expected: number | null; output: unknown }
-interface AttemptRow { run_id: string; node_id: string; attempt: number; outcome: string; error: { tag?: string } | null; started_at: Date }
-interface EffectRow { run_id: string; node: string; attempt: number; key: string; pid: number; at: Date; run_status: string | null; node_state: string | null; claimed_at: Date | null; detail: unknown }
+interface AttemptRow { run_id: string; node_id: string; attempt: number; outcome: string; error: { tag?: string } | null; started_at: Date; finished_at: Date }
+interface EffectRow {
+  run_id: string
+  node: string
+  attempt: number
+  key: string
+  pid: number
+  at: Date
+  run_status: string | null
+  node_state: string | null
+  claims: number | null
+  claimed_at: Date | null
+  detail: unknown
+}
 
 export const checkFleet = async (
   databaseUrl: string,
@@ -130,9 +155,9 @@ export const checkFleet = async (
   try {
     runs = (await client.query<RunRow>("select id, workflow, status, input, output, idempotency_key from taskgraph_runs")).rows
     nodes = (await client.query<NodeRow>("select run_id, id, kind, state, task, handler, arrived, expected, output from taskgraph_nodes")).rows
-    attempts = (await client.query<AttemptRow>("select run_id, node_id, attempt, outcome, error, started_at from taskgraph_attempts")).rows
+    attempts = (await client.query<AttemptRow>("select run_id, node_id, attempt, outcome, error, started_at, finished_at from taskgraph_attempts")).rows
     effects = (await client.query<EffectRow>(
-      "select run_id, node, attempt, key, pid, at, run_status, node_state, claimed_at, detail from soak_effects order by at, id",
+      "select run_id, node, attempt, key, pid, at, run_status, node_state, claims, claimed_at, detail from soak_effects order by at, id",
     )).rows
   } finally {
     await client.end()
@@ -213,6 +238,21 @@ export const checkFleet = async (
         if (missed.length > 0) breach("joins", `rows never handed to a page body: ${missed.slice(0, 10).join(", ")}${missed.length > 10 ? "…" : ""}`, run.id)
       }
     }
+    const succeededAt = (node: string) => (attemptsOf.get(`${run.id}|${node}`) ?? []).find((a) => a.outcome === "succeeded")
+    if (kind === "delay") {
+      const before = succeededAt("0-soakInc")
+      const wait = succeededAt("1-delay")
+      if (before !== undefined && wait !== undefined && wait.started_at.getTime() - before.finished_at.getTime() < delaySeconds * 1000) {
+        breach("delay", `claimed ${wait.started_at.getTime() - before.finished_at.getTime()} ms after its predecessor committed (wait ${delaySeconds * 1000} ms)`, run.id, "1-delay")
+      }
+    }
+    if (kind === "retry" && run.status === "succeeded") {
+      const rows = attemptsOf.get(`${run.id}|0-soakFlaky`) ?? []
+      const won = rows.find((a) => a.outcome === "succeeded")
+      if (!rows.some((a) => a.attempt === 1 && a.outcome === "retry") || won === undefined || won.attempt < 2) {
+        breach("retry", `attempts ${rows.map((a) => `${a.attempt}:${a.outcome}`).join(", ")}`, run.id, "0-soakFlaky")
+      }
+    }
     if (run.status === "failed") {
       const handlers = runNodes.filter((x) => x.handler)
       const wins = handlers.reduce((sum, h) => sum + succeededAttempts(run.id, h.id), 0)
@@ -243,6 +283,16 @@ export const checkFleet = async (
     else breach("after-revoke", `a body began (pid ${e.pid}, attempt ${e.attempt}) with the run revoked and the node ${e.node_state}`, e.run_id, e.node)
   }
   const tries = new Set(effects.map((e) => `${e.run_id}|${e.node}|${e.attempt}|${e.key}`)).size
+  const sawNode: Record<string, number> = {}
+  const claimsSeen = new Map<string, EffectRow>()
+  for (const e of effects) {
+    sawNode[e.node_state ?? "missing"] = (sawNode[e.node_state ?? "missing"] ?? 0) + 1
+    if (e.key !== "" || e.claims === null) continue
+    const claim = `${e.run_id}|${e.node}|${e.attempt}|${e.claims}`
+    const first = claimsSeen.get(claim)
+    if (first === undefined) claimsSeen.set(claim, e)
+    else breach("one-claim", `attempt ${e.attempt}, claim ${e.claims}: bodies began in pid ${first.pid} and pid ${e.pid}`, e.run_id, e.node)
+  }
 
   // reclaim times (see the header)
   const committedClaims = new Set(attempts.map((a) => `${a.run_id}|${a.node_id}|${a.started_at.getTime()}`))
@@ -286,7 +336,7 @@ export const checkFleet = async (
       failed: revoked.filter((p) => p.revoke!.outcome === "error" || p.revoke!.outcome === undefined).length,
       lateStarts,
     },
-    bodies: { started: effects.length, tries, reRun: effects.length - tries },
+    bodies: { started: effects.length, tries, reRun: effects.length - tries, sawNode },
     retries,
     kills: kills.length,
     reclaim: { held, measured: samplesMs.length, notRerun, p50Ms: percentile(samplesMs, 0.5), maxMs: percentile(samplesMs, 1), samplesMs, nodes: heldNodes },

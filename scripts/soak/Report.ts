@@ -48,6 +48,8 @@ export const formatReport = (report: SoakReport): string => {
 
   const ct = report.cloudTasks
   const fs = ct.front
+  const sawNode: Record<string, number> = {}
+  for (const f of report.fleets) for (const [state, n] of Object.entries(f.bodies.sawNode)) sawNode[state] = (sawNode[state] ?? 0) + n
   const retries: Record<string, number> = {}
   for (const f of report.fleets) for (const [tag, n] of Object.entries(f.retries)) retries[tag] = (retries[tag] ?? 0) + n
   const revokes = report.fleets.map((f) => f.revokes)
@@ -60,7 +62,9 @@ export const formatReport = (report: SoakReport): string => {
     `== soak: seed ${report.seed}, ${report.starts.planned} runs in ${s.total.toFixed(0)} s (set-up ${s.setup.toFixed(0)}, load ${s.load.toFixed(0)}, drain ${s.drain.toFixed(0)}) ==`,
     table(["fleet", "runs", "succeeded", "failed", "revoked", "not final", "kills", "crashes", "bodies", "re-run", "reclaim p50", "reclaim max", "violations"], rows),
     `PostgreSQL: restarted ${report.postgres.restarts}× (down ${seconds(report.postgres.downMs)}).  Starts: ${report.starts.started}/${report.starts.planned} (${report.starts.failed} failed).` +
-      `  Processes started: ${report.fleets.map((f) => `${f.fleet} ${f.processes}`).join(", ")}.`,
+      `  Processes started: ${report.fleets.map((f) => `${f.fleet} ${f.processes}`).join(", ")}` +
+      (report.options.taskgraphFaults === "" ? "." : `; fault points ${report.options.taskgraphFaults}: ${report.fleets.map((f) => `${f.fleet} ${f.faultCrashes} crashes`).join(", ")}.`),
+    `Bodies saw their node as they began: ${Object.entries(sawNode).sort((a, b) => b[1] - a[1]).map(([state, n]) => `${state} ${n}`).join(", ")}.`,
     `Cloud Tasks: ${ct.emulator.deliveries} deliveries for ${ct.emulator.dispatches} attempts (${ct.emulator.deliveries - ct.emulator.dispatches} duplicated), ` +
       `CreateTask UNAVAILABLE ×${ct.injected.unavailable} injected, answers ${Object.entries(ct.emulator.responses).map(([k, v]) => `${k}×${v}`).join(" ")}; ` +
       `front: ${fs.rejected503} × 503 injected, ${fs.lost2xx} × 2xx lost, ${fs.noBackend} × no live app, ${fs.upstreamErrors} upstream errors.`,

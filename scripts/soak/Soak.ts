@@ -17,7 +17,7 @@
  * The plan (from the seed): `workflows` runs, alternately on each fleet, of kinds drawn from the
  * mix (./Workflows.ts), started evenly over the load window with idempotency keys (a start that
  * fails while PostgreSQL is down is tried again and cannot start twice); a share of them revoked
- * 0.2–2.5 s after their start, while in flight. During the load window:
+ * while in flight (see `revokeAfter`). During the load window:
  * - each fleet loses a live process to SIGKILL (by pid) at random, on average every
  *   `killEverySeconds`; its slot is started again 0.3–1.5 s later;
  * - PostgreSQL is stopped (fast shutdown: every connection dropped) once, at `postgresRestart.at`
@@ -59,6 +59,8 @@ export interface FleetReport extends FleetVerdict {
   readonly unexpectedExits: ReadonlyArray<UnexpectedExit>
   /** Slots that could not be started again after a kill. */
   readonly failedRestarts: number
+  /** Processes that SIGKILLed themselves at a fault point (`--faults`); counted in `kills` too. */
+  readonly faultCrashes: number
 }
 
 export interface SoakReport {
@@ -216,6 +218,15 @@ export const runSoak = async (options: SoakOptions, hooks: SoakHooks = {}): Prom
         .then((r) => r.rows[0]!.n, () => null)
 
     // -- the plan --------------------------------------------------------------------------------
+    /**
+     * Revokes aim at runs in flight: slow runs (2–4 s) are chosen three times as often and revoked
+     * within their first 3 s; the others (mostly done within a second) within 50–700 ms.
+     */
+    const revokeAfter = (kind: Kind): number | null => {
+      const p = kind === "slow" ? Math.min(1, options.revokeRate * 3) : options.revokeRate * 0.7
+      if (!random.chance(p)) return null
+      return Math.round(kind === "slow" ? random.between(200, 3000) : random.between(50, 700))
+    }
     const plan: Array<PlannedRun & { readonly revokeAfterMs: number | null }> = Array.from({ length: options.workflows }, (_, i) => {
       const kind = random.weighted(options.mix)
       return {
@@ -223,7 +234,7 @@ export const runSoak = async (options: SoakOptions, hooks: SoakHooks = {}): Prom
         fleet: i % 2 === 0 ? "pg" : "ct",
         kind,
         input: expectations[kind].input(random),
-        revokeAfterMs: random.chance(options.revokeRate) ? Math.round(random.between(200, 2500)) : null,
+        revokeAfterMs: revokeAfter(kind),
       }
     })
     const setupSeconds = (Date.now() - t0) / 1000
@@ -385,7 +396,7 @@ export const runSoak = async (options: SoakOptions, hooks: SoakHooks = {}): Prom
     for (const name of Object.keys(fleets) as Array<FleetName>) {
       const fleet = byName[name]
       const verdict = await checkFleet(server.url(fleets[name]), name, plan, fleet.kills)
-      reports.push({ ...verdict, processes: fleet.started, unexpectedExits: fleet.unexpectedExits, failedRestarts: failedRestarts[name] })
+      reports.push({ ...verdict, processes: fleet.started, unexpectedExits: fleet.unexpectedExits, failedRestarts: failedRestarts[name], faultCrashes: fleet.faultCrashes.length })
     }
     const violations = reports.reduce((n, r) => n + r.violations.length, 0)
     const crashes = reports.reduce((n, r) => n + r.unexpectedExits.length + r.failedRestarts, 0)

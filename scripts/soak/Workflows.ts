@@ -6,15 +6,17 @@
  * | kind      | workflow                                          | ends            | output            |
  * | --------- | ------------------------------------------------- | --------------- | ----------------- |
  * | chain     | inc → double → inc                                | succeeded       | 2(n+1)+1          |
- * | group     | inc → group[×1, ×2, ×3] (a join) → sum            | succeeded       | 6(n+1)            |
- * | map       | range(n) → map(square) (a collect) → sum          | succeeded       | Σ i², i < n       |
+ * | group     | inc → group[×1, ×2, ×3] (a join) → weigh          | succeeded       | 14(n+1)           |
+ * | map       | range(n) → map(square) (a collect) → weigh        | succeeded       | Σ (i+1)·i², i < n |
  * | iterate   | pick(g) → iterate soak_items where grp = g, 3 shards, pages of 4, a 400 ms budget (shards continue), finalize | succeeded | { rows: 30, shards: 3 } |
  * | delay     | inc → delay 1.5 s → double                        | succeeded       | 2(n+1)            |
  * | retry     | flaky (fails its first try) → double              | succeeded       | 2(n+3)            |
  * | onError   | inc → boom (always fails, 2 tries) .onError(rescue) | failed, rescue once | —           |
  * | slow      | slow → slow → slow (0.5–1.2 s each; revoke bait)  | succeeded       | n+3               |
  *
- * Every run may instead end `revoked`, when (and only when) the driver revoked it.
+ * `weigh` sums its inputs weighted by position (Σ (i+1)·xᵢ), so a join or a collect that handed
+ * its successor the right values in the wrong order gives a wrong output. Every run may instead
+ * end `revoked`, when (and only when) the driver revoked it.
  *
  * The effect log: every task body begins by inserting one row into `soak_effects` through its
  * own pool (its own transaction, committed before the body goes on), naming the try (run, node,
@@ -43,6 +45,8 @@ export const SoakItem = defineEntity({
 export const groups = 40
 export const itemsPerGroup = 30
 export const iterateShards = 3
+/** The delay workflow's wait. */
+export const delaySeconds = 1.5
 
 /** The soak's own tables, created in each fleet's database before anything runs. */
 export const soakSchema: ReadonlyArray<string> = [
@@ -154,7 +158,7 @@ const body = <A, E>(name: string, [lo, hi]: readonly [number, number], compute: 
     return yield* compute(ctx.attempt)
   })
 
-const quick = [20, 120] as const
+const quick = [50, 250] as const
 const numberTask = (name: string, f: (n: number) => number, ms: readonly [number, number] = quick) =>
   task(name, { input: Schema.Number, output: Schema.Number, retry, timeout, run: (n: number) => body(name, ms, () => Effect.succeed(f(n))) })
 
@@ -166,12 +170,12 @@ const times3 = numberTask("soakTimes3", (n) => n * 3)
 const square = numberTask("soakSquare", (n) => n * n)
 const pick = numberTask("soakPick", (n) => n)
 const slow = numberTask("soakSlow", (n) => n + 1, [500, 1200])
-const sum = task("soakSum", {
+const weigh = task("soakWeigh", {
   input: Schema.Array(Schema.Number),
   output: Schema.Number,
   retry,
   timeout,
-  run: (xs) => body("soakSum", quick, () => Effect.succeed(xs.reduce((a, b) => a + b, 0))),
+  run: (xs) => body("soakWeigh", quick, () => Effect.succeed(xs.reduce((sum, x, i) => sum + (i + 1) * x, 0))),
 })
 const range = task("soakRange", {
   input: Schema.Number,
@@ -220,8 +224,8 @@ const report = task("soakReport", {
 
 export const soakWorkflows = {
   chain: workflow("soak-chain", chain(inc).then(double).then(inc)),
-  group: workflow("soak-group", chain(inc).group([times1, times2, times3]).then(sum)),
-  map: workflow("soak-map", chain(range).map(square).then(sum)),
+  group: workflow("soak-group", chain(inc).group([times1, times2, times3]).then(weigh)),
+  map: workflow("soak-map", chain(range).map(square).then(weigh)),
   iterate: workflow(
     "soak-iterate",
     chain(pick).iterate("soak-items", {
@@ -234,7 +238,7 @@ export const soakWorkflows = {
       finalize: report,
     }),
   ),
-  delay: workflow("soak-delay", chain(inc).delay(1.5).then(double)),
+  delay: workflow("soak-delay", chain(inc).delay(delaySeconds).then(double)),
   retry: workflow("soak-retry", chain(flaky).then(double)),
   onError: workflow("soak-onerror", chain(inc).then(boom).onError(rescue)),
   slow: workflow("soak-slow", chain(slow).then(slow).then(slow)),
@@ -254,13 +258,13 @@ export interface Expectation {
   readonly input: (random: Random) => number
 }
 
-const squares = (n: number) => Array.from({ length: n }, (_, i) => i * i).reduce((a, b) => a + b, 0)
+const weighedSquares = (n: number) => Array.from({ length: n }, (_, i) => (i + 1) * i * i).reduce((a, b) => a + b, 0)
 const anyNumber = (random: Random) => random.int(0, 1000)
 
 export const expectations: Readonly<Record<Kind, Expectation>> = {
   chain: { status: "succeeded", input: anyNumber, output: (n) => 2 * (n + 1) + 1 },
-  group: { status: "succeeded", input: anyNumber, output: (n) => 6 * (n + 1) },
-  map: { status: "succeeded", input: (random) => random.int(2, 7), output: squares },
+  group: { status: "succeeded", input: anyNumber, output: (n) => 14 * (n + 1) },
+  map: { status: "succeeded", input: (random) => random.int(2, 7), output: weighedSquares },
   iterate: { status: "succeeded", input: (random) => random.int(0, groups - 1), output: () => ({ rows: itemsPerGroup, shards: iterateShards }) },
   delay: { status: "succeeded", input: anyNumber, output: (n) => 2 * (n + 1) },
   retry: { status: "succeeded", input: anyNumber, output: (n) => 2 * (n + 3) },
