@@ -506,9 +506,12 @@ const make = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const base = { run: claimed.run, node: claimed.node }
       const revoked = yield* store.recordRevoked({ run: claimed.run, node: claimed.node, attempt: claimed.attempt, claim: claimed.claim, startedAt: claimed.startedAt, now })
-      return revoked
-        ? { outcome: Outcome.Revoked(base), next: [] }
-        : { outcome: Outcome.Stale({ ...base, reason: "the node was reclaimed or cancelled while it ran" }), next: [] }
+      if (revoked) return { outcome: Outcome.Revoked(base), next: [] }
+      // a late result (the run failed meanwhile, or another process took the node): ignored, and told
+      yield* Effect.logWarning(
+        `taskgraph: node ${claimed.node} of run ${claimed.run} finished its try ${claimed.attempt} after the node was reclaimed or cancelled; its result is ignored`,
+      )
+      return { outcome: Outcome.Stale({ ...base, reason: "the node was reclaimed or cancelled while it ran" }), next: [] }
     })
 
   const step = (claimed: Claimed, claimNext: number, queues?: ReadonlyArray<string>): Effect.Effect<StepOutcome, StoreError> =>
