@@ -157,6 +157,32 @@ describe("crashes between a commit and its dispatch", () => {
   })
 })
 
+describe("a replica frozen while it holds a node", () => {
+  it("after the body, before the commit (step.afterBody=hang, lease 0.5 s): 504 from the front; after the lease the node is taken again and runs elsewhere; one attempt recorded", async () => {
+    const a = await c.replica("a", { faults: "step.afterBody=hang*1", lease: 0.5 })
+    const b = await c.replica("b", { sweeper, lease: 0.5 })
+    c.front.timeoutMs = 1_000
+    c.front.audit = true
+    c.front.route = (d) => (d.earlier === 0 && d.node === "0-ctFirst" ? "a" : "b")
+    const run = await b.start(pair, 100)
+    await until(async () => (await a.hits())["step.afterBody"] === 1, "the frozen commit")
+    const frozenAt = Date.now()
+    await pairOnce(run.id, 100)
+    const tookMs = Date.now() - frozenAt
+    // at least once: the frozen try's body and the one that committed; exactly once: one attempt row
+    expect(bodies.of("ctFirst:100")).toBe(2)
+    expect(await nodeRow(run.id, "0-ctFirst")).toMatchObject({ state: "succeeded", claims: 2 })
+    // (the sweeper's re-dispatch of the reclaimed node may be answered before the frozen request's 504)
+    await until(() => answersFor(c.answers, run.id, "0-ctFirst").some((x) => x.by === "a"), "the frozen request's answer")
+    const answers = answersFor(c.answers, run.id, "0-ctFirst")
+    expect(answers.filter((x) => x.by === "a")).toMatchObject([{ status: 504, outcome: "gateway_timeout" }])
+    expect(answers.filter((x) => x.outcome === "Ran")).toHaveLength(1)
+    expect(answers.filter((x) => x.status < 300 && x.recorded === 0)).toEqual([])
+    // told, not asserted: the lease (500 ms) and the next sweeper pass or redelivery
+    console.info(`step.afterBody=hang on Cloud Tasks: the run ended ${tookMs} ms after the freeze (lease 500 ms, sweeper every 100 ms)`)
+  })
+})
+
 describe("the bookkeeping write fails after the task body succeeded", () => {
   /** PostgreSQL refuses attempt rows of the nodes listed in `ct_refused`, as a constraint or a full disk would. */
   const refuseCommits = async (sqlstate: string) => {
