@@ -196,6 +196,26 @@ describe("the checker", () => {
     }
   })
 
+  it("measures reclaim time from a kill to the cut-off node's next claim", async () => {
+    const run = runOf("chain")
+    const at = Date.now() + 60_000 // after every real row of the run
+    const body = (pid: number, offset: number, claimOffset: number, claims: number) =>
+      db.sql(
+        `insert into soak_effects (run_id, node, attempt, task, key, pid, at, run_status, node_state, claims, claimed_at)
+           values ($1, '0-soakInc', 1, 'soakInc', '', $2, $3, 'running', 'running', $4, $5)`,
+        [run, pid, new Date(at + offset), claims, new Date(at + claimOffset)],
+      )
+    await body(999_999, 0, -5, 7) // cut off: no attempt row has its claim's start
+    await body(999_998, 3000, 2500, 8) // the next claim, 2,490 ms after the kill
+    try {
+      const verdict = await checkFleet(db.url, "t", plan, [{ pid: 999_999, at: at + 10 }, { pid: 999_997, at: at + 20 }])
+      expect(verdict.reclaim).toMatchObject({ held: 1, measured: 1, neverReclaimed: 0, samplesMs: [2490] })
+      expect(verdict.reclaim.nodes).toMatchObject([{ pid: 999_999, run, node: "0-soakInc", reclaimMs: 2490 }])
+    } finally {
+      await db.sql(`delete from soak_effects where run_id = $1 and pid in (999999, 999998)`, [run])
+    }
+  })
+
   it("reports a run revoked that the driver never revoked, and a run it never started", async () => {
     const slow = plan.find((p) => p.kind === "slow")!
     const revoke = slow.revoke

@@ -40,9 +40,11 @@
  * - reclaim time, per kill and held node. A node was held by the killed process at the kill when
  *   its latest body start before the kill came from that process and that claim recorded no
  *   attempt (no row with the claim's start time), i.e. the try was cut off. Its reclaim time is
- *   from the SIGKILL to the next body start of that node by any process. Held nodes never run
- *   again (their run was revoked or failed meanwhile) are counted apart. Structural nodes (joins,
- *   delays, maps) run no body and are not measured.
+ *   from the SIGKILL to the node's next claim by any process: the claim time a later body start
+ *   read, or a later attempt row's start (a shard whose pages were all checkpointed is claimed
+ *   again and finishes without a body). Held nodes never claimed again (their run was revoked or
+ *   failed meanwhile) are counted apart. Structural nodes (joins, delays, maps) run no body and
+ *   are not measured.
  */
 import pg from "pg"
 import { delaySeconds, expectations, groupIds, type Kind, kindOf } from "./Workflows.ts"
@@ -98,12 +100,26 @@ export interface FleetVerdict {
   readonly reclaim: {
     readonly held: number
     readonly measured: number
-    readonly notRerun: number
+    readonly neverReclaimed: number
     readonly p50Ms: number | null
     readonly maxMs: number | null
     readonly samplesMs: ReadonlyArray<number>
-    /** Every held node: the kill, the node, its reclaim time (null: never re-run) and the state it ended in. */
-    readonly nodes: ReadonlyArray<{ readonly pid: number; readonly run: string; readonly node: string; readonly reclaimMs: number | null; readonly state: string }>
+    /**
+     * Every held node: the kill, the node, its reclaim time (null: never claimed again) and the state it
+     * ended in; for one never claimed again, its attempt rows and body starts (epoch ms), to tell why.
+     */
+    readonly nodes: ReadonlyArray<{
+      readonly pid: number
+      readonly at: number
+      readonly run: string
+      readonly node: string
+      readonly reclaimMs: number | null
+      readonly state: string
+      readonly trace?: {
+        readonly attempts: ReadonlyArray<{ readonly attempt: number; readonly outcome: string; readonly startedAt: number; readonly finishedAt: number }>
+        readonly bodies: ReadonlyArray<{ readonly pid: number; readonly at: number; readonly attempt: number; readonly claims: number | null; readonly claimedAt: number | null }>
+      }
+    }>
   }
   readonly violations: ReadonlyArray<Violation>
 }
@@ -300,22 +316,26 @@ export const checkFleet = async (
   const heldNodes: Array<FleetVerdict["reclaim"]["nodes"][number]> = []
   const stateOf = new Map(nodes.map((n) => [`${n.run_id}|${n.id}`, n.state]))
   let held = 0
-  let notRerun = 0
+  let neverReclaimed = 0
   for (const kill of kills) {
     for (const [key, list] of effectsOf) {
       let latest: EffectRow | undefined
-      let next: EffectRow | undefined
-      for (const e of list) {
-        if (e.at.getTime() < kill.at) latest = e
-        else if (next === undefined) next = e
-      }
+      for (const e of list) if (e.at.getTime() < kill.at) latest = e
       if (latest === undefined || latest.pid !== kill.pid) continue
       if (committedClaims.has(`${key}|${ms(latest.claimed_at)}`)) continue
       held++
-      const reclaimMs = next === undefined ? null : next.at.getTime() - kill.at
-      if (reclaimMs === null) notRerun++
+      const claimedAgain = [
+        ...list.map((e) => ms(e.claimed_at) ?? 0),
+        ...(attemptsOf.get(key) ?? []).map((a) => a.started_at.getTime()),
+      ].filter((t) => t > kill.at)
+      const reclaimMs = claimedAgain.length === 0 ? null : Math.min(...claimedAgain) - kill.at
+      if (reclaimMs === null) neverReclaimed++
       else samplesMs.push(reclaimMs)
-      heldNodes.push({ pid: kill.pid, run: latest.run_id, node: latest.node, reclaimMs, state: stateOf.get(key) ?? "missing" })
+      const trace = reclaimMs !== null ? undefined : {
+        attempts: (attemptsOf.get(key) ?? []).map((a) => ({ attempt: a.attempt, outcome: a.outcome, startedAt: a.started_at.getTime(), finishedAt: a.finished_at.getTime() })),
+        bodies: list.map((e) => ({ pid: e.pid, at: e.at.getTime(), attempt: e.attempt, claims: e.claims, claimedAt: ms(e.claimed_at) })),
+      }
+      heldNodes.push({ pid: kill.pid, at: kill.at, run: latest.run_id, node: latest.node, reclaimMs, state: stateOf.get(key) ?? "missing", ...(trace === undefined ? {} : { trace }) })
     }
   }
   samplesMs.sort((a, b) => a - b)
@@ -339,7 +359,7 @@ export const checkFleet = async (
     bodies: { started: effects.length, tries, reRun: effects.length - tries, sawNode },
     retries,
     kills: kills.length,
-    reclaim: { held, measured: samplesMs.length, notRerun, p50Ms: percentile(samplesMs, 0.5), maxMs: percentile(samplesMs, 1), samplesMs, nodes: heldNodes },
+    reclaim: { held, measured: samplesMs.length, neverReclaimed, p50Ms: percentile(samplesMs, 0.5), maxMs: percentile(samplesMs, 1), samplesMs, nodes: heldNodes },
     violations,
   }
 }

@@ -96,6 +96,7 @@ export class Fleet {
 
   /** Starts a new process in `slot` and waits until it is ready (rejects past the ready timeout, the process killed). */
   respawn(slot: number): Promise<Member> {
+    if (this.#stopping) return Promise.reject(new Error(`${this.name}[${slot}]: the fleet is stopping`))
     const log = this.#log(slot)
     const child = spawn(process.execPath, ["--conditions=taskgraph-source", childScript], {
       cwd: path.resolve(import.meta.dirname, "../.."),

@@ -54,7 +54,7 @@ export const formatReport = (report: SoakReport): string => {
   for (const f of report.fleets) for (const [tag, n] of Object.entries(f.retries)) retries[tag] = (retries[tag] ?? 0) + n
   const revokes = report.fleets.map((f) => f.revokes)
   const totalOf = (k: keyof (typeof revokes)[number]) => revokes.reduce((n, r) => n + r[k], 0)
-  const reclaimed = report.fleets.map((f) => `${names[f.fleet] ?? f.fleet} ${f.reclaim.held} held, ${f.reclaim.measured} re-run, ${f.reclaim.notRerun} never re-run`)
+  const reclaimed = report.fleets.map((f) => `${names[f.fleet] ?? f.fleet} ${f.reclaim.held} held, ${f.reclaim.measured} claimed again, ${f.reclaim.neverReclaimed} never (revoked or failed first)`)
   const violations = report.fleets.flatMap((f) => f.violations.map((v) => ({ ...v, fleet: f.fleet })))
   const crashes = report.fleets.flatMap((f) => f.unexpectedExits)
   const s = report.seconds
@@ -71,7 +71,7 @@ export const formatReport = (report: SoakReport): string => {
     `Revokes: ${totalOf("requested")} requested: ${totalOf("revoked")} revoked, ${totalOf("alreadyFinished")} already finished, ${totalOf("failed")} unanswered; ` +
       `${totalOf("lateStarts")} bodies began just after a revoke they were claimed before (interrupted by it).`,
     `Retries recorded: ${Object.entries(retries).sort((a, b) => b[1] - a[1]).map(([tag, n]) => `${tag} ${n}`).join(", ") || "none"}.`,
-    `Reclaim (SIGKILL → the cut-off try's body starting again elsewhere): ${reclaimed.join("; ")}. Lease ${report.options.leaseSeconds} s.`,
+    `Reclaim (SIGKILL → a cut-off try's node claimed again): ${reclaimed.join("; ")}. Lease ${report.options.leaseSeconds} s.`,
   ]
   if (crashes.length > 0) {
     lines.push(`Crashes (processes that exited unasked):`)

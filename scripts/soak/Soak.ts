@@ -301,17 +301,20 @@ export const runSoak = async (options: SoakOptions, hooks: SoakHooks = {}): Prom
     })()
 
     const failedRestarts: Record<FleetName, number> = { pg: 0, ct: 0 }
+    let stoppingFleets = false
     const respawn = async (name: FleetName, slot: number) => {
       for (let tries = 1; tries <= 5; tries++) {
+        if (stoppingFleets || aborted()) return
         try {
           await byName[name].respawn(slot)
           return
         } catch (e) {
+          if (stoppingFleets || aborted()) return
           log(`soak: ${name}[${slot}] did not start again (try ${tries}): ${message(e).split("\n")[0]}`)
           await pause(1000)
         }
       }
-      failedRestarts[name]++
+      if (!stoppingFleets) failedRestarts[name]++
     }
     const killer = async (name: FleetName, chance: Random) => {
       if (options.killEverySeconds <= 0) return
@@ -391,6 +394,7 @@ export const runSoak = async (options: SoakOptions, hooks: SoakHooks = {}): Prom
     clearTimeout(bound)
 
     // -- check ---------------------------------------------------------------------------------
+    stoppingFleets = true
     await Promise.all([pgFleet.stop(), ctFleet.stop()])
     const reports: Array<FleetReport> = []
     for (const name of Object.keys(fleets) as Array<FleetName>) {
