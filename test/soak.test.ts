@@ -161,6 +161,16 @@ describe("the checker", () => {
     expect(violations).toMatchObject([{ rule: "output", run: runOf("chain") }])
   })
 
+  it("reports a run that failed though its workflow must not, with its error", async () => {
+    const violations = await planted(
+      `update taskgraph_runs set status = 'failed', error = '{"tag":"CommitFailed","message":"planted"}' where id = $1`,
+      `update taskgraph_runs set status = 'succeeded', error = null where id = $1`,
+      [runOf("chain")],
+    )
+    expect(violations).toMatchObject([{ rule: "status", run: runOf("chain") }])
+    expect(violations[0]!.detail).toContain("CommitFailed: planted")
+  })
+
   it("reports a run that did not end, and the node it left running", async () => {
     const violations = await planted(
       `update taskgraph_runs set status = 'running' where id = $1`,

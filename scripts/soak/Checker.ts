@@ -96,6 +96,8 @@ export interface FleetVerdict {
   }
   /** Attempt rows with outcome retry, by error tag. */
   readonly retries: Readonly<Record<string, number>>
+  /** The first message recorded under each retry tag but the workflows' own (Flaky, Boom). */
+  readonly retryMessages: Readonly<Record<string, string>>
   readonly kills: number
   readonly reclaim: {
     readonly held: number
@@ -141,9 +143,17 @@ const sameJson = (a: unknown, b: unknown): boolean => {
   return ka.length === kb.length && ka.every((k) => sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]))
 }
 
-interface RunRow { id: string; workflow: string; status: string; input: unknown; output: unknown; idempotency_key: string | null }
+interface RunRow { id: string; workflow: string; status: string; input: unknown; output: unknown; error: { tag?: string; message?: string } | null; idempotency_key: string | null }
 interface NodeRow { run_id: string; id: string; kind: string; state: string; task: string | null; handler: boolean; arrived: number; expected: number | null; output: unknown }
-interface AttemptRow { run_id: string; node_id: string; attempt: number; outcome: string; error: { tag?: string } | null; started_at: Date; finished_at: Date }
+interface AttemptRow {
+  run_id: string
+  node_id: string
+  attempt: number
+  outcome: string
+  error: { tag?: string; message?: string } | null
+  started_at: Date
+  finished_at: Date
+}
 interface EffectRow {
   run_id: string
   node: string
@@ -169,7 +179,7 @@ export const checkFleet = async (
   await client.connect()
   let runs: Array<RunRow>, nodes: Array<NodeRow>, attempts: Array<AttemptRow>, effects: Array<EffectRow>
   try {
-    runs = (await client.query<RunRow>("select id, workflow, status, input, output, idempotency_key from taskgraph_runs")).rows
+    runs = (await client.query<RunRow>("select id, workflow, status, input, output, error, idempotency_key from taskgraph_runs")).rows
     nodes = (await client.query<NodeRow>("select run_id, id, kind, state, task, handler, arrived, expected, output from taskgraph_nodes")).rows
     attempts = (await client.query<AttemptRow>("select run_id, node_id, attempt, outcome, error, started_at, finished_at from taskgraph_attempts")).rows
     effects = (await client.query<EffectRow>(
@@ -227,7 +237,10 @@ export const checkFleet = async (
       if (planned.revoke?.outcome === "Revoked" && planned.revoke.runRevoked === true) {
         breach("status", `the driver's revoke answered Revoked, yet the run ended ${run.status}`, run.id)
       }
-      if (run.status !== expected.status) breach("status", `${kind} run ended ${run.status}, expected ${expected.status}`, run.id)
+      if (run.status !== expected.status) {
+        const why = run.error === null ? "" : ` (${run.error.tag}: ${String(run.error.message ?? "").slice(0, 300)})`
+        breach("status", `${kind} run ended ${run.status}, expected ${expected.status}${why}`, run.id)
+      }
       else if (run.status === "succeeded" && expected.output !== undefined) {
         const want = expected.output(run.input as number)
         if (!sameJson(run.output, want)) breach("output", `input ${JSON.stringify(run.input)}: output ${JSON.stringify(run.output)}, expected ${JSON.stringify(want)}`, run.id)
@@ -269,7 +282,7 @@ export const checkFleet = async (
         breach("retry", `attempts ${rows.map((a) => `${a.attempt}:${a.outcome}`).join(", ")}`, run.id, "0-soakFlaky")
       }
     }
-    if (run.status === "failed") {
+    if (run.status === "failed" && kind === "onError") {
       const handlers = runNodes.filter((x) => x.handler)
       const wins = handlers.reduce((sum, h) => sum + succeededAttempts(run.id, h.id), 0)
       const rescued = handlers.find((h) => h.state === "succeeded")
@@ -341,7 +354,13 @@ export const checkFleet = async (
   samplesMs.sort((a, b) => a - b)
 
   const retries: Record<string, number> = {}
-  for (const a of attempts) if (a.outcome === "retry") retries[a.error?.tag ?? "?"] = (retries[a.error?.tag ?? "?"] ?? 0) + 1
+  const retryMessages: Record<string, string> = {}
+  for (const a of attempts) {
+    if (a.outcome !== "retry") continue
+    const tag = a.error?.tag ?? "?"
+    retries[tag] = (retries[tag] ?? 0) + 1
+    if (tag !== "Flaky" && tag !== "Boom") retryMessages[tag] ??= `${a.run_id} ${a.node_id} attempt ${a.attempt}: ${a.error?.message ?? ""}`.slice(0, 500)
+  }
 
   const revoked = plan.filter((p) => p.fleet === fleet && p.revoke !== undefined)
   return {
@@ -358,6 +377,7 @@ export const checkFleet = async (
     },
     bodies: { started: effects.length, tries, reRun: effects.length - tries, sawNode },
     retries,
+    retryMessages,
     kills: kills.length,
     reclaim: { held, measured: samplesMs.length, neverReclaimed, p50Ms: percentile(samplesMs, 0.5), maxMs: percentile(samplesMs, 1), samplesMs, nodes: heldNodes },
     violations,

@@ -16,10 +16,12 @@
  * | --lease S           | SOAK_LEASE          | 5     | 5     | a claim's lease (the runtime's `lease`)             |
  * | --drain S           | SOAK_DRAIN          | 180   | 60    | longest wait, after the load, for every run to end  |
  * | --no-pg-restart     | SOAK_PG_RESTART=0   |       |       | leave PostgreSQL running                            |
+ * | --pg-down S         | SOAK_PG_DOWN        | 1.5   | 1     | seconds PostgreSQL stays down when restarted        |
  * | --faults SPEC       | SOAK_FAULTS         | none  | none  | `TASKGRAPH_FAULTS` for the child processes (engine/Faults.ts) |
  * | --json PATH         | SOAK_JSON           | bench/results/soak-<time>.json | none | where the report's JSON goes |
  * | --keep-logs         | SOAK_KEEP_LOGS=1    |       |       | keep the child logs (always kept on a violation)    |
  */
+import path from "node:path"
 import type { Kind } from "./Workflows.ts"
 
 export interface SoakOptions {
@@ -79,7 +81,7 @@ export const longPreset = (seed: number): SoakOptions => ({
   taskgraphFaults: "",
   drainSeconds: 180,
   mix,
-  json: `bench/results/soak-${new Date().toISOString().replace(/[:.]/g, "-")}.json`,
+  json: path.join(import.meta.dirname, "../../bench/results", `soak-${new Date().toISOString().replace(/[:.]/g, "-")}.json`),
   keepLogs: false,
 })
 
@@ -113,7 +115,7 @@ export const parseOptions = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv
     }
   }
   if (flags.has("help")) throw new UsageError("")
-  const known = ["short", "keep-logs", "no-pg-restart", "duration", "workflows", "kill-every", "seed", "pg-workers", "ct-apps", "revoke-rate", "lease", "drain", "faults", "json"]
+  const known = ["short", "keep-logs", "no-pg-restart", "pg-down", "duration", "workflows", "kill-every", "seed", "pg-workers", "ct-apps", "revoke-rate", "lease", "drain", "faults", "json"]
   for (const name of flags.keys()) if (!known.includes(name)) throw new UsageError(`unknown flag --${name}`)
 
   const raw = (flag: string, variable: string): string | undefined => {
@@ -145,7 +147,9 @@ export const parseOptions = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv
     revokeRate: number("revoke-rate", "SOAK_REVOKE_RATE", base.revokeRate, (n) => n >= 0 && n <= 1, "between 0 and 1"),
     leaseSeconds: number("lease", "SOAK_LEASE", base.leaseSeconds, (n) => n > 0, "a positive number of seconds"),
     drainSeconds: number("drain", "SOAK_DRAIN", base.drainSeconds, (n) => n > 0, "a positive number of seconds"),
-    postgresRestart: restart ? base.postgresRestart : null,
+    postgresRestart: restart && base.postgresRestart !== null
+      ? { ...base.postgresRestart, downSeconds: number("pg-down", "SOAK_PG_DOWN", base.postgresRestart.downSeconds, (n) => n >= 0, "a number of seconds") }
+      : null,
     taskgraphFaults: raw("faults", "SOAK_FAULTS") ?? "",
     json: json === undefined ? base.json : json === "-" ? null : json,
     keepLogs: flags.has("keep-logs") || env.SOAK_KEEP_LOGS === "1",
@@ -154,6 +158,6 @@ export const parseOptions = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv
 
 export const usage = `usage: npm run soak -- [--short] [--duration S] [--workflows N] [--kill-every S] [--seed N]
                      [--pg-workers N] [--ct-apps N] [--revoke-rate F] [--lease S] [--drain S]
-                     [--no-pg-restart] [--faults SPEC] [--json PATH|-] [--keep-logs]
+                     [--no-pg-restart] [--pg-down S] [--faults SPEC] [--json PATH|-] [--keep-logs]
 (see scripts/soak/Options.ts for the environment variables and the presets)`
 

@@ -1,7 +1,7 @@
 /**
- * Report: the soak's report as the table `npm run soak` prints (one line per fleet and a total:
- * runs by status, kills, crashes, bodies run and re-run, reclaim time p50/max, violations), the
- * lines under it (PostgreSQL restarts, the faults injected, revokes, retries, the verdict with
+ * Report: the soak's report as the tables `npm run soak` prints (one line per fleet and a total:
+ * runs by status, kills, crashes, bodies run and re-run, reclaim time p50/max, violations; then
+ * runs by workflow and status), the lines under them (PostgreSQL restarts, the faults injected, revokes, retries, the verdict with
  * the violations listed), and the JSON file beside it (the whole report, reclaim samples
  * included).
  */
@@ -46,6 +46,19 @@ export const formatReport = (report: SoakReport): string => {
   const p50 = all.length === 0 ? null : all[Math.ceil(all.length / 2) - 1]!
   rows.push(["all", sum(1), sum(2), sum(3), sum(4), sum(5), sum(6), sum(7), sum(8), sum(9), seconds(p50), seconds(all.at(-1) ?? null), sum(12)])
 
+  const byKind = new Map<string, Record<string, number>>()
+  for (const f of report.fleets) {
+    for (const [kind, statuses] of Object.entries(f.byKind)) {
+      const row = byKind.get(kind) ?? {}
+      for (const [status, n] of Object.entries(statuses)) row[status] = (row[status] ?? 0) + n
+      byKind.set(kind, row)
+    }
+  }
+  const kindRows = [...byKind].sort((a, b) => a[0].localeCompare(b[0])).map(([kind, st]) => {
+    const total = Object.values(st).reduce((a, b) => a + b, 0)
+    return [kind, total, st.succeeded ?? 0, st.failed ?? 0, st.revoked ?? 0, total - (st.succeeded ?? 0) - (st.failed ?? 0) - (st.revoked ?? 0)]
+  })
+
   const ct = report.cloudTasks
   const fs = ct.front
   const sawNode: Record<string, number> = {}
@@ -61,6 +74,9 @@ export const formatReport = (report: SoakReport): string => {
   const lines = [
     `== soak: seed ${report.seed}, ${report.starts.planned} runs in ${s.total.toFixed(0)} s (set-up ${s.setup.toFixed(0)}, load ${s.load.toFixed(0)}, drain ${s.drain.toFixed(0)}) ==`,
     table(["fleet", "runs", "succeeded", "failed", "revoked", "not final", "kills", "crashes", "bodies", "re-run", "reclaim p50", "reclaim max", "violations"], rows),
+    "",
+    table(["workflow", "runs", "succeeded", "failed", "revoked", "not final"], kindRows),
+    "",
     `PostgreSQL: restarted ${report.postgres.restarts}× (down ${seconds(report.postgres.downMs)}).  Starts: ${report.starts.started}/${report.starts.planned} (${report.starts.failed} failed).` +
       `  Processes started: ${report.fleets.map((f) => `${f.fleet} ${f.processes}`).join(", ")}` +
       (report.options.taskgraphFaults === "" ? "." : `; fault points ${report.options.taskgraphFaults}: ${report.fleets.map((f) => `${f.fleet} ${f.faultCrashes} crashes`).join(", ")}.`),
@@ -71,6 +87,7 @@ export const formatReport = (report: SoakReport): string => {
     `Revokes: ${totalOf("requested")} requested: ${totalOf("revoked")} revoked, ${totalOf("alreadyFinished")} already finished, ${totalOf("failed")} unanswered; ` +
       `${totalOf("lateStarts")} bodies began just after a revoke they were claimed before (interrupted by it).`,
     `Retries recorded: ${Object.entries(retries).sort((a, b) => b[1] - a[1]).map(([tag, n]) => `${tag} ${n}`).join(", ") || "none"}.`,
+    ...report.fleets.flatMap((f) => Object.entries(f.retryMessages).map(([tag, text]) => `  first ${tag} (${f.fleet}): ${text}`)),
     `Reclaim (SIGKILL → a cut-off try's node claimed again): ${reclaimed.join("; ")}. Lease ${report.options.leaseSeconds} s.`,
   ]
   if (crashes.length > 0) {

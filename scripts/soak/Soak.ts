@@ -25,8 +25,19 @@
  * - Cloud Tasks: every second the emulator delivers the next `duplicatesPerSecond` attempts twice
  *   at once, now and then the next 1–3 CreateTask calls answer UNAVAILABLE, and the front answers
  *   503 to a share of callbacks and loses a share of the apps' 2xx answers.
- * After the window the faults stop, and the driver waits (at most `drainSeconds`) for every run to
- * end; then the fleets are stopped and the checker reads both databases.
+ * With `taskgraphFaults` the child processes also run with `TASKGRAPH_FAULTS` (engine/Faults.ts):
+ * a fault point's crash is counted as a kill. After the window the faults stop, and the driver
+ * waits (at most `drainSeconds`) for every run to end; then the fleets are stopped and the checker
+ * reads both databases.
+ *
+ * Every process runs with `lease: leaseSeconds` (a claim lapses that long after its last renewal,
+ * so a killed process's nodes are claimable again after it); workers reclaim every second, the
+ * apps' sweepers pass every second and re-dispatch what stayed ready for 3 s.
+ *
+ * The report is clean when every run ended within the drain bound, the checker found no
+ * violation, no process crashed unasked, every killed slot started again and every start
+ * succeeded. The temporary directory goes at the end; its `logs/` (every child's output) stays
+ * when the report is not clean, or with `keepLogs`.
  */
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
 import os from "node:os"
