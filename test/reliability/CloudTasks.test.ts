@@ -80,6 +80,9 @@ const attemptCounts = async (run: string) =>
       .map((r) => [r.node_id, r.n]),
   )
 const runRow = async (run: string) => (await c.db.sql("select status, output, error from taskgraph_runs where id = $1", [run]))[0]
+/** Waits until the front sent a 2xx for `node` of `run`: a run may end before its answers are recorded. */
+const acknowledged = (run: string, node: string) =>
+  until(() => answersFor(c.answers, run, node).some((x) => x.status < 300 && !x.lost), `the 2xx for ${node}`)
 const ended = async (run: string) => ["succeeded", "failed", "revoked"].includes((await runRow(run))?.status)
 
 /** The pair's run with input `n` ended with (n + 1) * 2, each step recorded once and run once. */
@@ -151,6 +154,7 @@ describe("crashes between a commit and its dispatch", () => {
     c.front.route = (d) => (d.earlier === 0 && d.node === "0-ctFirst" ? "a" : "b")
     const run = await b.start(pair, 40)
     await pairOnce(run.id, 40)
+    await acknowledged(run.id, "0-ctFirst")
     expect(bodies.of("ctFirst:40")).toBe(1)
     expect(answersFor(c.answers, run.id, "0-ctFirst").map((x) => [x.by, x.status, x.outcome])).toEqual([
       ["a", 500, "internal_error"],
@@ -170,6 +174,7 @@ describe("a replica frozen while it holds a node", () => {
     await until(async () => (await a.hits())["step.afterBody"] === 1, "the frozen commit")
     const frozenAt = Date.now()
     await pairOnce(run.id, 100)
+    await acknowledged(run.id, "0-ctFirst")
     const tookMs = Date.now() - frozenAt
     // at least once: the frozen try's body and the one that committed; exactly once: one attempt row
     expect(bodies.of("ctFirst:100")).toBe(2)
@@ -221,6 +226,7 @@ describe("the bookkeeping write fails after the task body succeeded", () => {
     // the disk has room again
     await c.db.sql(`delete from ct_refused`)
     await pairOnce(run.id, 50)
+    await acknowledged(run.id, "0-ctFirst")
     expect(bodies.of("ctFirst:50")).toBeGreaterThanOrEqual(2)
     const answers = answersFor(c.answers, run.id, "0-ctFirst")
     expect(answers.filter((x) => x.status < 300).map((x) => [x.outcome, x.recorded])).toEqual([["Ran", 1]])
@@ -239,6 +245,7 @@ describe("the bookkeeping write fails after the task body succeeded", () => {
     await until(async () => (await refusals()) >= 3, "three refusals")
     await c.db.sql(`delete from ct_refused`)
     await pairOnce(run.id, 60)
+    await acknowledged(run.id, "0-ctFirst")
     expect(bodies.of("ctFirst:60")).toBe(1)
     expect(answersFor(c.answers, run.id, "0-ctFirst").map((x) => [x.status, x.outcome, x.recorded])).toEqual([[200, "Ran", 1]])
   })
@@ -248,6 +255,7 @@ describe("the bookkeeping write fails after the task body succeeded", () => {
     c.front.audit = true
     const run = await c.replica("b").then((b) => b.start(pair, 70))
     await pairOnce(run.id, 70)
+    await acknowledged(run.id, "0-ctFirst")
     expect(bodies.of("ctFirst:70")).toBe(2)
     const answers = answersFor(c.answers, run.id, "0-ctFirst")
     expect(answers[0]).toMatchObject({ by: "a", status: 500, outcome: "internal_error", recorded: 0 })
@@ -286,6 +294,7 @@ describe("duplicates over Cloud Tasks", () => {
     expect(answersFor(c.answers, run.id, "0-ctHeld")[0]).toMatchObject({ status: 409, outcome: "Busy", recorded: 0 })
     opened.open()
     await until(() => ended(run.id), "the run's end")
+    await acknowledged(run.id, "0-ctHeld")
     expect(answersFor(c.answers, run.id, "0-ctHeld").map((x) => [x.status, x.outcome, x.recorded])).toEqual([
       [409, "Busy", 0],
       [200, "Ran", 1],
