@@ -19,8 +19,10 @@
  *   gather) succeeded exactly once, with as many distinct inputs as it expected; the iteration's
  *   finalize succeeded once and every row of its group was handed to a page body.
  * - `onError`: a failed run's handler succeeded exactly once, with the expected output.
- * - `delay`: a delay node was claimed no earlier than its wait after its predecessor committed
- *   (both instants from the same OS clock: the commit's time and the claim's).
+ * - `delay`: a delay node was claimed no earlier than its wait after its predecessor's winning
+ *   body began (the engine dates the wait from when that body's result was ready, a moment
+ *   before its commit: the body's start is the exact lower bound; both instants are from the
+ *   same OS clock).
  * - `retry`: the retry workflow's flaky step recorded its failed first try, then succeeded.
  * - `one-claim`: no two bodies of one try of a task began under the same claim (the node's claim
  *   count as the body's first statement read it): one claim, one execution. (A process stalled
@@ -271,8 +273,13 @@ export const checkFleet = async (
     if (kind === "delay") {
       const before = succeededAt("0-soakInc")
       const wait = succeededAt("1-delay")
-      if (before !== undefined && wait !== undefined && wait.started_at.getTime() - before.finished_at.getTime() < delaySeconds * 1000) {
-        breach("delay", `claimed ${wait.started_at.getTime() - before.finished_at.getTime()} ms after its predecessor committed (wait ${delaySeconds * 1000} ms)`, run.id, "1-delay")
+      if (before !== undefined && wait !== undefined) {
+        // the winning try's body: the one that began under the succeeded attempt's claim
+        const began = (effectsOf.get(`${run.id}|0-soakInc`) ?? [])
+          .filter((e) => ms(e.claimed_at) === before.started_at.getTime())
+          .reduce((latest, e) => Math.max(latest, e.at.getTime()), before.started_at.getTime())
+        const gap = wait.started_at.getTime() - began
+        if (gap < delaySeconds * 1000) breach("delay", `claimed ${gap} ms after its predecessor's body began (wait ${delaySeconds * 1000} ms)`, run.id, "1-delay")
       }
     }
     if (kind === "retry" && run.status === "succeeded") {
