@@ -638,9 +638,14 @@ const make = Effect.gen(function*() {
       result = stored.result
       const committed = stored.committed
       if (committed._tag === "Lost") return yield* revokedOutcome(claimed)
-      yield* fault("step.afterCommit")
-      if (committed.ready.length > 0) yield* dispatcher.dispatch(committed.ready)
       const next = committed.claimed
+      // successors this commit claimed for the caller go back (ready, unleased) if the step fails
+      // from here on: the caller never learns of them, and they would wait out their lease
+      yield* Effect.andThen(fault("step.afterCommit"), committed.ready.length > 0 ? dispatcher.dispatch(committed.ready) : Effect.void).pipe(
+        Effect.onError(() =>
+          Effect.forEach(next, (c) => Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.ignore(store.release(c, at))), { discard: true })
+        ),
+      )
       switch (result._tag) {
         case "Succeeded":
           return { outcome: Outcome.Ran({ ...base, attempt: claimed.attempt, ready: committed.ready.length + next.length }), next }
