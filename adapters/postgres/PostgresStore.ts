@@ -60,14 +60,21 @@ const json = (value: unknown): string => JSON.stringify(value ?? null)
 const retryableCodes = /^(08|40001|40P01|53|57P0)/
 /** Node's codes for a database that cannot be reached right now. */
 const networkErrors = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN"])
-const storeError = (cause: unknown): StoreError => {
+/**
+ * Whether a retry may cure `cause`. The server's SQLSTATE says so when there is one; an error
+ * without one comes from the driver or the connection ("Client has encountered a connection error
+ * and is not queryable", "Connection terminated unexpectedly"…) and counts as transient, unless
+ * it is a JavaScript error of our own (a TypeError, RangeError or SyntaxError: the same request
+ * fails again). Not retryable means refused for good: the engine records a commit refused so as a
+ * failed try, so a transient error must never be taken for one.
+ */
+export const isRetryableStoreCause = (cause: unknown): boolean => {
   const code = (cause as { code?: unknown })?.code
-  const message = cause instanceof Error ? cause.message : String(cause)
-  const retryable = typeof code === "string"
-    ? retryableCodes.test(code) || networkErrors.has(code)
-    : /ECONNREFUSED|ECONNRESET|timeout|terminat/i.test(message)
-  return new StoreError({ message, retryable, cause })
+  if (typeof code === "string") return retryableCodes.test(code) || networkErrors.has(code)
+  return !(cause instanceof TypeError || cause instanceof RangeError || cause instanceof SyntaxError)
 }
+const storeError = (cause: unknown): StoreError =>
+  new StoreError({ message: cause instanceof Error ? cause.message : String(cause), retryable: isRetryableStoreCause(cause), cause })
 const tryStore = <A>(f: () => Promise<A>): Effect.Effect<A, StoreError> => Effect.tryPromise({ try: f, catch: storeError })
 
 /**
