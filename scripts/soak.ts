@@ -5,7 +5,8 @@
  * started again, PostgreSQL is restarted once, and Cloud Tasks delivers twice, refuses CreateTask
  * and meets 503s. Then a checker proves every run final, every join and finalize fired once, no
  * result recorded twice, nothing run after a revoke, every output right, and prints a table
- * (runs, kills, bodies re-run, reclaim times p50/max). Exit code 1 on any violation, 2 on a usage
+ * (runs, kills, bodies re-run, reclaim times p50/max); then the HTTP routes are fuzzed with
+ * 10,000 inputs (`--fuzz N`; none in the short form). Exit code 1 on any violation, 2 on a usage
  * error. Bounded: a few minutes by default (the load window plus the drain); see
  * scripts/soak/Options.ts for the flags, and scripts/soak/Soak.ts for what runs.
  *
@@ -14,11 +15,14 @@
  *
  * Ctrl-C stops the load and the drain early; everything started is still stopped and checked.
  */
+import { spawnSync } from "node:child_process"
+import path from "node:path"
 import { parseOptions, type SoakOptions, UsageError, usage } from "./soak/Options.ts"
 import { formatReport, writeReport } from "./soak/Report.ts"
 import { runSoak } from "./soak/Soak.ts"
 
 process.env.METADATA_SERVER_DETECTION = "none"
+const root = path.join(import.meta.dirname, "..")
 if (Number(process.versions.node.split(".")[0]) < 22) {
   console.error(`the soak needs Node 22 or newer (this is ${process.version}): run it with npm run soak`)
   process.exit(2)
@@ -48,6 +52,16 @@ try {
   console.log(`\n${formatReport(report)}`)
   if (options.json !== null) console.log(`JSON: ${await writeReport(report, options.json)}`)
   process.exitCode = report.clean ? 0 : 1
+  if (options.fuzzRuns > 0 && !abort.signal.aborted) {
+    // the routes under thousands of malformed, forged and unknown inputs: no 5xx, no row changed
+    console.log(`\n== fuzzing the HTTP routes with ${options.fuzzRuns} inputs (test/adapters/hono/RoutesFuzz.test.ts) ==`)
+    const fuzz = spawnSync(process.execPath, [path.join(root, "node_modules/vitest/vitest.mjs"), "run", "test/adapters/hono/RoutesFuzz.test.ts"], {
+      cwd: root,
+      stdio: "inherit",
+      env: { ...process.env, TASKGRAPH_FUZZ_RUNS: String(options.fuzzRuns) },
+    })
+    if (fuzz.status !== 0) process.exitCode = 1
+  }
 } catch (error) {
   console.error("soak failed:", error)
   process.exitCode = 1

@@ -20,6 +20,7 @@
  * | --faults SPEC       | SOAK_FAULTS         | none  | none  | `TASKGRAPH_FAULTS` for the child processes (engine/Faults.ts) |
  * | --json PATH         | SOAK_JSON           | bench/results/soak-<time>.json | none | where the report's JSON goes |
  * | --keep-logs         | SOAK_KEEP_LOGS=1    |       |       | keep the child logs (always kept on a violation)    |
+ * | --fuzz N            | SOAK_FUZZ           | 10000 | 0     | then fuzz the HTTP routes with N inputs (0: skip)   |
  */
 import path from "node:path"
 import type { Kind } from "./Workflows.ts"
@@ -61,6 +62,8 @@ export interface SoakOptions {
   /** Where the report's JSON is written (null: nowhere). */
   readonly json: string | null
   readonly keepLogs: boolean
+  /** Inputs for the routes fuzz run after the soak (test/adapters/hono/RoutesFuzz.test.ts); 0 skips it. */
+  readonly fuzzRuns: number
 }
 
 const mix: Record<Kind, number> = { chain: 15, group: 15, map: 15, iterate: 10, delay: 10, retry: 10, onError: 10, slow: 15 }
@@ -83,6 +86,7 @@ export const longPreset = (seed: number): SoakOptions => ({
   mix,
   json: path.join(import.meta.dirname, "../../bench/results", `soak-${new Date().toISOString().replace(/[:.]/g, "-")}.json`),
   keepLogs: false,
+  fuzzRuns: 10_000,
 })
 
 export const shortPreset = (seed: number): SoakOptions => ({
@@ -96,6 +100,7 @@ export const shortPreset = (seed: number): SoakOptions => ({
   postgresRestart: { at: 0.45, downSeconds: 1 },
   drainSeconds: 60,
   json: null,
+  fuzzRuns: 0,
 })
 
 export class UsageError extends Error {}
@@ -115,7 +120,7 @@ export const parseOptions = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv
     }
   }
   if (flags.has("help")) throw new UsageError("")
-  const known = ["short", "keep-logs", "no-pg-restart", "pg-down", "duration", "workflows", "kill-every", "seed", "pg-workers", "ct-apps", "revoke-rate", "lease", "drain", "faults", "json"]
+  const known = ["short", "keep-logs", "no-pg-restart", "pg-down", "duration", "workflows", "kill-every", "seed", "pg-workers", "ct-apps", "revoke-rate", "lease", "drain", "faults", "json", "fuzz"]
   for (const name of flags.keys()) if (!known.includes(name)) throw new UsageError(`unknown flag --${name}`)
 
   const raw = (flag: string, variable: string): string | undefined => {
@@ -153,11 +158,12 @@ export const parseOptions = (argv: ReadonlyArray<string>, env: NodeJS.ProcessEnv
     taskgraphFaults: raw("faults", "SOAK_FAULTS") ?? "",
     json: json === undefined ? base.json : json === "-" ? null : json,
     keepLogs: flags.has("keep-logs") || env.SOAK_KEEP_LOGS === "1",
+    fuzzRuns: number("fuzz", "SOAK_FUZZ", base.fuzzRuns, (n) => Number.isInteger(n) && n >= 0, "a number of inputs (0: no fuzzing)"),
   }
 }
 
 export const usage = `usage: npm run soak -- [--short] [--duration S] [--workflows N] [--kill-every S] [--seed N]
                      [--pg-workers N] [--ct-apps N] [--revoke-rate F] [--lease S] [--drain S]
-                     [--no-pg-restart] [--pg-down S] [--faults SPEC] [--json PATH|-] [--keep-logs]
+                     [--no-pg-restart] [--pg-down S] [--faults SPEC] [--json PATH|-] [--keep-logs] [--fuzz N]
 (see scripts/soak/Options.ts for the environment variables and the presets)`
 
