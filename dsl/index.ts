@@ -57,3 +57,4 @@ export {
   WorkflowNotRegistered,
   WorkflowStarter,
 } from "./Workflow.ts"
+export { type AnyPeriodic, fireKey, type MissedFires, type Periodic, type PeriodicOptions, periodic } from "./Periodic.ts"

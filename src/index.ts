@@ -20,6 +20,10 @@ export { chain } from "../dsl/Chain.ts"
 export type { Chain } from "../dsl/Chain.ts"
 /** Names a chain so it can be started; `workflow.start(input, options)` is an Effect. */
 export { workflow } from "../dsl/Workflow.ts"
+/** A workflow started on a cron schedule (Cloud Scheduler, or the embedded worker's leader); `fireKey` is a fire's idempotency key. */
+export { fireKey, periodic } from "../dsl/Periodic.ts"
+/** A periodic schedule, its options and its missed-fire policy. */
+export type { AnyPeriodic, MissedFires, Periodic, PeriodicOptions } from "../dsl/Periodic.ts"
 /** A workflow value, its options and what `start` takes and returns. */
 export type { Workflow, WorkflowOptions, StartOptions, RunRef } from "../dsl/Workflow.ts"
 /** The input and output types of a task, bound task or chain. */
