@@ -1,7 +1,9 @@
 /**
  * ConfigFile: the configuration file the CLI reads (`taskgraph.config.ts` or
  * `taskgraph.config.json`): the Cloud Tasks project, location and the queues that
- * `taskgraph queues sync` provisions.
+ * `taskgraph queues sync` provisions; the Cloud Scheduler settings and the periodic schedules
+ * (from the application's code: a .ts configuration only) that `taskgraph schedules sync`
+ * provisions as jobs.
  *
  * ```ts
  * // taskgraph.config.ts
@@ -11,6 +13,12 @@
  *     project: "my-project", location: "europe-west1",
  *     queues: [{ name: "taskgraph", maxDispatchesPerSecond: 50, maxAttempts: 20, minBackoff: 1, maxBackoff: "5 minutes" }],
  *   },
+ *   scheduler: {
+ *     project: "my-project", location: "europe-west1", prefix: "shop",
+ *     url: "https://worker.example.com/taskgraph",
+ *     oidc: { serviceAccountEmail: "scheduler-invoker@my-project.iam.gserviceaccount.com" },
+ *   },
+ *   schedules: [nightly], // periodic(…) values, imported from the application
  * })
  * ```
  */
@@ -18,7 +26,9 @@ import { Cause, Exit, Schema } from "effect"
 import { readFile } from "node:fs/promises"
 import path from "node:path"
 import { pathToFileURL } from "node:url"
+import { SchedulerSettings } from "../adapters/cloud-scheduler/JobSpec.ts"
 import { QueueSpec } from "../adapters/cloud-tasks/QueueSpec.ts"
+import type { AnyPeriodic } from "../dsl/Periodic.ts"
 
 /** The `cloudTasks` section of the configuration file. */
 export const CloudTasksSettings = Schema.Struct({
@@ -31,6 +41,12 @@ export const CloudTasksSettings = Schema.Struct({
 /** The configuration file: `export default defineConfig({...})` in a .ts file, or the same object as JSON. */
 export const TaskgraphConfig = Schema.Struct({
   cloudTasks: Schema.optionalKey(CloudTasksSettings),
+  /** The Cloud Scheduler jobs `taskgraph schedules sync` provisions. */
+  scheduler: Schema.optionalKey(SchedulerSettings),
+  /** The application's periodic schedules (`periodic(…)` values). */
+  schedules: Schema.optionalKey(Schema.Array(
+    Schema.Any.check(Schema.makeFilter((value) => (value as { _tag?: unknown } | null)?._tag === "Periodic" || "a periodic(…) schedule", { expected: "a periodic(…) schedule" })),
+  ) as unknown as Schema.Codec<ReadonlyArray<AnyPeriodic>>),
 })
 export type TaskgraphConfig = typeof TaskgraphConfig.Type
 

@@ -9,3 +9,5 @@
  */
 /** Types a configuration object; reads and checks a configuration file. */
 export { CloudTasksSettings, defaultConfigFiles, defineConfig, loadConfig, TaskgraphConfig } from "./ConfigFile.ts"
+/** The `scheduler` section: where this application's Cloud Scheduler jobs live and how they call it. */
+export { JobRetrySettings, SchedulerSettings } from "../adapters/cloud-scheduler/JobSpec.ts"

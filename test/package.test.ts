@@ -219,6 +219,7 @@ try { await embedded({ workflows: [] }); console.log("started") } catch (error) 
       ["taskgraph/testing", null],
       ["taskgraph/hono", /\/node_modules\/(hono\/|google-auth-library\/)/],
       ["taskgraph/cloud-tasks", google],
+      ["taskgraph/cloud-scheduler", google],
       ["taskgraph/emulators", google],
     ]
     for (const [entry, allowed] of expectations) {
