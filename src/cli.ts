@@ -186,7 +186,7 @@ const emulator = async (values: Record<string, unknown>): Promise<number> => {
       import("node:fs/promises"),
       import("node:os"),
       import("node:path"),
-      import("../adapters/cloud-tasks/emulator/Emulator.ts"),
+      import("../emulators/cloud-tasks/CloudTasksEmulator.ts"),
       import("../adapters/cloud-tasks/Client.ts"),
       import("../adapters/cloud-tasks/Queues.ts"),
     ])

@@ -4,8 +4,8 @@
  * the same from a shell).
  */
 /** The Cloud Tasks v2 emulator: queues, tasks, timed HTTP delivery with OIDC tokens, faults. */
-export { type CloudTasksEmulator, type CloudTasksEmulatorOptions, startCloudTasksEmulator } from "../adapters/cloud-tasks/emulator/Emulator.ts"
+export { type CloudTasksEmulator, type CloudTasksEmulatorOptions, startCloudTasksEmulator } from "../emulators/cloud-tasks/CloudTasksEmulator.ts"
 /** What the emulator counts, the faults it can inject, and the clock it runs on. */
-export type { EmulatorStats } from "../adapters/cloud-tasks/emulator/EmulatorStats.ts"
-export type { CloudTasksMethod, EmulatorFaults } from "../adapters/cloud-tasks/emulator/Faults.ts"
-export type { EmulatorClock } from "../adapters/cloud-tasks/emulator/Clock.ts"
+export type { EmulatorStats } from "../emulators/shared/EmulatorStats.ts"
+export type { CloudTasksMethod, EmulatorFaults } from "../emulators/shared/FaultPlan.ts"
+export type { EmulatorClock } from "../emulators/shared/EmulatorClock.ts"

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url"
 import { Effect, Exit } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { emulatorClient } from "../../../adapters/cloud-tasks/Client.ts"
-import { type CloudTasksEmulator, startCloudTasksEmulator } from "../../../adapters/cloud-tasks/emulator/index.ts"
+import { type CloudTasksEmulator, startCloudTasksEmulator } from "../../../emulators/index.ts"
 import { formatQueuePlan, type QueueSpec, QueueSyncError, syncQueues } from "../../../adapters/cloud-tasks/Queues.ts"
 import { emulatorKeySource } from "../../../src/CloudTasksRuntime.ts"
 

@@ -19,12 +19,12 @@
  */
 import * as grpc from "@grpc/grpc-js"
 import { Duration } from "effect"
-import { type EmulatorClock, systemClock } from "./Clock.ts"
+import { type EmulatorClock, systemClock } from "../shared/EmulatorClock.ts"
 import { cloudTasksHandlers, cloudTasksServiceDefinition } from "./CloudTasksService.ts"
-import { Dispatcher } from "./Dispatcher.ts"
-import { emptyStats, type EmulatorStats, resetStats } from "./EmulatorStats.ts"
-import { type EmulatorFaults, FaultPlan } from "./Faults.ts"
-import { createOidcSigner, type SigningJwk } from "./OidcSigner.ts"
+import { DeliveryLoop } from "./DeliveryLoop.ts"
+import { emptyStats, type EmulatorStats, resetStats } from "../shared/EmulatorStats.ts"
+import { type EmulatorFaults, FaultPlan } from "../shared/FaultPlan.ts"
+import { createOidcSigner, type SigningJwk } from "../shared/OidcSigner.ts"
 import { QueueStore } from "./QueueStore.ts"
 
 export interface CloudTasksEmulatorOptions {
@@ -96,9 +96,9 @@ export const startCloudTasksEmulator = async (options: CloudTasksEmulatorOptions
     maxTaskBytes: options.maxTaskBytes ?? defaultMaxTaskBytes,
     minDispatchDeadlineMs,
   })
-  const dispatcher = new Dispatcher({ store, clock, signer, stats, faults })
+  const deliveryLoop = new DeliveryLoop({ store, clock, signer, stats, faults })
   const server = new grpc.Server()
-  server.addService(cloudTasksServiceDefinition(), cloudTasksHandlers({ store, dispatcher, stats, faults }))
+  server.addService(cloudTasksServiceDefinition(), cloudTasksHandlers({ store, deliveryLoop, stats, faults }))
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`127.0.0.1:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
       error ? reject(error) : resolve(bound),
@@ -106,7 +106,7 @@ export const startCloudTasksEmulator = async (options: CloudTasksEmulatorOptions
   )
   let stopping: Promise<void> | undefined
   const stop = async (): Promise<void> => {
-    await dispatcher.stop()
+    await deliveryLoop.stop()
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => {
         server.forceShutdown()

@@ -12,8 +12,8 @@
  * ```
  */
 import { status as grpcStatus } from "@grpc/grpc-js"
-import type { EmulatorClock } from "./Clock.ts"
-import type { HttpMethod, TaskRecord } from "./QueueStore.ts"
+import type { EmulatorClock } from "./EmulatorClock.ts"
+import type { HttpMethod, TaskRecord } from "../cloud-tasks/QueueStore.ts"
 
 export interface AttemptRequest {
   readonly url: string

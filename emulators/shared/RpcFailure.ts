@@ -1,6 +1,6 @@
 /**
  * RpcFailure: how the emulator's modules say "this call fails with this gRPC status", as a value.
- * The store and the decoders return an `Outcome`; only the gRPC service turns a failure into a
+ * The store and the decoders return an `RpcResult`; only the gRPC service turns a failure into a
  * status on the wire.
  *
  * ```ts
@@ -19,11 +19,11 @@ export interface RpcFailure {
   readonly message: string
 }
 
-export type Outcome<A> = { readonly ok: true; readonly value: A } | { readonly ok: false; readonly failure: RpcFailure }
+export type RpcResult<A> = { readonly ok: true; readonly value: A } | { readonly ok: false; readonly failure: RpcFailure }
 
-export const succeed = <A>(value: A): Outcome<A> => ({ ok: true, value })
+export const succeed = <A>(value: A): RpcResult<A> => ({ ok: true, value })
 
-export const fail = <A = never>(code: RpcCode, message: string): Outcome<A> => ({
+export const fail = <A = never>(code: RpcCode, message: string): RpcResult<A> => ({
   ok: false,
   failure: { _tag: "RpcFailure", code, message },
 })

@@ -1,6 +1,6 @@
 /**
  * ResourceNames: the shapes of Cloud Tasks resource names, checked the way the service checks
- * them, and the short ids the dispatcher puts in `X-CloudTasks-QueueName` / `-TaskName`.
+ * them, and the short ids the delivery loop puts in `X-CloudTasks-QueueName` / `-TaskName`.
  *
  *     projects/PROJECT_ID/locations/LOCATION_ID                       (a location: queues' parent)
  *     projects/PROJECT_ID/locations/LOCATION_ID/queues/QUEUE_ID       QUEUE_ID: [A-Za-z0-9-]{1,100}
@@ -11,7 +11,7 @@
  * // { ok: true, value: { queue: "projects/p/locations/l/queues/q", taskId: "t-1" } }
  * ```
  */
-import { fail, type Outcome, succeed } from "./RpcFailure.ts"
+import { fail, type RpcResult, succeed } from "../shared/RpcFailure.ts"
 
 const project = "[A-Za-z0-9\\-:.]{1,100}"
 const location = "[A-Za-z0-9\\-]{1,100}"
@@ -36,12 +36,12 @@ export interface TaskName {
   readonly taskId: string
 }
 
-export const parseLocation = (name: string): Outcome<string> =>
+export const parseLocation = (name: string): RpcResult<string> =>
   locationPattern.test(name)
     ? succeed(name)
     : fail("INVALID_ARGUMENT", `Invalid resource field value in the request: "${name}" is not a location name (projects/PROJECT_ID/locations/LOCATION_ID).`)
 
-export const parseQueueName = (name: string): Outcome<QueueName> => {
+export const parseQueueName = (name: string): RpcResult<QueueName> => {
   const match = queuePattern.exec(name)
   return match?.[1] !== undefined && match[2] !== undefined
     ? succeed({ name, location: match[1], queueId: match[2] })
@@ -51,7 +51,7 @@ export const parseQueueName = (name: string): Outcome<QueueName> => {
       )
 }
 
-export const parseTaskName = (name: string): Outcome<TaskName> => {
+export const parseTaskName = (name: string): RpcResult<TaskName> => {
   const match = taskPattern.exec(name)
   return match?.[1] !== undefined && match[2] !== undefined
     ? succeed({ name, queue: match[1], taskId: match[2] })

@@ -39,7 +39,7 @@ export interface EmulatorFaults {
   readonly clear: () => void
 }
 
-/** The pending faults; the service and dispatcher consume them. */
+/** The pending faults; the service and the delivery loop consume them. */
 export class FaultPlan implements EmulatorFaults {
   readonly #calls = new Map<CloudTasksMethod, Array<RpcCode>>()
   #duplicates = 0

@@ -2,7 +2,7 @@
  * QueueStore: the emulator's state: queues, their tasks, and the task names still reserved after
  * a task was deleted or finished (Cloud Tasks refuses a reused name for about an hour). It holds
  * decoded values only (the gRPC service decodes requests), answers every lookup with an
- * `Outcome`, and knows nothing about dispatching beyond keeping each queue's due-time heap.
+ * `RpcResult`, and knows nothing about dispatching beyond keeping each queue's due-time heap.
  *
  * ```ts
  * const store = new QueueStore({ clock: systemClock, nameReuseWindowMs: 3_600_000, maxTaskBytes: 102_400, minDispatchDeadlineMs: 15_000 })
@@ -11,11 +11,11 @@
  * ```
  */
 import { randomInt } from "node:crypto"
-import type { EmulatorClock } from "./Clock.ts"
-import { DueHeap } from "./DueHeap.ts"
+import type { EmulatorClock } from "../shared/EmulatorClock.ts"
+import { DueHeap } from "../shared/DueHeap.ts"
 import { applyPatch, defaultQueueConfig, type QueueConfig, type QueueSettingsPatch } from "./QueueConfig.ts"
 import { parseLocation, parseQueueName, parseTaskName } from "./ResourceNames.ts"
-import { fail, type Outcome, succeed } from "./RpcFailure.ts"
+import { fail, type RpcResult, succeed } from "../shared/RpcFailure.ts"
 import { TokenBucket } from "./TokenBucket.ts"
 
 export type HttpMethod = "POST" | "GET" | "HEAD" | "PUT" | "DELETE" | "PATCH" | "OPTIONS"
@@ -117,12 +117,12 @@ export class QueueStore {
     this.#options = options
   }
 
-  /** Every live queue, for the dispatcher. */
+  /** Every live queue, for the delivery loop. */
   queues(): IterableIterator<QueueRecord> {
     return this.#queues.values()
   }
 
-  createQueue(parent: string, name: string, patch: QueueSettingsPatch): Outcome<QueueRecord> {
+  createQueue(parent: string, name: string, patch: QueueSettingsPatch): RpcResult<QueueRecord> {
     const location = parseLocation(parent)
     if (!location.ok) return location
     const parsed = parseQueueName(name)
@@ -133,7 +133,7 @@ export class QueueStore {
     return this.#insertQueue(parsed.value.name, parsed.value.queueId, patch)
   }
 
-  getQueue(name: string): Outcome<QueueRecord> {
+  getQueue(name: string): RpcResult<QueueRecord> {
     const parsed = parseQueueName(name)
     if (!parsed.ok) return parsed
     const queue = this.#queues.get(name)
@@ -143,7 +143,7 @@ export class QueueStore {
   listQueues(
     parent: string,
     request: { readonly state: QueueState | undefined; readonly pageSize: number; readonly pageToken: string },
-  ): Outcome<Page<QueueRecord>> {
+  ): RpcResult<Page<QueueRecord>> {
     const location = parseLocation(parent)
     if (!location.ok) return location
     const queues = [...this.#queues.values()]
@@ -153,7 +153,7 @@ export class QueueStore {
   }
 
   /** Applies the patch; creates the queue when it does not exist (as UpdateQueue does). */
-  updateQueue(name: string, patch: QueueSettingsPatch): Outcome<QueueRecord> {
+  updateQueue(name: string, patch: QueueSettingsPatch): RpcResult<QueueRecord> {
     const parsed = parseQueueName(name)
     if (!parsed.ok) return parsed
     const queue = this.#queues.get(name)
@@ -164,14 +164,14 @@ export class QueueStore {
     return succeed(queue)
   }
 
-  setQueueState(name: string, state: QueueState): Outcome<QueueRecord> {
+  setQueueState(name: string, state: QueueState): RpcResult<QueueRecord> {
     const queue = this.getQueue(name)
     if (queue.ok) queue.value.state = state
     return queue
   }
 
   /** Deletes every task in the queue; their names stay reserved. */
-  purgeQueue(name: string): Outcome<QueueRecord> {
+  purgeQueue(name: string): RpcResult<QueueRecord> {
     const queue = this.getQueue(name)
     if (!queue.ok) return queue
     for (const task of queue.value.tasks.values()) this.removeTask(task) // deleting while iterating a Map is safe
@@ -180,7 +180,7 @@ export class QueueStore {
     return queue
   }
 
-  deleteQueue(name: string): Outcome<void> {
+  deleteQueue(name: string): RpcResult<void> {
     const queue = this.purgeQueue(name)
     if (!queue.ok) return queue
     queue.value.removed = true
@@ -188,7 +188,7 @@ export class QueueStore {
     return succeed(undefined)
   }
 
-  createTask(parent: string, input: TaskInput): Outcome<TaskRecord> {
+  createTask(parent: string, input: TaskInput): RpcResult<TaskRecord> {
     const now = this.#options.clock.now()
     const parsedParent = parseQueueName(parent)
     if (!parsedParent.ok) return parsedParent
@@ -223,21 +223,21 @@ export class QueueStore {
     return succeed(task)
   }
 
-  getTask(name: string): Outcome<TaskRecord> {
+  getTask(name: string): RpcResult<TaskRecord> {
     const parsed = parseTaskName(name)
     if (!parsed.ok) return parsed
     const task = this.#queues.get(parsed.value.queue)?.tasks.get(name)
     return task ? succeed(task) : fail("NOT_FOUND", `Task ${name} does not exist (it may have been deleted or executed).`)
   }
 
-  listTasks(parent: string, request: { readonly pageSize: number; readonly pageToken: string }): Outcome<Page<TaskRecord>> {
+  listTasks(parent: string, request: { readonly pageSize: number; readonly pageToken: string }): RpcResult<Page<TaskRecord>> {
     const queue = this.getQueue(parent)
     if (!queue.ok) return queue
     const tasks = [...queue.value.tasks.values()].sort((a, b) => compare(a.name, b.name))
     return paginate(tasks, (t) => t.name, request.pageSize, request.pageToken, maxTaskPage)
   }
 
-  deleteTask(name: string): Outcome<void> {
+  deleteTask(name: string): RpcResult<void> {
     const task = this.getTask(name)
     if (!task.ok) return task
     this.removeTask(task.value)
@@ -264,7 +264,7 @@ export class QueueStore {
     }
   }
 
-  #insertQueue(name: string, queueId: string, patch: QueueSettingsPatch): Outcome<QueueRecord> {
+  #insertQueue(name: string, queueId: string, patch: QueueSettingsPatch): RpcResult<QueueRecord> {
     const config = applyPatch(defaultQueueConfig, patch)
     if (!config.ok) return config
     const queue: QueueRecord = {
@@ -284,7 +284,7 @@ export class QueueStore {
   }
 
   /** The checks that need no queue: name shape, size, schedule time, deadline. The name, if given. */
-  #checkTaskInput(parent: string, input: TaskInput, now: number): Outcome<string | undefined> {
+  #checkTaskInput(parent: string, input: TaskInput, now: number): RpcResult<string | undefined> {
     if (input.name !== undefined) {
       const parsed = parseTaskName(input.name)
       if (!parsed.ok) return parsed
@@ -323,7 +323,7 @@ const paginate = <A>(
   pageSize: number,
   pageToken: string,
   maxPage: number,
-): Outcome<Page<A>> => {
+): RpcResult<Page<A>> => {
   if (pageSize < 0) return fail("INVALID_ARGUMENT", "page_size must not be negative.")
   const size = pageSize === 0 ? maxPage : Math.min(pageSize, maxPage)
   let start = 0

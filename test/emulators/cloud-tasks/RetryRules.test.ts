@@ -1,7 +1,7 @@
 // The retry schedule and give-up rule, against the examples in the RetryConfig proto comments.
 import { describe, expect, it } from "vitest"
-import { retriesExhausted, retryDelayMs } from "../../../../adapters/cloud-tasks/emulator/RetryPolicy.ts"
-import { TokenBucket } from "../../../../adapters/cloud-tasks/emulator/TokenBucket.ts"
+import { retriesExhausted, retryDelayMs } from "../../../emulators/cloud-tasks/RetryRules.ts"
+import { TokenBucket } from "../../../emulators/cloud-tasks/TokenBucket.ts"
 
 describe("retryDelayMs", () => {
   it("doubles maxDoublings times, then grows linearly, capped at maxBackoff (the proto's example)", () => {

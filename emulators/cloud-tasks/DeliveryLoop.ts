@@ -1,5 +1,5 @@
 /**
- * Dispatcher: the timer-driven loop that delivers due tasks. One timer is armed for the earliest
+ * DeliveryLoop: the timer-driven loop that delivers due tasks. One timer is armed for the earliest
  * moment anything can change (a task falling due, a rate-limited queue earning a token); each
  * wake-up dispatches, for every running queue, the due tasks its `maxConcurrentDispatches` and
  * token bucket allow. An attempt ends in a 2xx (the task is deleted, its name stays reserved),
@@ -10,21 +10,21 @@
  * or updated queue); attempts finishing wake it themselves.
  *
  * ```ts
- * const dispatcher = new Dispatcher({ store, clock, signer, stats, faults })
+ * const deliveryLoop = new DeliveryLoop({ store, clock, signer, stats, faults })
  * store.createTask(parent, input)
- * dispatcher.wake()
- * await dispatcher.stop() // clears the timer, aborts requests in flight
+ * deliveryLoop.wake()
+ * await deliveryLoop.stop() // clears the timer, aborts requests in flight
  * ```
  */
-import type { EmulatorClock } from "./Clock.ts"
-import type { MutableStats } from "./EmulatorStats.ts"
-import type { FaultPlan } from "./Faults.ts"
-import { attemptRequest, attemptStatus, deliver, type DeliveryOutcome } from "./HttpDelivery.ts"
-import type { OidcSigner } from "./OidcSigner.ts"
+import type { EmulatorClock } from "../shared/EmulatorClock.ts"
+import type { MutableStats } from "../shared/EmulatorStats.ts"
+import type { FaultPlan } from "../shared/FaultPlan.ts"
+import { attemptRequest, attemptStatus, deliver, type DeliveryOutcome } from "../shared/HttpDelivery.ts"
+import type { OidcSigner } from "../shared/OidcSigner.ts"
 import type { AttemptRecord, QueueStore, TaskRecord } from "./QueueStore.ts"
-import { retriesExhausted, retryDelayMs } from "./RetryPolicy.ts"
+import { retriesExhausted, retryDelayMs } from "./RetryRules.ts"
 
-export interface DispatcherOptions {
+export interface DeliveryLoopOptions {
   readonly store: QueueStore
   readonly clock: EmulatorClock
   readonly signer: OidcSigner
@@ -32,14 +32,14 @@ export interface DispatcherOptions {
   readonly faults: FaultPlan
 }
 
-export class Dispatcher {
-  readonly #options: DispatcherOptions
+export class DeliveryLoop {
+  readonly #options: DeliveryLoopOptions
   readonly #stop = new AbortController()
   readonly #attempts = new Set<Promise<void>>()
   #cancelTimer: (() => void) | undefined
   #armedAt: number | undefined
 
-  constructor(options: DispatcherOptions) {
+  constructor(options: DeliveryLoopOptions) {
     this.#options = options
   }
 

@@ -5,13 +5,13 @@
  * a loopback URL, a method that may carry the body. Records encode to Queue and Task messages.
  *
  * ```ts
- * const input = decodeTask(request.task) // Outcome<TaskInput>
+ * const input = decodeTask(request.task) // RpcResult<TaskInput>
  * callback(null, encodeTask(task, "FULL"))
  * ```
  */
 import type { QueueSettingsPatch } from "./QueueConfig.ts"
 import type { AttemptRecord, HttpMethod, HttpTarget, QueueRecord, TaskInput, TaskRecord } from "./QueueStore.ts"
-import { fail, type Outcome, succeed } from "./RpcFailure.ts"
+import { fail, type RpcResult, succeed } from "../shared/RpcFailure.ts"
 
 /** google.protobuf.Timestamp and Duration. */
 export interface WireTime {
@@ -83,7 +83,7 @@ export const decodeQueueSettings = (queue: WireQueue): QueueSettingsPatch => ({
 
 export const decodeView = (view: string | null | undefined): TaskView => (view === "FULL" ? "FULL" : "BASIC")
 
-export const decodeTask = (task: WireTask | null | undefined): Outcome<TaskInput> => {
+export const decodeTask = (task: WireTask | null | undefined): RpcResult<TaskInput> => {
   if (task == null) return fail("INVALID_ARGUMENT", "task is required.")
   if (task.appEngineHttpRequest != null)
     return fail("INVALID_ARGUMENT", "The emulator dispatches HTTP tasks only: set task.http_request, not app_engine_http_request.")
@@ -101,7 +101,7 @@ export const decodeTask = (task: WireTask | null | undefined): Outcome<TaskInput
   })
 }
 
-const decodeHttpRequest = (request: WireHttpRequest): Outcome<HttpTarget> => {
+const decodeHttpRequest = (request: WireHttpRequest): RpcResult<HttpTarget> => {
   const url = request.url ?? ""
   const urlProblem = checkUrl(url)
   if (urlProblem !== undefined) return fail("INVALID_ARGUMENT", urlProblem)

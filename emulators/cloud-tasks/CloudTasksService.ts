@@ -2,23 +2,23 @@
  * CloudTasksService: the gRPC face of the emulator. It loads `google.cloud.tasks.v2.CloudTasks`
  * from the protos `@google-cloud/tasks` ships, and implements its RPCs over the QueueStore: each
  * call is counted, may be failed by an injected fault, is decoded by WireFormat, and answers the
- * store's Outcome as a message or a gRPC status. The IAM RPCs answer UNIMPLEMENTED.
+ * store's RpcResult as a message or a gRPC status. The IAM RPCs answer UNIMPLEMENTED.
  *
  * ```ts
  * const server = new grpc.Server()
- * server.addService(cloudTasksServiceDefinition(), cloudTasksHandlers({ store, dispatcher, stats, faults }))
+ * server.addService(cloudTasksServiceDefinition(), cloudTasksHandlers({ store, deliveryLoop, stats, faults }))
  * ```
  */
 import type * as grpc from "@grpc/grpc-js"
 import * as protoLoader from "@grpc/proto-loader"
 import { createRequire } from "node:module"
 import path from "node:path"
-import type { Dispatcher } from "./Dispatcher.ts"
-import type { MutableStats } from "./EmulatorStats.ts"
-import type { CloudTasksMethod, FaultPlan } from "./Faults.ts"
+import type { DeliveryLoop } from "./DeliveryLoop.ts"
+import type { MutableStats } from "../shared/EmulatorStats.ts"
+import type { CloudTasksMethod, FaultPlan } from "../shared/FaultPlan.ts"
 import { selectByMask } from "./QueueConfig.ts"
 import type { QueueState, QueueStore } from "./QueueStore.ts"
-import { fail, grpcStatus, type Outcome, succeed } from "./RpcFailure.ts"
+import { fail, grpcStatus, type RpcResult, succeed } from "../shared/RpcFailure.ts"
 import {
   decodeQueueSettings,
   decodeTask,
@@ -59,7 +59,7 @@ export const cloudTasksServiceDefinition = (): grpc.ServiceDefinition => {
 
 export interface ServiceDependencies {
   readonly store: QueueStore
-  readonly dispatcher: Dispatcher
+  readonly deliveryLoop: DeliveryLoop
   readonly stats: MutableStats
   readonly faults: FaultPlan
 }
@@ -85,24 +85,24 @@ interface ListTasksRequest {
 
 const stateFilter = /^\s*state\s*[:=]\s*(RUNNING|PAUSED)\s*$/
 
-const parseFilter = (filter: string): Outcome<QueueState | undefined> => {
+const parseFilter = (filter: string): RpcResult<QueueState | undefined> => {
   if (filter.trim() === "") return succeed(undefined)
   const match = stateFilter.exec(filter)
   return match ? succeed(match[1] as QueueState) : fail("INVALID_ARGUMENT", `Unsupported filter "${filter}": the emulator understands "state: RUNNING|PAUSED".`)
 }
 
-const map = <A, B>(outcome: Outcome<A>, f: (a: A) => B): Outcome<B> => (outcome.ok ? succeed(f(outcome.value)) : outcome)
+const map = <A, B>(outcome: RpcResult<A>, f: (a: A) => B): RpcResult<B> => (outcome.ok ? succeed(f(outcome.value)) : outcome)
 
 /** Handlers for every CloudTasks RPC. */
 export const cloudTasksHandlers = (deps: ServiceDependencies): grpc.UntypedServiceImplementation => {
-  const { store, dispatcher, stats, faults } = deps
+  const { store, deliveryLoop, stats, faults } = deps
 
   const unary =
-    <Req>(method: CloudTasksMethod, handle: (request: Req) => Outcome<unknown>): grpc.handleUnaryCall<Req, unknown> =>
+    <Req>(method: CloudTasksMethod, handle: (request: Req) => RpcResult<unknown>): grpc.handleUnaryCall<Req, unknown> =>
     (call, callback) => {
       stats.calls[method] = (stats.calls[method] ?? 0) + 1
       const injected = faults.takeCallFailure(method)
-      let result: Outcome<unknown>
+      let result: RpcResult<unknown>
       try {
         result = injected ? { ok: false, failure: injected } : handle(call.request)
       } catch (error) {
@@ -115,8 +115,8 @@ export const cloudTasksHandlers = (deps: ServiceDependencies): grpc.UntypedServi
   const unimplemented = (method: CloudTasksMethod) =>
     unary(method, () => fail("UNIMPLEMENTED", `The emulator does not implement ${method}.`))
 
-  const withWake = <A>(outcome: Outcome<A>): Outcome<A> => {
-    if (outcome.ok) dispatcher.wake()
+  const withWake = <A>(outcome: RpcResult<A>): RpcResult<A> => {
+    if (outcome.ok) deliveryLoop.wake()
     return outcome
   }
 
@@ -169,7 +169,7 @@ export const cloudTasksHandlers = (deps: ServiceDependencies): grpc.UntypedServi
     DeleteTask: unary<NameRequest>("DeleteTask", (request) => map(store.deleteTask(request.name), () => ({}))),
     RunTask: unary<NameRequest>("RunTask", (request) => {
       const task = store.getTask(request.name)
-      if (task.ok) dispatcher.runNow(task.value)
+      if (task.ok) deliveryLoop.runNow(task.value)
       return map(task, (t) => encodeTask(t, decodeView(request.responseView)))
     }),
   }

@@ -1,5 +1,5 @@
 /**
- * EmulatorStats: counters for measuring what a caller costs and what the dispatcher did:
+ * EmulatorStats: counters for measuring what a caller costs and what the delivery loop did:
  * RPCs by method (`stats.calls.CreateTask`), attempts, HTTP requests (duplicates included),
  * responses by HTTP status, and how tasks ended.
  *

@@ -14,7 +14,7 @@ import {
   type CloudTasksEmulator,
   type EmulatorClock,
   startCloudTasksEmulator,
-} from "../../../../adapters/cloud-tasks/emulator/index.ts"
+} from "../../../emulators/index.ts"
 
 const project = "emu-project"
 const location = "us-central1"

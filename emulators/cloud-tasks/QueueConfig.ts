@@ -11,7 +11,7 @@
  * if (patch.ok) applyPatch(queue.config, patch.value) // then validate
  * ```
  */
-import { fail, type Outcome, succeed } from "./RpcFailure.ts"
+import { fail, type RpcResult, succeed } from "../shared/RpcFailure.ts"
 
 export interface QueueConfig {
   readonly maxDispatchesPerSecond: number
@@ -73,7 +73,7 @@ const toProtoPath = (path: string): string => path.replace(/[A-Z]/g, (c) => `_${
  * The part of `full` (every setting decoded from the request's queue) that the mask names;
  * all of it for an empty mask. Unknown or output-only paths are INVALID_ARGUMENT.
  */
-export const selectByMask = (full: QueueSettingsPatch, paths: ReadonlyArray<string>): Outcome<QueueSettingsPatch> => {
+export const selectByMask = (full: QueueSettingsPatch, paths: ReadonlyArray<string>): RpcResult<QueueSettingsPatch> => {
   if (paths.length === 0) return succeed(full)
   const selected: Record<string, number | undefined> = {}
   for (const raw of paths) {
@@ -88,7 +88,7 @@ export const selectByMask = (full: QueueSettingsPatch, paths: ReadonlyArray<stri
 const burstFor = (maxDispatchesPerSecond: number): number => Math.max(1, Math.min(100, Math.ceil(maxDispatchesPerSecond)))
 
 /** `config` with the patch applied (zeros become defaults), or why the result is invalid. */
-export const applyPatch = (config: QueueConfig, patch: QueueSettingsPatch): Outcome<QueueConfig> => {
+export const applyPatch = (config: QueueConfig, patch: QueueSettingsPatch): RpcResult<QueueConfig> => {
   const next: Record<string, number> = { ...config }
   for (const [key, value] of Object.entries(patch)) {
     if (value === undefined) continue
