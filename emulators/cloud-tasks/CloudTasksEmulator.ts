@@ -1,8 +1,10 @@
 /**
- * Emulator: starts a Cloud Tasks v2 emulator on 127.0.0.1: a gRPC server the real
- * `CloudTasksClient` talks to, which stores queues and tasks in memory and really dispatches
- * HTTP tasks to loopback URLs, with OIDC tokens signed by its own key, retries, rate limits,
- * pause/resume, counters and injectable faults.
+ * CloudTasksEmulator: the Cloud Tasks v2 emulator. `cloudTasksService` builds it as one service
+ * of a shared gRPC server (what `startEmulators` and `taskgraph emulator` serve beside Cloud
+ * Scheduler and Pub/Sub); `startCloudTasksEmulator` serves it alone on 127.0.0.1. Either way the
+ * real `CloudTasksClient` talks to it: queues and tasks kept in memory, HTTP tasks really
+ * dispatched to loopback URLs, with OIDC tokens signed by the server's own key, retries, rate
+ * limits, pause/resume, counters and injectable faults.
  *
  * ```ts
  * const emulator = await startCloudTasksEmulator()
@@ -17,19 +19,24 @@
  * await emulator.stop()
  * ```
  */
-import * as grpc from "@grpc/grpc-js"
-import { Duration } from "effect"
+import type { Duration } from "effect"
+import { durationOptionMs } from "../shared/DurationOption.ts"
+import type { EmulatedService, EmulatorContext } from "../shared/EmulatedService.ts"
 import { type EmulatorClock, systemClock } from "../shared/EmulatorClock.ts"
-import { cloudTasksHandlers, cloudTasksServiceDefinition } from "./CloudTasksService.ts"
-import { DeliveryLoop } from "./DeliveryLoop.ts"
-import { emptyStats, type EmulatorStats, resetStats } from "../shared/EmulatorStats.ts"
-import { type EmulatorFaults, FaultPlan } from "../shared/FaultPlan.ts"
+import { FaultPlan, type InjectedFaults } from "../shared/FaultPlan.ts"
+import { loadGoogleService } from "../shared/GoogleProtos.ts"
+import { serveOnLoopback } from "../shared/GrpcServer.ts"
 import { createOidcSigner, type SigningJwk } from "../shared/OidcSigner.ts"
+import { type CloudTasksMethod, cloudTasksApi, cloudTasksHandlers } from "./CloudTasksService.ts"
+import { type CloudTasksStats, emptyCloudTasksStats } from "./CloudTasksStats.ts"
+import { DeliveryLoop } from "./DeliveryLoop.ts"
 import { QueueStore } from "./QueueStore.ts"
 
-export interface CloudTasksEmulatorOptions {
-  /** 0 (the default) picks a free port. */
-  readonly port?: number
+/** The faults the Cloud Tasks emulator injects, by CloudTasks RPC. */
+export type CloudTasksFaults = InjectedFaults<CloudTasksMethod>
+
+/** How the Cloud Tasks service behaves, wherever it is served. */
+export interface CloudTasksSettings {
   /** How long a task name stays refused after the task was deleted or finished (a number is seconds); default 1 hour. */
   readonly nameReuseWindow?: Duration.Input
   /** The largest task accepted; default 100 KB (102,400 bytes). */
@@ -39,11 +46,25 @@ export interface CloudTasksEmulatorOptions {
    * Tasks. Tests of deadline handling lower it to use sub-second deadlines.
    */
   readonly minDispatchDeadline?: Duration.Input
+}
+
+export interface CloudTasksEmulatorOptions extends CloudTasksSettings {
+  /** 0 (the default) picks a free port. */
+  readonly port?: number
   /** Time and timers; default the system clock. */
   readonly clock?: EmulatorClock
 }
 
-export interface CloudTasksEmulator {
+/** What a test or benchmark reads and drives of the Cloud Tasks service. */
+export interface CloudTasksControls {
+  /** Live counters (see CloudTasksStats). */
+  readonly stats: CloudTasksStats
+  readonly faults: CloudTasksFaults
+  /** Zeroes the counters. */
+  readonly resetStats: () => void
+}
+
+export interface CloudTasksEmulator extends CloudTasksControls {
   readonly port: number
   /** "127.0.0.1:<port>". */
   readonly address: string
@@ -53,11 +74,6 @@ export interface CloudTasksEmulator {
   readonly certs: Readonly<Record<string, string>>
   /** The same keys as a JWK set. */
   readonly jwks: { readonly keys: ReadonlyArray<SigningJwk> }
-  /** Live counters (see EmulatorStats). */
-  readonly stats: EmulatorStats
-  readonly faults: EmulatorFaults
-  /** Zeroes the counters. */
-  readonly resetStats: () => void
   /** Stops dispatching (aborting requests in flight) and shuts the gRPC server down. */
   readonly stop: () => Promise<void>
 }
@@ -65,68 +81,50 @@ export interface CloudTasksEmulator {
 const defaultNameReuseWindowMs = 3_600_000
 const defaultMaxTaskBytes = 100 * 1024
 const defaultMinDispatchDeadlineMs = 15_000
-const shutdownGraceMs = 1000
 
-/**
- * A duration option in milliseconds: a number is seconds, as everywhere in taskgraph (the
- * emulator imports nothing from the project, so it decodes its few options itself).
- */
-const optionMillis = (label: string, input: Duration.Input | undefined, fallback: number): number => {
-  if (input === undefined) return fallback
-  let ms = typeof input === "number" ? input * 1000 : Number.NaN
-  if (typeof input !== "number") {
-    const decoded = Duration.fromInput(input)
-    if (decoded._tag === "None") throw new RangeError(`${label} is not a duration: ${JSON.stringify(input)}`)
-    ms = Duration.toMillis(decoded.value)
-  }
-  if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`${label} must be a finite, non-negative duration, got ${String(input)}`)
-  return ms
-}
-
-export const startCloudTasksEmulator = async (options: CloudTasksEmulatorOptions = {}): Promise<CloudTasksEmulator> => {
-  const nameReuseWindowMs = optionMillis("startCloudTasksEmulator: nameReuseWindow", options.nameReuseWindow, defaultNameReuseWindowMs)
-  const minDispatchDeadlineMs = optionMillis("startCloudTasksEmulator: minDispatchDeadline", options.minDispatchDeadline, defaultMinDispatchDeadlineMs)
-  const clock = options.clock ?? systemClock
-  const signer = await createOidcSigner()
-  const stats = emptyStats()
-  const faults = new FaultPlan()
+/** The Cloud Tasks service on the server's clock and signer, and its controls. */
+export const cloudTasksService = (
+  context: EmulatorContext,
+  settings: CloudTasksSettings = {},
+  /** How errors name the options: "startEmulators: cloudTasks." */
+  label = "cloudTasks.",
+): { readonly service: EmulatedService; readonly controls: CloudTasksControls } => {
+  const { clock, signer } = context
   const store = new QueueStore({
     clock,
-    nameReuseWindowMs,
-    maxTaskBytes: options.maxTaskBytes ?? defaultMaxTaskBytes,
-    minDispatchDeadlineMs,
+    nameReuseWindowMs: durationOptionMs(`${label}nameReuseWindow`, settings.nameReuseWindow, defaultNameReuseWindowMs),
+    maxTaskBytes: settings.maxTaskBytes ?? defaultMaxTaskBytes,
+    minDispatchDeadlineMs: durationOptionMs(`${label}minDispatchDeadline`, settings.minDispatchDeadline, defaultMinDispatchDeadlineMs),
   })
+  const stats = emptyCloudTasksStats()
+  const faults = new FaultPlan<CloudTasksMethod>()
   const deliveryLoop = new DeliveryLoop({ store, clock, signer, stats, faults })
-  const server = new grpc.Server()
-  server.addService(cloudTasksServiceDefinition(), cloudTasksHandlers({ store, deliveryLoop, stats, faults }))
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`127.0.0.1:${options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
-      error ? reject(error) : resolve(bound),
-    ),
-  )
-  let stopping: Promise<void> | undefined
-  const stop = async (): Promise<void> => {
-    await deliveryLoop.stop()
-    await new Promise<void>((resolve) => {
-      const force = setTimeout(() => {
-        server.forceShutdown()
-        resolve()
-      }, shutdownGraceMs)
-      server.tryShutdown(() => {
-        clearTimeout(force)
-        resolve()
-      })
-    })
+  const service: EmulatedService = {
+    title: "Cloud Tasks",
+    name: cloudTasksApi.service,
+    hostVariable: "CLOUD_TASKS_EMULATOR_HOST",
+    definition: loadGoogleService(cloudTasksApi),
+    handlers: cloudTasksHandlers({ store, deliveryLoop, stats, faults }),
+    stop: () => deliveryLoop.stop(),
   }
+  const resetStats = (): void => {
+    Object.assign(stats, emptyCloudTasksStats())
+  }
+  return { service, controls: { stats, faults, resetStats } }
+}
+
+/** The Cloud Tasks emulator alone on its own port (`startEmulators` serves it with the others). */
+export const startCloudTasksEmulator = async (options: CloudTasksEmulatorOptions = {}): Promise<CloudTasksEmulator> => {
+  const signer = await createOidcSigner()
+  const cloudTasks = cloudTasksService({ clock: options.clock ?? systemClock, signer }, options, "startCloudTasksEmulator: ")
+  const server = await serveOnLoopback(options.port ?? 0, [cloudTasks.service])
   return {
-    port,
-    address: `127.0.0.1:${port}`,
+    port: server.port,
+    address: server.address,
     issuer: signer.issuer,
     certs: signer.certs,
     jwks: signer.jwks,
-    stats,
-    faults,
-    resetStats: () => resetStats(stats),
-    stop: () => (stopping ??= stop()),
+    ...cloudTasks.controls,
+    stop: server.stop,
   }
 }

@@ -17,19 +17,21 @@
  * ```
  */
 import type { EmulatorClock } from "../shared/EmulatorClock.ts"
-import type { MutableStats } from "../shared/EmulatorStats.ts"
 import type { FaultPlan } from "../shared/FaultPlan.ts"
-import { attemptRequest, attemptStatus, deliver, type DeliveryOutcome } from "../shared/HttpDelivery.ts"
-import type { OidcSigner } from "../shared/OidcSigner.ts"
+import { attempt, attemptStatus, type DeliveryOutcome, isSuccess } from "../shared/HttpDelivery.ts"
+import { type OidcSigner, oidcAuthorization } from "../shared/OidcSigner.ts"
+import type { CloudTasksMethod } from "./CloudTasksService.ts"
+import type { MutableCloudTasksStats } from "./CloudTasksStats.ts"
 import type { AttemptRecord, QueueStore, TaskRecord } from "./QueueStore.ts"
 import { retriesExhausted, retryDelayMs } from "./RetryRules.ts"
+import { taskAttemptRequest } from "./TaskAttempt.ts"
 
 export interface DeliveryLoopOptions {
   readonly store: QueueStore
   readonly clock: EmulatorClock
   readonly signer: OidcSigner
-  readonly stats: MutableStats
-  readonly faults: FaultPlan
+  readonly stats: MutableCloudTasksStats
+  readonly faults: FaultPlan<CloudTasksMethod>
 }
 
 export class DeliveryLoop {
@@ -111,30 +113,20 @@ export class DeliveryLoop {
     const queue = task.queue
     const dispatchMs = clock.now()
     const oidc = task.http.oidcToken
-    const authorization = oidc
-      ? `Bearer ${signer.sign({ audience: oidc.audience || task.http.url, email: oidc.serviceAccountEmail }, dispatchMs)}`
-      : undefined
-    const request = attemptRequest(task, { authorization })
-    const attempt: AttemptRecord = { scheduleMs: task.scheduleMs, dispatchMs, responseMs: undefined, responseStatus: undefined }
+    const request = taskAttemptRequest(task, oidc ? oidcAuthorization(signer, oidc, task.http.url, dispatchMs) : undefined)
+    const record: AttemptRecord = { scheduleMs: task.scheduleMs, dispatchMs, responseMs: undefined, responseStatus: undefined }
     task.dispatchCount += 1
-    task.firstAttempt ??= attempt
-    task.lastAttempt = attempt
+    task.firstAttempt ??= record
+    task.lastAttempt = record
     task.inFlight += 1
     queue.inFlight += 1
-    const copies = faults.takeDuplicate() ? 2 : 1
-    stats.dispatches += 1
-    stats.deliveries += copies
-    const delivery = { deadlineMs: task.dispatchDeadlineMs, clock, stopSignal: this.#stop.signal }
-    const outcomes = await Promise.all(Array.from({ length: copies }, () => deliver(request, delivery)))
+    const outcome = await attempt(request, { deadlineMs: task.dispatchDeadlineMs, clock, stopSignal: this.#stop.signal, faults, stats })
     task.inFlight -= 1
     queue.inFlight -= 1
     if (this.#stop.signal.aborted) return
-    for (const outcome of outcomes) this.#count(outcome)
-    const succeeded = outcomes.find(isSuccess)
-    const outcome = succeeded ?? outcomes[0]!
-    this.#record(task, attempt, outcome)
+    this.#record(task, record, outcome)
     if (!task.removed) {
-      if (succeeded) {
+      if (isSuccess(outcome)) {
         this.#options.store.removeTask(task)
         stats.tasksCompleted += 1
       } else if (task.inFlight === 0) this.#retryOrDrop(task)
@@ -142,9 +134,9 @@ export class DeliveryLoop {
     this.wake()
   }
 
-  #record(task: TaskRecord, attempt: AttemptRecord, outcome: DeliveryOutcome): void {
-    attempt.responseMs = this.#options.clock.now()
-    attempt.responseStatus = attemptStatus(outcome)
+  #record(task: TaskRecord, record: AttemptRecord, outcome: DeliveryOutcome): void {
+    record.responseMs = this.#options.clock.now()
+    record.responseStatus = attemptStatus(outcome)
     if (outcome._tag === "Response") {
       task.responseCount += 1
       if (outcome.status < 500) task.executionCount += 1
@@ -162,24 +154,4 @@ export class DeliveryLoop {
       stats.tasksDropped += 1
     } else store.enqueue(task, now + retryDelayMs(config, task.dispatchCount))
   }
-
-  #count(outcome: DeliveryOutcome): void {
-    const stats = this.#options.stats
-    switch (outcome._tag) {
-      case "Response":
-        stats.responses[outcome.status] = (stats.responses[outcome.status] ?? 0) + 1
-        break
-      case "DeadlineExceeded":
-        stats.deadlinesExceeded += 1
-        break
-      case "ConnectionError":
-        stats.connectionErrors += 1
-        break
-      case "Cancelled":
-        break
-    }
-  }
 }
-
-const isSuccess = (outcome: DeliveryOutcome): boolean =>
-  outcome._tag === "Response" && outcome.status >= 200 && outcome.status < 300

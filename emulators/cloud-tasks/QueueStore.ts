@@ -13,12 +13,13 @@
 import { randomInt } from "node:crypto"
 import type { EmulatorClock } from "../shared/EmulatorClock.ts"
 import { DueHeap } from "../shared/DueHeap.ts"
+import type { HttpMethod } from "../shared/HttpDelivery.ts"
+import type { OidcTokenSetting } from "../shared/OidcSigner.ts"
+import { compareNames, type Page, paginate } from "../shared/Pagination.ts"
 import { applyPatch, defaultQueueConfig, type QueueConfig, type QueueSettingsPatch } from "./QueueConfig.ts"
 import { parseLocation, parseQueueName, parseTaskName } from "./ResourceNames.ts"
 import { fail, type RpcResult, succeed } from "../shared/RpcFailure.ts"
 import { TokenBucket } from "./TokenBucket.ts"
-
-export type HttpMethod = "POST" | "GET" | "HEAD" | "PUT" | "DELETE" | "PATCH" | "OPTIONS"
 
 export type QueueState = "RUNNING" | "PAUSED"
 
@@ -28,7 +29,7 @@ export interface HttpTarget {
   readonly method: HttpMethod
   readonly headers: Readonly<Record<string, string>>
   readonly body: Uint8Array
-  readonly oidcToken: { readonly serviceAccountEmail: string; readonly audience: string } | undefined
+  readonly oidcToken: OidcTokenSetting | undefined
   /** Accepted and returned, but no OAuth access token is attached when dispatching. */
   readonly oauthToken: { readonly serviceAccountEmail: string; readonly scope: string } | undefined
 }
@@ -95,11 +96,6 @@ export interface QueueStoreOptions {
   readonly minDispatchDeadlineMs: number
 }
 
-export interface Page<A> {
-  readonly items: ReadonlyArray<A>
-  readonly nextPageToken: string
-}
-
 const maxScheduleAheadMs = 30 * 24 * 3_600_000
 const maxDispatchDeadlineMs = 30 * 60_000
 const defaultDispatchDeadlineMs = 10 * 60_000
@@ -148,7 +144,7 @@ export class QueueStore {
     if (!location.ok) return location
     const queues = [...this.#queues.values()]
       .filter((q) => q.name.startsWith(`${parent}/queues/`) && (request.state === undefined || q.state === request.state))
-      .sort((a, b) => compare(a.name, b.name))
+      .sort((a, b) => compareNames(a.name, b.name))
     return paginate(queues, (q) => q.name, request.pageSize, request.pageToken, maxQueuePage)
   }
 
@@ -233,7 +229,7 @@ export class QueueStore {
   listTasks(parent: string, request: { readonly pageSize: number; readonly pageToken: string }): RpcResult<Page<TaskRecord>> {
     const queue = this.getQueue(parent)
     if (!queue.ok) return queue
-    const tasks = [...queue.value.tasks.values()].sort((a, b) => compare(a.name, b.name))
+    const tasks = [...queue.value.tasks.values()].sort((a, b) => compareNames(a.name, b.name))
     return paginate(tasks, (t) => t.name, request.pageSize, request.pageToken, maxTaskPage)
   }
 
@@ -312,30 +308,4 @@ export class QueueStore {
       if (!this.#reserved.has(name) && !this.#queues.get(parent)?.tasks.has(name)) return name
     }
   }
-}
-
-const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
-
-/** Keyset pages over `items` (sorted by `keyOf`); the token is the last key returned, base64url. */
-const paginate = <A>(
-  items: ReadonlyArray<A>,
-  keyOf: (a: A) => string,
-  pageSize: number,
-  pageToken: string,
-  maxPage: number,
-): RpcResult<Page<A>> => {
-  if (pageSize < 0) return fail("INVALID_ARGUMENT", "page_size must not be negative.")
-  const size = pageSize === 0 ? maxPage : Math.min(pageSize, maxPage)
-  let start = 0
-  if (pageToken !== "") {
-    const after = Buffer.from(pageToken, "base64url").toString("utf8")
-    if (after === "" || Buffer.from(after, "utf8").toString("base64url") !== pageToken)
-      return fail("INVALID_ARGUMENT", "Invalid page_token.")
-    start = items.findIndex((item) => keyOf(item) > after)
-    if (start === -1) start = items.length
-  }
-  const page = items.slice(start, start + size)
-  const last = page.at(-1)
-  const more = start + size < items.length && last !== undefined
-  return succeed({ items: page, nextPageToken: more ? Buffer.from(keyOf(last), "utf8").toString("base64url") : "" })
 }

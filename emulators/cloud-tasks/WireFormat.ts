@@ -9,15 +9,12 @@
  * callback(null, encodeTask(task, "FULL"))
  * ```
  */
-import type { QueueSettingsPatch } from "./QueueConfig.ts"
-import type { AttemptRecord, HttpMethod, HttpTarget, QueueRecord, TaskInput, TaskRecord } from "./QueueStore.ts"
+import { bodyAllowed, httpMethods } from "../shared/HttpDelivery.ts"
+import { loopbackUrlProblem } from "../shared/LoopbackUrl.ts"
 import { fail, type RpcResult, succeed } from "../shared/RpcFailure.ts"
-
-/** google.protobuf.Timestamp and Duration. */
-export interface WireTime {
-  readonly seconds?: string | number | null
-  readonly nanos?: number | null
-}
+import { decodeTime, encodeTime, type WireTime } from "../shared/WireTime.ts"
+import type { QueueSettingsPatch } from "./QueueConfig.ts"
+import type { AttemptRecord, HttpTarget, QueueRecord, TaskInput, TaskRecord } from "./QueueStore.ts"
 
 export interface WireQueue {
   readonly name?: string | null
@@ -55,19 +52,6 @@ export interface WireTask {
 export type TaskView = "BASIC" | "FULL"
 
 const maxUrlLength = 2083
-const httpMethods: ReadonlyArray<HttpMethod> = ["POST", "GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"]
-const loopbackHosts = new Set(["127.0.0.1", "localhost"])
-
-/** Epoch or duration milliseconds; undefined for an unset message. */
-export const decodeTime = (time: WireTime | null | undefined): number | undefined =>
-  time == null ? undefined : Number(time.seconds ?? 0) * 1000 + (time.nanos ?? 0) / 1e6
-
-/** Milliseconds as a Timestamp or Duration, truncated to the microsecond. */
-export const encodeTime = (ms: number): { readonly seconds: string; readonly nanos: number } => {
-  const micros = Math.round(ms * 1000)
-  const seconds = Math.floor(micros / 1e6)
-  return { seconds: String(seconds), nanos: (micros - seconds * 1e6) * 1000 }
-}
 
 /** Every setting in a Queue message (unset ones as 0, "the default"), for `selectByMask`. */
 export const decodeQueueSettings = (queue: WireQueue): QueueSettingsPatch => ({
@@ -109,7 +93,7 @@ const decodeHttpRequest = (request: WireHttpRequest): RpcResult<HttpTarget> => {
   const method = rawMethod === "HTTP_METHOD_UNSPECIFIED" ? "POST" : httpMethods.find((m) => m === rawMethod)
   if (method === undefined) return fail("INVALID_ARGUMENT", `Unknown http_method ${rawMethod}.`)
   const body = request.body ?? new Uint8Array()
-  if (body.length > 0 && method !== "POST" && method !== "PUT" && method !== "PATCH")
+  if (body.length > 0 && !bodyAllowed(method))
     return fail("INVALID_ARGUMENT", `A body is allowed only for POST, PUT and PATCH, not ${method}.`)
   const oidc = request.oidcToken
   const oauth = request.oauthToken
@@ -125,22 +109,9 @@ const decodeHttpRequest = (request: WireHttpRequest): RpcResult<HttpTarget> => {
   })
 }
 
-/** Why the URL is refused: not http(s), too long, or (the emulator's rule) not loopback. */
-const checkUrl = (url: string): string | undefined => {
-  if (url === "") return "task.http_request.url is required."
-  if (url.length > maxUrlLength) return `task.http_request.url is longer than ${maxUrlLength} characters.`
-  let parsed: URL
-  try {
-    parsed = new URL(url)
-  } catch {
-    return `task.http_request.url "${url}" is not a URL.`
-  }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
-    return `task.http_request.url must begin with http:// or https://, got "${url}".`
-  if (!loopbackHosts.has(parsed.hostname))
-    return `The emulator dispatches only to 127.0.0.1 or localhost; task.http_request.url "${url}" is elsewhere.`
-  return undefined
-}
+/** Why the URL is refused: too long, or not a loopback http(s) URL (the emulators' rule). */
+const checkUrl = (url: string): string | undefined =>
+  url.length > maxUrlLength ? `task.http_request.url is longer than ${maxUrlLength} characters.` : loopbackUrlProblem(url, "task.http_request.url")
 
 const utf8Length = (text: string): number => Buffer.byteLength(text, "utf8")
 

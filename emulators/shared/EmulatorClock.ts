@@ -1,5 +1,5 @@
 /**
- * Clock: the emulator's only source of time. Timestamps, the task-name reuse window, schedule
+ * EmulatorClock: the emulators' only source of time. Timestamps, the task-name reuse window, schedule
  * times, backoff, rate limits and dispatch deadlines all read `now()` and wait with `setTimer`,
  * so a test can substitute a clock it advances by hand.
  *

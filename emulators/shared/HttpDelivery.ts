@@ -1,21 +1,31 @@
 /**
- * HttpDelivery: one HTTP request for one task attempt, as Cloud Tasks sends it: the task's
- * method, headers and body, the `X-CloudTasks-*` headers, `User-Agent: Google-Cloud-Tasks`, and
- * an OIDC bearer token when the task asks for one. The request is aborted at the dispatch
- * deadline. Redirects are not followed (a 3xx is a failed attempt), so a task can never lead
- * the emulator off the loopback address its URL was checked against.
+ * HttpDelivery: an emulator's HTTP attempt at a target, the way Google's push services make it
+ * (Cloud Tasks' tasks, Cloud Scheduler's jobs): the target's own headers without the ones the
+ * service reserves, the request aborted at the deadline, and redirects not followed (a 3xx is a
+ * failed attempt), so a target can never lead the emulator off the loopback address its URL was
+ * checked against. `attempt` adds the faults and counters: an injected duplicate sends the same
+ * request twice at once, and the attempt succeeds if either copy got a 2xx.
  *
  * ```ts
- * const request = attemptRequest(task, { authorization: `Bearer ${token}` })
- * const outcome = await deliver(request, { deadlineMs: task.dispatchDeadlineMs, clock, stopSignal })
- * if (outcome._tag === "Response" && outcome.status < 300) // done
+ * const headers = targetHeaders(task.http.headers, ["x-cloudtasks-"])
+ * headers.set("User-Agent", "Google-Cloud-Tasks")
+ * const outcome = await attempt({ url, method, headers, body }, { deadlineMs, clock, stopSignal, faults, stats })
+ * if (isSuccess(outcome)) // done
  * ```
  */
 import { status as grpcStatus } from "@grpc/grpc-js"
+import { countOutcome, type MutableDeliveryStats } from "./DeliveryStats.ts"
 import type { EmulatorClock } from "./EmulatorClock.ts"
-import type { HttpMethod, TaskRecord } from "../cloud-tasks/QueueStore.ts"
+import type { FaultPlan } from "./FaultPlan.ts"
 
-export interface AttemptRequest {
+export type HttpMethod = "POST" | "GET" | "HEAD" | "PUT" | "DELETE" | "PATCH" | "OPTIONS"
+
+export const httpMethods: ReadonlyArray<HttpMethod> = ["POST", "GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+/** Only POST, PUT and PATCH carry a body. */
+export const bodyAllowed = (method: HttpMethod): boolean => method === "POST" || method === "PUT" || method === "PATCH"
+
+export interface DeliveryRequest {
   readonly url: string
   readonly method: HttpMethod
   readonly headers: Headers
@@ -29,43 +39,36 @@ export type DeliveryOutcome =
   /** The emulator stopped while the request was in flight. */
   | { readonly _tag: "Cancelled" }
 
-/** Headers the service computes or reserves; a task's own values for them are dropped. */
-const reservedHeader = (name: string): boolean => {
-  const lower = name.toLowerCase()
-  return (
-    lower === "host" ||
-    lower === "content-length" ||
-    lower === "user-agent" ||
-    lower.startsWith("x-google-") ||
-    lower.startsWith("x-appengine-") ||
-    lower.startsWith("x-cloudtasks-")
-  )
+export interface DeliveryOptions {
+  readonly deadlineMs: number
+  readonly clock: EmulatorClock
+  readonly stopSignal: AbortSignal
 }
 
-/** `X-CloudTasks-TaskETA`: the schedule time in seconds since the epoch, with a fraction. */
-const etaHeader = (scheduleMs: number): string => (Math.round(scheduleMs * 1000) / 1e6).toFixed(6)
+export const isSuccess = (outcome: DeliveryOutcome): boolean =>
+  outcome._tag === "Response" && outcome.status >= 200 && outcome.status < 300
 
-/** The request for the task's next attempt (call before counting the attempt as dispatched). */
-export const attemptRequest = (task: TaskRecord, options: { readonly authorization: string | undefined }): AttemptRequest => {
+/**
+ * A target's own headers, minus those every Google push service computes or reserves (Host,
+ * Content-Length, User-Agent, X-Google-*, X-AppEngine-*) and the service's own prefixes
+ * (lower case, e.g. "x-cloudtasks-").
+ */
+export const targetHeaders = (own: Readonly<Record<string, string>>, reservedPrefixes: ReadonlyArray<string>): Headers => {
   const headers = new Headers()
-  for (const [name, value] of Object.entries(task.http.headers)) if (!reservedHeader(name)) headers.set(name, value)
-  headers.set("User-Agent", "Google-Cloud-Tasks")
-  headers.set("X-CloudTasks-QueueName", task.queue.queueId)
-  headers.set("X-CloudTasks-TaskName", task.taskId)
-  headers.set("X-CloudTasks-TaskRetryCount", String(task.dispatchCount))
-  headers.set("X-CloudTasks-TaskExecutionCount", String(task.executionCount))
-  headers.set("X-CloudTasks-TaskETA", etaHeader(task.scheduleMs))
-  if (task.previousResponse !== undefined) headers.set("X-CloudTasks-TaskPreviousResponse", String(task.previousResponse))
-  if (options.authorization !== undefined) headers.set("Authorization", options.authorization)
-  const hasBody = task.http.method === "POST" || task.http.method === "PUT" || task.http.method === "PATCH"
-  return { url: task.http.url, method: task.http.method, headers, body: hasBody ? task.http.body : undefined }
+  for (const [name, value] of Object.entries(own)) {
+    const lower = name.toLowerCase()
+    const reserved =
+      lower === "host" ||
+      lower === "content-length" ||
+      lower === "user-agent" ||
+      ["x-google-", "x-appengine-", ...reservedPrefixes].some((prefix) => lower.startsWith(prefix))
+    if (!reserved) headers.set(name, value)
+  }
+  return headers
 }
 
 /** Sends the request; never rejects. */
-export const deliver = async (
-  request: AttemptRequest,
-  options: { readonly deadlineMs: number; readonly clock: EmulatorClock; readonly stopSignal: AbortSignal },
-): Promise<DeliveryOutcome> => {
+export const deliver = async (request: DeliveryRequest, options: DeliveryOptions): Promise<DeliveryOutcome> => {
   if (options.stopSignal.aborted) return { _tag: "Cancelled" }
   const deadline = new AbortController()
   const cancelTimer = options.clock.setTimer(() => deadline.abort(), options.deadlineMs)
@@ -88,19 +91,36 @@ export const deliver = async (
   }
 }
 
+/**
+ * One counted attempt: delivered once, or twice at once when a duplicate is injected. The
+ * outcome is a copy's 2xx if either got one, else the first copy's.
+ */
+export const attempt = async (
+  request: DeliveryRequest,
+  options: DeliveryOptions & { readonly faults: Pick<FaultPlan<string>, "takeDuplicate">; readonly stats: MutableDeliveryStats },
+): Promise<DeliveryOutcome> => {
+  const { faults, stats } = options
+  const copies = faults.takeDuplicate() ? 2 : 1
+  stats.dispatches += 1
+  stats.deliveries += copies
+  const outcomes = await Promise.all(Array.from({ length: copies }, () => deliver(request, options)))
+  if (!options.stopSignal.aborted) for (const outcome of outcomes) countOutcome(stats, outcome)
+  return outcomes.find(isSuccess) ?? outcomes[0]!
+}
+
 const describe = (error: unknown): string => {
   if (!(error instanceof Error)) return String(error)
   const cause = error.cause instanceof Error ? `: ${error.cause.message}` : ""
   return `${error.message}${cause}`
 }
 
-/** The google.rpc.Status recorded in a task's `lastAttempt` for an outcome. */
+/** The google.rpc.Status an attempt's outcome is recorded as (a task's `lastAttempt`, a job's `status`). */
 export const attemptStatus = (outcome: DeliveryOutcome): { readonly code: number; readonly message: string } => {
   switch (outcome._tag) {
     case "Response":
       return { code: codeForHttpStatus(outcome.status), message: `HTTP status ${outcome.status}` }
     case "DeadlineExceeded":
-      return { code: grpcStatus.DEADLINE_EXCEEDED, message: "The dispatch deadline passed before the worker responded." }
+      return { code: grpcStatus.DEADLINE_EXCEEDED, message: "The deadline passed before the target responded." }
     case "ConnectionError":
       return { code: grpcStatus.UNAVAILABLE, message: outcome.message }
     case "Cancelled":

@@ -1,7 +1,8 @@
 /**
- * OidcSigner: the emulator's stand-in for Google's ID-token issuer. It holds an RSA key made at
- * start-up and signs RS256 tokens with claims shaped like the ones Cloud Tasks attaches for a
- * task's `oidcToken`. Receivers verify them against `certs` (PEM by key id, the map
+ * OidcSigner: the emulators' stand-in for Google's ID-token issuer. It holds an RSA key made at
+ * start-up and signs RS256 tokens with claims shaped like the ones Cloud Tasks (a task's
+ * `oidcToken`) and Cloud Scheduler (a job's) attach. One signer serves every API on a server, so
+ * receivers verify all their tokens against one `certs` (PEM by key id, the map
  * google-auth-library's `verifySignedJwtWithCertsAsync` takes) or `jwks`.
  *
  * ```ts
@@ -53,6 +54,17 @@ export const createOidcSigner = async (): Promise<OidcSigner> => {
     sign: (claims, nowMs) => signIdToken(privateKey, keyId, claims, nowMs),
   }
 }
+
+/** A target's `oidcToken` setting, as the APIs' messages carry it. */
+export interface OidcTokenSetting {
+  readonly serviceAccountEmail: string
+  /** "" for the target's URL. */
+  readonly audience: string
+}
+
+/** The `Authorization` header for a target's `oidcToken`; the audience defaults to the URL, as Google's does. */
+export const oidcAuthorization = (signer: OidcSigner, token: OidcTokenSetting, url: string, nowMs: number): string =>
+  `Bearer ${signer.sign({ audience: token.audience || url, email: token.serviceAccountEmail }, nowMs)}`
 
 /** A stable 21-digit numeric id for a service account, as Google's `sub` claims are. */
 const subjectFor = (email: string): string =>

@@ -1,6 +1,6 @@
 /**
- * RpcFailure: how the emulator's modules say "this call fails with this gRPC status", as a value.
- * The store and the decoders return an `RpcResult`; only the gRPC service turns a failure into a
+ * RpcFailure: how the emulators' modules say "this call fails with this gRPC status", as a value.
+ * The store and the decoders return an `RpcResult`; only RpcHandlers turns a failure into a
  * status on the wire.
  *
  * ```ts
@@ -30,3 +30,6 @@ export const fail = <A = never>(code: RpcCode, message: string): RpcResult<A> =>
 
 /** The numeric gRPC status for a code name. */
 export const grpcStatus = (code: RpcCode): status => status[code]
+
+/** The value of a success transformed; a failure as it is. */
+export const mapResult = <A, B>(result: RpcResult<A>, f: (a: A) => B): RpcResult<B> => (result.ok ? succeed(f(result.value)) : result)

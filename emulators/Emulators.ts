@@ -1,0 +1,69 @@
+/**
+ * Emulators: every emulated Google API on one gRPC server, one port, so a user points every
+ * client (Cloud Tasks, Cloud Scheduler, and `PUBSUB_EMULATOR_HOST` for Pub/Sub) at one address.
+ * The APIs share the server's clock and its OIDC signer: tokens from every API verify against
+ * the same `certs`. `taskgraph emulator --port P` runs this until Ctrl-C.
+ *
+ * ```ts
+ * const emulators = await startEmulators({ port: 8123, cloudTasks: { nameReuseWindow: "1 minute" } })
+ * emulators.address                       // "127.0.0.1:8123"
+ * emulators.services.map((s) => s.title)  // ["Cloud Tasks", …]
+ * emulators.cloudTasks.faults.failNext("CreateTask", "UNAVAILABLE")
+ * await emulators.stop()
+ * ```
+ */
+import { type CloudTasksControls, type CloudTasksSettings, cloudTasksService } from "./cloud-tasks/CloudTasksEmulator.ts"
+import type { EmulatedService } from "./shared/EmulatedService.ts"
+import { type EmulatorClock, systemClock } from "./shared/EmulatorClock.ts"
+import { serveOnLoopback } from "./shared/GrpcServer.ts"
+import { createOidcSigner, type SigningJwk } from "./shared/OidcSigner.ts"
+
+export interface EmulatorsOptions {
+  /** 0 (the default) picks a free port. */
+  readonly port?: number
+  /** Time and timers for every API; default the system clock. */
+  readonly clock?: EmulatorClock
+  readonly cloudTasks?: CloudTasksSettings
+}
+
+/** One API on the port: its name for people, its gRPC service, and the variable clients read. */
+export type ServedApi = Pick<EmulatedService, "title" | "name" | "hostVariable">
+
+export interface Emulators {
+  readonly port: number
+  /** "127.0.0.1:<port>": the one address for every client. */
+  readonly address: string
+  /** The APIs served, in registration order. */
+  readonly services: ReadonlyArray<ServedApi>
+  /** The `iss` of the OIDC tokens every API signs: "https://accounts.google.com". */
+  readonly issuer: string
+  /** Key id → public key PEM, for `OAuth2Client.verifySignedJwtWithCertsAsync`. */
+  readonly certs: Readonly<Record<string, string>>
+  /** The same keys as a JWK set. */
+  readonly jwks: { readonly keys: ReadonlyArray<SigningJwk> }
+  readonly cloudTasks: CloudTasksControls
+  /** Stops every API's deliveries (aborting requests in flight) and shuts the server down. */
+  readonly stop: () => Promise<void>
+}
+
+export const startEmulators = async (options: EmulatorsOptions = {}): Promise<Emulators> => {
+  const context = { clock: options.clock ?? systemClock, signer: await createOidcSigner() }
+  // One line per API: each builds its service on the shared context and registers on the server.
+  const apis = {
+    cloudTasks: cloudTasksService(context, options.cloudTasks, "startEmulators: cloudTasks."),
+  }
+  const server = await serveOnLoopback(
+    options.port ?? 0,
+    Object.values(apis).map((api) => api.service),
+  )
+  return {
+    port: server.port,
+    address: server.address,
+    services: server.services.map(({ title, name, hostVariable }) => ({ title, name, hostVariable })),
+    issuer: context.signer.issuer,
+    certs: context.signer.certs,
+    jwks: context.signer.jwks,
+    cloudTasks: apis.cloudTasks.controls,
+    stop: server.stop,
+  }
+}
