@@ -167,7 +167,8 @@ const commands: ReadonlyArray<Command> = [
     path: ["emulator"],
     synopsis: "taskgraph emulator [--port P] [--config FILE] [--certs-file FILE]",
     description: [
-      "Run a Cloud Tasks emulator on 127.0.0.1:P (default: a free port) until Ctrl-C. With --config, create the",
+      "Run the emulators on one gRPC server at 127.0.0.1:P (default: a free port) until Ctrl-C; it prints the APIs",
+      "it serves, and every client points at that one address. With --config, create the",
       "declared queues first. The OIDC verification keys are written to FILE (default: a file in the temporary",
       "directory) for oidcAuthenticator({ keySource: emulatorKeySource(FILE) }).",
     ].join("\n"),
@@ -180,18 +181,18 @@ const emulator = async (values: Record<string, unknown>): Promise<number> => {
   const port = values.port === undefined ? 0 : Number(values.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number, got "${String(values.port)}"`)
   const settings = values.config === undefined ? undefined : await cloudTasksSettings(values.config as string)
-  const [{ Effect }, { mkdir, rm, writeFile }, os, path, { startCloudTasksEmulator }, { emulatorClient }, { formatQueuePlan, syncQueues }] =
+  const [{ Effect }, { mkdir, rm, writeFile }, os, path, { startEmulators }, { emulatorClient }, { formatQueuePlan, syncQueues }] =
     await Promise.all([
       import("effect"),
       import("node:fs/promises"),
       import("node:os"),
       import("node:path"),
-      import("../emulators/cloud-tasks/CloudTasksEmulator.ts"),
+      import("../emulators/Emulators.ts"),
       import("../adapters/cloud-tasks/Client.ts"),
       import("../adapters/cloud-tasks/Queues.ts"),
     ])
   const signal = untilSignal()
-  const server = await startCloudTasksEmulator({ port })
+  const server = await startEmulators({ port })
   const certsFile = path.resolve((values["certs-file"] as string | undefined) ?? path.join(os.tmpdir(), `taskgraph-emulator-${server.port}`, "certs.json"))
   const jwksFile = path.join(path.dirname(certsFile), "jwks.json")
   try {
@@ -209,16 +210,16 @@ const emulator = async (values: Record<string, unknown>): Promise<number> => {
     }
     console.log(
       [
-        `Cloud Tasks emulator listening on ${server.address}`,
-        `  clients:  CLOUD_TASKS_EMULATOR_HOST=${server.address} (apiEndpoint "127.0.0.1", port ${server.port}, insecure)`,
-        `  issuer:   ${server.issuer}`,
-        `  certs:    ${certsFile}  (oidcAuthenticator keySource: emulatorKeySource(file))`,
-        `  jwks:     ${jwksFile}`,
-        "Ctrl-C stops it.",
+        `Emulators listening on ${server.address} (every client: apiEndpoint "127.0.0.1", port ${server.port}, insecure)`,
+        ...server.services.map((api) => `  ${`${api.title}:`.padEnd(13)}${api.hostVariable}=${server.address}  (${api.name})`),
+        `  issuer:      ${server.issuer}`,
+        `  certs:       ${certsFile}  (oidcAuthenticator keySource: emulatorKeySource(file))`,
+        `  jwks:        ${jwksFile}`,
+        "Ctrl-C stops them.",
       ].join("\n"),
     )
     const received = await signal
-    console.log(`${received}: stopping the emulator`)
+    console.log(`${received}: stopping the emulators`)
     return 0
   } finally {
     await server.stop()
