@@ -22,7 +22,7 @@ export {
   type CloudTasksSettings,
   startCloudTasksEmulator,
 } from "./cloud-tasks/CloudTasksEmulator.ts"
-export type { CloudTasksMethod } from "./cloud-tasks/CloudTasksService.ts"
+export type { CloudTasksMethod } from "./cloud-tasks/CloudTasksApi.ts"
 export type { CloudTasksStats } from "./cloud-tasks/CloudTasksStats.ts"
 export type { DeliveryStats } from "./shared/DeliveryStats.ts"
 export { type EmulatorClock, systemClock } from "./shared/EmulatorClock.ts"

@@ -1,12 +1,18 @@
-// Enforces the one-way flow of imports `src → adapters → engine → dsl` (see DESIGN.md) and
-// reports import cycles between files. `npm run check:boundaries` runs it on the repository;
-// `checkBoundaries(root)` is the same check as a function, for tests.
+// Enforces the one-way flow of imports `src → adapters → engine → dsl` (see DESIGN.md), keeps the
+// emulators beside that pipeline, and reports import cycles between files. `npm run
+// check:boundaries` runs it on the repository; `checkBoundaries(root)` is the same check as a
+// function, for tests.
 //
-// Rules, for every .ts file under dsl/, engine/, adapters/ and src/:
-// - dsl/      imports nothing from engine/, adapters/ or src/; no package but `effect`;
-//             no Node builtin but `node:crypto`.
-// - engine/   imports nothing from adapters/ or src/; no package but `effect` and `node:` builtins.
-// - adapters/ imports nothing from src/.
+// Rules, for every .ts file under dsl/, engine/, adapters/, src/ and emulators/:
+// - dsl/       imports nothing from engine/, adapters/, src/ or emulators/; no package but
+//              `effect`; no Node builtin but `node:crypto`.
+// - engine/    imports nothing from adapters/, src/ or emulators/; no package but `effect` and
+//              `node:` builtins.
+// - adapters/  imports nothing from src/ or emulators/ (an adapter talks to an emulator only
+//              through the real client, at an address).
+// - emulators/ import nothing from the project (dsl/, engine/, adapters/, src/): they stand in
+//              for Google, not for us. Only src/ (the CLI, `taskgraph/emulators`), tests,
+//              examples and benchmarks import them.
 // Imports counted: `import … from`, `import "…"`, `export … from`, `import("…")` (also in type
 // positions), `import x = require("…")`. Type-only imports count too, for the rules and cycles.
 // The package's own name ("taskgraph") resolves through package.json `exports` (the
@@ -17,8 +23,8 @@ import { existsSync } from "node:fs"
 import { readdir, readFile } from "node:fs/promises"
 import path from "node:path"
 
-/** The folders the check covers, in the order data flows through them. */
-export const LAYERS = ["dsl", "engine", "adapters", "src"] as const
+/** The folders the check covers: the pipeline in the order data flows through it, then the emulators beside it. */
+export const LAYERS = ["dsl", "engine", "adapters", "src", "emulators"] as const
 export type Layer = (typeof LAYERS)[number]
 
 /** One import that breaks a rule. Paths are relative to the checked root, with `/`. */
@@ -45,15 +51,16 @@ interface Policy {
 }
 
 const POLICIES: Record<Layer, Policy> = {
-  dsl: { forbiddenLayers: ["engine", "adapters", "src"], packages: ["effect"], builtins: ["node:crypto"] },
-  engine: { forbiddenLayers: ["adapters", "src"], packages: ["effect"], builtins: "any" },
-  adapters: { forbiddenLayers: ["src"], packages: undefined, builtins: "any" },
+  dsl: { forbiddenLayers: ["engine", "adapters", "src", "emulators"], packages: ["effect"], builtins: ["node:crypto"] },
+  engine: { forbiddenLayers: ["adapters", "src", "emulators"], packages: ["effect"], builtins: "any" },
+  adapters: { forbiddenLayers: ["src", "emulators"], packages: undefined, builtins: "any" },
   src: { forbiddenLayers: [], packages: undefined, builtins: "any" },
+  emulators: { forbiddenLayers: ["dsl", "engine", "adapters", "src"], packages: undefined, builtins: "any" },
 }
 
 const SOURCE_EXTENSIONS = [".ts", ".mts", ".cts"]
 
-/** Checks the tree under `root` (a directory holding dsl/, engine/, adapters/, src/). */
+/** Checks the tree under `root` (a directory holding dsl/, engine/, adapters/, src/, emulators/). */
 export async function checkBoundaries(root: string): Promise<BoundaryReport> {
   const absoluteRoot = path.resolve(root)
   const files: Array<string> = []

@@ -1,6 +1,6 @@
 /**
  * CloudTasksService: the gRPC face of the Cloud Tasks emulator: `google.cloud.tasks.v2.CloudTasks`
- * (from the protos `@google-cloud/tasks` ships) implemented over the QueueStore. Each call is
+ * (see CloudTasksApi) implemented over the QueueStore. Each call is
  * served through RpcHandlers (counted, faultable), decoded by WireFormat, and answers the
  * store's RpcResult; a change that may make a task dispatchable wakes the delivery loop. The IAM
  * RPCs answer UNIMPLEMENTED.
@@ -11,9 +11,9 @@
  */
 import type * as grpc from "@grpc/grpc-js"
 import type { FaultPlan } from "../shared/FaultPlan.ts"
-import type { GoogleService } from "../shared/GoogleProtos.ts"
 import { rpcHandlers } from "../shared/RpcHandlers.ts"
 import { fail, mapResult, type RpcResult, succeed } from "../shared/RpcFailure.ts"
+import type { CloudTasksMethod } from "./CloudTasksApi.ts"
 import type { MutableCloudTasksStats } from "./CloudTasksStats.ts"
 import type { DeliveryLoop } from "./DeliveryLoop.ts"
 import { selectByMask } from "./QueueConfig.ts"
@@ -27,32 +27,6 @@ import {
   type WireQueue,
   type WireTask,
 } from "./WireFormat.ts"
-
-/** Where google.cloud.tasks.v2.CloudTasks is defined. */
-export const cloudTasksApi: GoogleService = {
-  packageName: "@google-cloud/tasks",
-  protoFile: "google/cloud/tasks/v2/cloudtasks.proto",
-  service: "google.cloud.tasks.v2.CloudTasks",
-}
-
-/** The RPCs of google.cloud.tasks.v2.CloudTasks. */
-export type CloudTasksMethod =
-  | "ListQueues"
-  | "GetQueue"
-  | "CreateQueue"
-  | "UpdateQueue"
-  | "DeleteQueue"
-  | "PurgeQueue"
-  | "PauseQueue"
-  | "ResumeQueue"
-  | "GetIamPolicy"
-  | "SetIamPolicy"
-  | "TestIamPermissions"
-  | "ListTasks"
-  | "GetTask"
-  | "CreateTask"
-  | "DeleteTask"
-  | "RunTask"
 
 export interface ServiceDependencies {
   readonly store: QueueStore

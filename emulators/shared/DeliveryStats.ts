@@ -10,8 +10,6 @@
  * console.log(emulator.stats.calls.CreateTask, emulator.stats.deliveries)
  * ```
  */
-import type { DeliveryOutcome } from "./HttpDelivery.ts"
-
 export interface DeliveryStats {
   /** RPCs received, by method name (failures and injected faults included). */
   readonly calls: Readonly<Record<string, number>>
@@ -46,21 +44,4 @@ export const emptyDeliveryStats = (): MutableDeliveryStats => ({
 
 export const countCall = (stats: MutableDeliveryStats, method: string): void => {
   stats.calls[method] = (stats.calls[method] ?? 0) + 1
-}
-
-/** Counts one HTTP request's outcome (a request cut short by the emulator stopping counts nothing). */
-export const countOutcome = (stats: MutableDeliveryStats, outcome: DeliveryOutcome): void => {
-  switch (outcome._tag) {
-    case "Response":
-      stats.responses[outcome.status] = (stats.responses[outcome.status] ?? 0) + 1
-      break
-    case "DeadlineExceeded":
-      stats.deadlinesExceeded += 1
-      break
-    case "ConnectionError":
-      stats.connectionErrors += 1
-      break
-    case "Cancelled":
-      break
-  }
 }

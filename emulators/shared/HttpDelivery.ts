@@ -14,7 +14,7 @@
  * ```
  */
 import { status as grpcStatus } from "@grpc/grpc-js"
-import { countOutcome, type MutableDeliveryStats } from "./DeliveryStats.ts"
+import type { MutableDeliveryStats } from "./DeliveryStats.ts"
 import type { EmulatorClock } from "./EmulatorClock.ts"
 import type { FaultPlan } from "./FaultPlan.ts"
 
@@ -106,6 +106,23 @@ export const attempt = async (
   const outcomes = await Promise.all(Array.from({ length: copies }, () => deliver(request, options)))
   if (!options.stopSignal.aborted) for (const outcome of outcomes) countOutcome(stats, outcome)
   return outcomes.find(isSuccess) ?? outcomes[0]!
+}
+
+/** Counts one HTTP request's outcome (a request cut short by the emulator stopping counts nothing). */
+const countOutcome = (stats: MutableDeliveryStats, outcome: DeliveryOutcome): void => {
+  switch (outcome._tag) {
+    case "Response":
+      stats.responses[outcome.status] = (stats.responses[outcome.status] ?? 0) + 1
+      break
+    case "DeadlineExceeded":
+      stats.deadlinesExceeded += 1
+      break
+    case "ConnectionError":
+      stats.connectionErrors += 1
+      break
+    case "Cancelled":
+      break
+  }
 }
 
 const describe = (error: unknown): string => {

@@ -75,6 +75,39 @@ describe("checkBoundaries", () => {
     ])
   })
 
+  it("keeps the emulators beside the pipeline: only src/ imports them, and they import nothing of ours", async () => {
+    const root = await fixture({
+      "package.json": JSON.stringify({ name: "pkg", exports: { ".": "./src/index.ts", "./emulators": "./src/emulators.ts" } }),
+      "dsl/Task.ts": `import type { Clock } from "../emulators/shared/Clock.ts"`,
+      "engine/Engine.ts": `const lazy = () => import("../emulators/index.ts")`,
+      "adapters/tasks/Client.ts": `import { startEmulators } from "../../emulators/index.ts"`,
+      "emulators/index.ts": `import * as grpc from "@grpc/grpc-js"\nimport { createHash } from "node:crypto"\nexport * from "./shared/Clock.ts"`,
+      "emulators/shared/Clock.ts": `export type Clock = number`,
+      "emulators/cloud-tasks/Store.ts": [
+        `import { Engine } from "../../engine/Engine.ts"`,
+        `import type { Client } from "../../adapters/tasks/Client.ts"`,
+        `import type { Emulators } from "pkg/emulators"`,
+        `import { t } from "../../dsl/Task.ts"`,
+        `import type { Clock } from "../shared/Clock.ts"`,
+      ].join("\n"),
+      "src/emulators.ts": `export * from "../emulators/index.ts"`,
+      "src/cli.ts": `const emulators = () => import("../emulators/index.ts")`,
+    })
+    const report = await checkBoundaries(root)
+    expect(report.cycles).toEqual([])
+    expect(report.violations.map((v) => `${v.file} ${v.specifier}`)).toEqual([
+      "adapters/tasks/Client.ts ../../emulators/index.ts",
+      "dsl/Task.ts ../emulators/shared/Clock.ts",
+      "emulators/cloud-tasks/Store.ts ../../engine/Engine.ts",
+      "emulators/cloud-tasks/Store.ts ../../adapters/tasks/Client.ts",
+      "emulators/cloud-tasks/Store.ts pkg/emulators",
+      "emulators/cloud-tasks/Store.ts ../../dsl/Task.ts",
+      "engine/Engine.ts ../emulators/index.ts",
+    ])
+    expect(report.violations[0]?.reason).toBe("adapters/ must not import from emulators/ (resolves to emulators/index.ts)")
+    expect(report.violations[4]?.reason).toBe("emulators/ must not import from src/ (resolves to src/emulators.ts)")
+  })
+
   it("reports an import cycle with its path", async () => {
     const root = await fixture({
       "engine/A.ts": `import { b } from "./B.ts"\nexport const a = 1`,
