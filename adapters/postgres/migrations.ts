@@ -123,5 +123,28 @@ const claimScope: Migration = {
   ],
 }
 
+/**
+ * Periodic schedules fired by the embedded worker (engine/Beat.ts): one row per schedule, with
+ * how far its fires are done and the lease of the process that fires it. The last run is kept by
+ * id without a foreign key: deleting old runs never touches a schedule.
+ */
+const schedules: Migration = {
+  name: "Migration20261201_Schedules",
+  statements: [
+    `create table "taskgraph_schedules" (
+      "name" text primary key,
+      "fired_through" timestamptz null,
+      "last_fire_at" timestamptz null,
+      "last_run_id" uuid null,
+      "fired_by" text null,
+      "holder" text null,
+      "lease_until" timestamptz null,
+      "acquired_at" timestamptz null,
+      "created_at" timestamptz not null,
+      "updated_at" timestamptz not null
+    )`,
+  ],
+}
+
 /** Every migration of the store, in order. */
-export const migrations: ReadonlyArray<Migration> = [init, dedup, claimScope]
+export const migrations: ReadonlyArray<Migration> = [init, dedup, claimScope, schedules]
