@@ -18,6 +18,13 @@
  * - `POST /runs/:id/resume` with an optional `{ node? }`: puts the run's parked nodes (or that
  *   one) back to ready; 200 `{ outcome: "Resumed", nodes, status }`, 404 for an unknown run, 409
  *   when nothing (or not that node) is parked — nothing is written then.
+ * - `POST /beat/:schedule`: a Cloud Scheduler fire (adapters/hono/ScheduleFire.ts): starts the
+ *   schedule's run keyed by the schedule and its `X-CloudScheduler-ScheduleTime`, so repeats are one run;
+ *   200 `{ outcome: "Started" | "AlreadyStarted" | "Deduplicated", run, workflow, schedule,
+ *   scheduleTime }`, 404 `unknown_schedule` and 400 for a missing or malformed time (nothing
+ *   written), 503 when the store fails (Cloud Scheduler retries; the key makes that safe).
+ * - `POST /sweep[?limit=N]`: one bounded repair pass (adapters/hono/Sweep.ts), for platforms
+ *   where no sweeper loop runs between requests; 200 `{ outcome: "Swept", redispatched, limit, more }`.
  *
  * Every answer is JSON, including unknown routes and unexpected errors (no HTML, no stacks).
  */
@@ -41,8 +48,14 @@ import type { Outcome } from "../../engine/Outcome.ts"
 import { describeRun } from "../../engine/RunView.ts"
 import type { StoreError, WorkflowStore } from "../../engine/WorkflowStore.ts"
 import { type Authenticator, AuthenticatorConfigError, type AuthResult } from "./Authenticator.ts"
+import { fireSchedule, parseScheduleTime, scheduleTimeHeader } from "./ScheduleFire.ts"
+import { maxSweepLimit, parseSweepLimit, sweepPass, type SweepRouteOptions } from "./Sweep.ts"
 
-/** What the routes need of a runtime: `createRuntime`'s and `embedded`'s results fit. */
+/**
+ * What the routes need of a runtime: `createRuntime`'s and `embedded`'s results fit. The beat and
+ * sweep routes also use the runtime's `Schedules`, `WorkflowStarter` and `Dispatcher` when it
+ * provides them (a runtime without schedules knows none: every beat is `unknown_schedule`).
+ */
 export interface EngineRuntime {
   readonly runPromise: <A, E>(effect: Effect.Effect<A, E, Engine | WorkflowStore>) => Promise<A>
 }
@@ -50,8 +63,13 @@ export interface EngineRuntime {
 export interface TaskgraphRoutesOptions {
   /** Required: authentication is never switched off. */
   readonly authenticate: Authenticator
-  /** Told about every 5xx cause (store failures, a failing authenticator, defects); default `console.error`. */
+  /**
+   * Told about every 5xx cause (store failures, a failing authenticator, defects) and about a
+   * schedule this runtime cannot start; default `console.error`.
+   */
   readonly onError?: (error: unknown) => void
+  /** Timings of the `POST /sweep` pass (`grace`, `stale`; see `SweepOptions`), as the runtime's sweeper would use. */
+  readonly sweep?: SweepRouteOptions
 }
 
 const problem = (c: Context, status: ContentfulStatusCode, error: string, message: string) => c.json({ error, message }, status)
@@ -204,7 +222,7 @@ const ResumeBody = Schema.fromJsonString(Schema.Struct({
   node: Schema.optionalKey(StorableString(maxNodeIdLength)),
 }))
 
-/** The Hono app serving callbacks and run status for `runtime`. */
+/** The Hono app serving callbacks, run status and actions, beats and sweeps for `runtime`. */
 export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutesOptions): Hono => {
   const authenticator = options?.authenticate
   if (typeof authenticator?.authenticate !== "function" || typeof authenticator.readsBody !== "boolean") {
@@ -213,6 +231,7 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
     })
   }
   const report = options.onError ?? ((error: unknown) => console.error("taskgraph:", error))
+  const sweep = sweepPass(options.sweep)
 
   /** Authenticates first; returns the bounded body, or the refusal to answer. */
   const admit = async (c: Context): Promise<Uint8Array | Response> => {
@@ -336,6 +355,55 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
     const outcome = result.value
     if (outcome._tag === "NotFound") return problem(c, 404, "not_found", outcome.message)
     if (outcome._tag === "NotParked") return problem(c, 409, "not_parked", outcome.message)
+    const { _tag, ...fields } = outcome
+    return c.json({ outcome: _tag, ...fields }, 200)
+  })
+
+  // A fire's body (empty, or what the job was given) carries nothing the beat needs: it is read,
+  // bounded, and not looked at
+  app.post("/beat/:schedule", async (c) => {
+    const body = await admit(c)
+    if (body instanceof Response) return body
+    const name = c.req.param("schedule")
+    const header = c.req.header(scheduleTimeHeader)
+    const time = parseScheduleTime(header)
+    if (time === undefined) {
+      return header === undefined
+        ? problem(c, 400, "missing_schedule_time", "a beat needs the X-CloudScheduler-ScheduleTime header (the fire's time, RFC 3339)")
+        : problem(c, 400, "invalid_schedule_time", "X-CloudScheduler-ScheduleTime must be an RFC 3339 time, e.g. 2026-12-01T02:00:00Z")
+    }
+    const result = await run(c, fireSchedule(name, time))
+    if (result instanceof Response) return result
+    const outcome = result.value
+    switch (outcome._tag) {
+      case "UnknownSchedule":
+        return problem(c, 404, "unknown_schedule", outcome.message)
+      case "Unstartable":
+        // nothing was written, and the process's own wiring is at fault: the operator is told. A
+        // workflow this process lacks may be another revision's during a deploy: 409, come back
+        report(outcome)
+        return outcome.reason === "WorkflowNotRegistered"
+          ? problem(c, 409, "workflow_not_registered", outcome.message)
+          : problem(c, 422, "invalid_input", outcome.message)
+      default: {
+        const { _tag, scheduleTime, ...fields } = outcome
+        return c.json({ outcome: _tag, ...fields, scheduleTime: scheduleTime.toISOString() }, 200)
+      }
+    }
+  })
+
+  app.post("/sweep", async (c) => {
+    const body = await admit(c)
+    if (body instanceof Response) return body
+    const limit = parseSweepLimit(c.req.query("limit"))
+    if (limit === undefined) return problem(c, 400, "invalid_limit", `limit must be an integer from 1 to ${maxSweepLimit}`)
+    const result = await run(c, sweep(limit))
+    if (result instanceof Response) return result
+    const outcome = result.value
+    if (outcome._tag === "NoDispatcher") {
+      report(outcome)
+      return problem(c, 500, "no_dispatcher", outcome.message)
+    }
     const { _tag, ...fields } = outcome
     return c.json({ outcome: _tag, ...fields }, 200)
   })

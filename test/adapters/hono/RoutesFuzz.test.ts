@@ -1,10 +1,12 @@
 // Property tests of the callback's decoding (engine/Callback.ts) and of the Hono routes over a
 // real runtime on PostgreSQL, with runs in several states (ready, half done, succeeded, failed,
-// retrying later, delayed, parked, revoked). Arbitrary requests — random bytes, JSON values,
-// near-valid callbacks and options with mutated fields, huge numbers, U+0000 and lone
-// surrogates, wrong content types, methods and paths, forged X-CloudTasks-* and signature
-// headers — mostly correctly HMAC-signed, in process and over a real socket, must answer below
-// 500, as JSON `{ error, message }` or an outcome, and change no row of any taskgraph_* table.
+// retrying later, delayed, parked, revoked) and a schedule two of whose fires have run. Arbitrary
+// requests — random bytes, JSON values, near-valid callbacks and options with mutated fields,
+// huge numbers, U+0000 and lone surrogates, wrong content types, methods and paths, beats with
+// any schedule name and time, sweeps with any limit, forged X-CloudTasks-*, X-CloudScheduler-*
+// and signature headers — mostly correctly HMAC-signed, in process and over a real socket, must
+// answer below 500, as JSON `{ error, message }` or an outcome, and change no row of any
+// taskgraph_* table.
 //
 // "No row changed" is checked once, over the whole property (a fingerprint of every table before
 // and after), so the generator must not produce requests that may legitimately write. It cannot
@@ -12,7 +14,9 @@
 // parked) or no run; and a request whose body would decode to a callback for a node's current
 // attempt while the node is ready (the one callback that advances a run) is discarded with
 // `fc.pre`, whatever its path or spelling ("1.0" is attempt 1, an upper-case UUID is the same
-// run). Every answered outcome is checked to be one that writes nothing, so a generator that
+// run). A beat's time is one of the fires already run (respelled: another offset, a fraction) or
+// no time at all by `Date.parse`; any other is discarded the same way. A sweep writes nothing
+// here: no lease is held, and the runtime's dispatcher (none) marks nothing. Every answered outcome is checked to be one that writes nothing, so a generator that
 // let one through fails at that very input (and shrinks), not only at the final fingerprint.
 //
 // TASKGRAPH_FUZZ_RUNS sets the number of runs (default 300, a few seconds); TASKGRAPH_FUZZ_SEED
@@ -26,7 +30,8 @@ import type { AddressInfo } from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { hmacAuthenticator, signatureHeader, signRequest } from "../../../adapters/hono/HmacAuthenticator.ts"
 import { taskgraphRoutes } from "../../../adapters/hono/routes.ts"
-import { chain, task, workflow } from "../../../dsl/index.ts"
+import { maxSweepLimit } from "../../../adapters/hono/Sweep.ts"
+import { chain, periodic, task, workflow } from "../../../dsl/index.ts"
 import { Callback, CallbackJson, maxAttempt, maxCallbackBytes } from "../../../engine/Callback.ts"
 import { isStorableText } from "../../../engine/Storable.ts"
 import { createRuntime, type Runtime } from "../../../src/Runtime.ts"
@@ -146,6 +151,9 @@ const doomed = workflow("doomed", chain(doomedTask))
 /** Known only to a second runtime: the routes' runtime parks its node. */
 const orphanTask = task("orphanTask", { input: Key, output: Schema.String, run: ({ k }) => Effect.succeed(k) })
 const orphan = workflow("orphan", chain(orphanTask))
+/** Fired twice in the fixture; each run then failed, so a fire of one of those times writes nothing. */
+const nightly = periodic("nightly", { cron: "0 2 * * *" }, doomed, { k: "nightly" })
+const fired = [new Date("2026-12-01T02:00:00.000Z"), new Date("2026-12-02T02:00:00.000Z")]
 
 const secret = randomBytes(32).toString("hex")
 const reported: Array<unknown> = []
@@ -168,7 +176,7 @@ const signed = (method: string, path: string, body: string | Uint8Array) =>
 
 beforeAll(async () => {
   tdb = await testDatabase()
-  tg = await createRuntime({ orm: tdb.orm, workflows: [pipeline, flaky, doomed], worker: false })
+  tg = await createRuntime({ orm: tdb.orm, workflows: [pipeline, flaky, doomed], schedules: [nightly], worker: false })
   app = new Hono().route("/taskgraph", taskgraphRoutes(tg, { authenticate: hmacAuthenticator({ secret }), onError: (e) => reported.push(e) }))
   const port = await new Promise<number>((resolve) => {
     server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) => resolve(info.port))
@@ -205,6 +213,15 @@ beforeAll(async () => {
   }
   await tdb.sql("update taskgraph_nodes set due_at = due_at - interval '6 minutes' where run_id = $1", [runs.parked])
   expect(await advance(runs.parked, "0-orphanTask")).toBe("Parked")
+  for (const time of fired) {
+    const response = await app.request("/taskgraph/beat/nightly", {
+      method: "POST",
+      headers: { "x-cloudscheduler-scheduletime": time.toISOString(), [signatureHeader]: signed("POST", "/taskgraph/beat/nightly", "") },
+    })
+    const started = await response.json() as { outcome: string; run: string }
+    expect(started.outcome).toBe("Started")
+    expect(await advance(started.run, "0-doomedTask")).toBe("Failed")
+  }
 
   const statuses = await tdb.sql("select id, status from taskgraph_runs")
   const status = (state: State) => statuses.find((r) => r.id === runs[state])?.status
@@ -317,6 +334,47 @@ describe("the routes under arbitrary requests", () => {
       fc.string({ unit: fc.oneof(codeUnit, nasty), maxLength: 80 }),
     )
 
+    const headerValue = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((n) => String.fromCharCode(n)), maxLength: 40 })
+    /** `/beat/<name>`: the schedule's name mostly, respelled, or any text. */
+    const beatPath = fc.oneof(
+      { weight: 8, arbitrary: fc.constant("nightly") },
+      fc.constantFrom("NIGHTLY", "nightly ", "nightly/", "nightly%00", "night", "%6Eightly", "nightly?x=1", "", "."),
+      anyText.filter(storable).map((t) => encodeURIComponent(t)),
+      anyText,
+    ).map((name) => `/taskgraph/beat/${name}`)
+    const sweepPath = fc.oneof(
+      { weight: 3, arbitrary: fc.constant("/taskgraph/sweep") },
+      { weight: 3, arbitrary: fc.integer({ min: 1, max: maxSweepLimit }).map((n) => `/taskgraph/sweep?limit=${n}`) },
+      fc.oneof(fc.constantFrom("0", "-1", String(maxSweepLimit + 1), "1e3", "1.5", "", "0x10", " 1", "١"), anyText.filter(storable), fc.integer().map(String))
+        .map((limit) => `/taskgraph/sweep?limit=${encodeURIComponent(limit)}`),
+      fc.constantFrom("/taskgraph/sweep?limit=1&limit=2000", "/taskgraph/sweep/", "/taskgraph/Sweep", "/taskgraph/sweep?limit"),
+    )
+    const beatTarget = fc.tuple(beatPath, fc.oneof(fc.constant(""), anyBody, optionsBody), fc.constant("POST"))
+    const sweepTarget = fc.tuple(sweepPath, fc.oneof(fc.constant(""), anyBody), fc.constant("POST"))
+
+    /** X-CloudScheduler-ScheduleTime: a fire already run, respelled; near-valid times; junk. */
+    const respelled = fc.tuple(fc.constantFrom(...fired), fc.constantFrom(0, 60, -300, 330, 1439, -1439), fc.constantFrom("", ".000", ".0", ".000000", ".000000000"))
+      .map(([time, offset, fraction]) => {
+        const local = new Date(time.getTime() + offset * 60_000).toISOString().slice(0, 19)
+        const zone = offset === 0 ? "Z" : `${offset > 0 ? "+" : "-"}${String(Math.floor(Math.abs(offset) / 60)).padStart(2, "0")}:${String(Math.abs(offset) % 60).padStart(2, "0")}`
+        return `${local}${fraction}${zone}`
+      })
+    const scheduleTime = fc.oneof(
+      { weight: 6, arbitrary: respelled },
+      fc.constantFrom("2026-02-30T02:00:00Z", "2026-12-01T24:00:00Z", "2026-12-01T02:00:00", "2026-12-01", "2026-12-01T02:00:00+24:00", "2026-12-01T02:00:60Z", "yesterday", ""),
+      // well formed but not a fire run here: discarded (it would start a run)
+      fc.date({ min: new Date("2000-01-01"), max: new Date("2100-01-01"), noInvalidDate: true }).map((d) => d.toISOString()),
+      headerValue,
+    )
+    const schedulerHeaders = fc.record(
+      {
+        "X-CloudScheduler": fc.constantFrom("true", "false", ""),
+        "X-CloudScheduler-JobName": fc.oneof(fc.constant("taskgraph--beat--nightly"), headerValue),
+        "X-CloudScheduler-ScheduleTime": scheduleTime,
+      },
+      { requiredKeys: [] },
+    )
+
     const junkSegment = fc.oneof(anyText, fc.constantFrom("", ".", "..", "%", "%zz", "%00", "%ED%A0%80", "%C0%80", "callback", "runs", "revoke"))
     /**
      * Path, body and the route's own method (which the request uses most of the time). Junk paths
@@ -327,6 +385,8 @@ describe("the routes under arbitrary requests", () => {
       { weight: 2, arbitrary: fc.tuple(runId(finished).map((id) => `/taskgraph/runs/${id}/revoke`), fc.oneof({ weight: 3, arbitrary: optionsBody }, anyBody, callbackBody), fc.constant("POST")) },
       { weight: 2, arbitrary: fc.tuple(runId(unparked).map((id) => `/taskgraph/runs/${id}/resume`), fc.oneof({ weight: 3, arbitrary: optionsBody }, anyBody, callbackBody), fc.constant("POST")) },
       { weight: 1, arbitrary: fc.tuple(runId(every).map((id) => `/taskgraph/runs/${id}`), anyBody, fc.constant("GET")) },
+      { weight: 1, arbitrary: beatTarget },
+      { weight: 1, arbitrary: sweepTarget },
       {
         weight: 1,
         arbitrary: fc.tuple(
@@ -355,7 +415,6 @@ describe("the routes under arbitrary requests", () => {
         "",
       ),
     )
-    const headerValue = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((n) => String.fromCharCode(n)), maxLength: 40 })
     const cloudTasksHeaders = fc.dictionary(
       fc.constantFrom("X-CloudTasks-QueueName", "X-CloudTasks-TaskName", "X-CloudTasks-TaskRetryCount", "X-CloudTasks-TaskExecutionCount", "X-CloudTasks-TaskETA", "X-CloudTasks-TaskPreviousResponse", "X-CloudTasks-TaskRetryReason", "X-AppEngine-QueueName"),
       fc.oneof(headerValue, fc.integer().map(String)),
@@ -369,7 +428,7 @@ describe("the routes under arbitrary requests", () => {
     const otherMethod = fc.oneof({ weight: 7, arbitrary: fc.constant(null) }, fc.constantFrom("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"))
     const transport = fc.oneof({ weight: 4, arbitrary: fc.constant("in-process" as const) }, fc.constant("socket" as const))
 
-    return fc.record({ target, otherMethod, contentType, cloudTasksHeaders, signature, transport })
+    return fc.record({ target, otherMethod, contentType, cloudTasksHeaders, schedulerHeaders, signature, transport })
   }
 
   const utf8 = new TextDecoder("utf-8", { fatal: true })
@@ -385,24 +444,35 @@ describe("the routes under arbitrary requests", () => {
       typeof json.attempt === "number" && live.has(liveKey(json.run, json.node, json.attempt))
   }
 
+  /** Whether a schedule time, read by `Date.parse` (which takes more than RFC 3339), names a fire not yet run. */
+  const firedTimes = new Set(fired.map((d) => d.getTime()))
+  const startsRun = (time: string | undefined): boolean => {
+    if (time === undefined) return false
+    const ms = Date.parse(time.trim())
+    return Number.isFinite(ms) && !firedTimes.has(ms)
+  }
+
   const outcomes: Record<string, ReadonlyArray<string>> = {
     // the outcomes of a callback that writes nothing
     callback: ["Stale", "Duplicate", "Revoked"],
     revoke: ["AlreadyFinished"],
     resume: [],
+    beat: ["AlreadyStarted"],
+    sweep: ["Swept"],
   }
 
   it("answer below 500, as JSON, and change no row", { timeout }, async () => {
     const before = await fingerprint(tdb.sql)
     const seen = { statuses: new Map<number, number>(), outcomes: new Map<string, number>() }
     await fc.assert(
-      fc.asyncProperty(requests(), async ({ target: [path, generated, natural], otherMethod, contentType, cloudTasksHeaders, signature, transport }) => {
+      fc.asyncProperty(requests(), async ({ target: [path, generated, natural], otherMethod, contentType, cloudTasksHeaders, schedulerHeaders, signature, transport }) => {
         const method = otherMethod ?? natural
         const body = method === "GET" || method === "HEAD" ? "" : generated
         fc.pre(!advances(body))
+        fc.pre(!startsRun(schedulerHeaders["X-CloudScheduler-ScheduleTime"]))
         const url = new URL(`${transport === "socket" ? base : "http://localhost"}${path}`)
         const target = url.pathname + url.search
-        const headers: Record<string, string> = { ...cloudTasksHeaders }
+        const headers: Record<string, string> = { ...cloudTasksHeaders, ...schedulerHeaders }
         if (contentType !== undefined && body !== "") headers["content-type"] = contentType
         if (signature === "valid") headers[signatureHeader] = signed(method, target, body)
         else if (signature === "stale") headers[signatureHeader] = signRequest({ secret, method, path: target, body, now: Date.now() - 3_600_000 })
@@ -420,7 +490,7 @@ describe("the routes under arbitrary requests", () => {
         if (method === "HEAD" || !(url.pathname === "/taskgraph" || url.pathname.startsWith("/taskgraph/"))) return
         expect(response.headers.get("content-type"), where).toMatch(/^application\/json/)
         const json = JSON.parse(text)
-        const route = /^\/taskgraph\/(?:callback|runs\/[^/]*\/(revoke|resume))$/.exec(url.pathname)
+        const route = /^\/taskgraph\/(?:callback|runs\/[^/]*\/(revoke|resume)|(beat)\/[^/]*|(sweep))$/.exec(url.pathname)
         if (method === "GET" && response.status === 200) {
           // a run's view (it has an `error` field of its own)
           expect(url.pathname, where).toMatch(/^\/taskgraph\/runs\/[^/]+$/)
@@ -428,7 +498,7 @@ describe("the routes under arbitrary requests", () => {
         } else if ("outcome" in json) {
           expect(method, where).toBe("POST")
           expect(route, where).not.toBeNull()
-          expect(outcomes[route![1] ?? "callback"], where).toContain(json.outcome)
+          expect(outcomes[route![1] ?? route![2] ?? route![3] ?? "callback"], where).toContain(json.outcome)
           expect([200, 409], where).toContain(response.status)
           seen.outcomes.set(json.outcome, (seen.outcomes.get(json.outcome) ?? 0) + 1)
         } else {
@@ -446,6 +516,6 @@ describe("the routes under arbitrary requests", () => {
     expect(reported).toEqual([])
     // the generator reaches the engine, not only the refusals
     expect([...seen.statuses.keys()].sort()).toEqual(expect.arrayContaining([200, 400, 401, 404, 409, 413, 415]))
-    expect([...seen.outcomes.keys()]).toEqual(expect.arrayContaining(["Stale", "Duplicate"]))
+    expect([...seen.outcomes.keys()]).toEqual(expect.arrayContaining(["Stale", "Duplicate", "AlreadyStarted", "Swept"]))
   })
 })
