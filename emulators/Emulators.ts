@@ -16,7 +16,8 @@ import { type CloudTasksControls, type CloudTasksSettings, cloudTasksService } f
 import type { EmulatedService } from "./shared/EmulatedService.ts"
 import { type EmulatorClock, systemClock } from "./shared/EmulatorClock.ts"
 import { serveOnLoopback } from "./shared/GrpcServer.ts"
-import { createOidcSigner, type SigningJwk } from "./shared/OidcSigner.ts"
+import { createOidcSigner } from "./shared/OidcSigner.ts"
+import type { EmulatorEndpoint } from "./shared/ServeAlone.ts"
 
 export interface EmulatorsOptions {
   /** 0 (the default) picks a free port. */
@@ -29,21 +30,11 @@ export interface EmulatorsOptions {
 /** One API on the port: its name for people, its gRPC service, and the variable clients read. */
 export type ServedApi = Pick<EmulatedService, "title" | "name" | "hostVariable">
 
-export interface Emulators {
-  readonly port: number
-  /** "127.0.0.1:<port>": the one address for every client. */
-  readonly address: string
+/** The one endpoint (its `address` is for every client, its keys verify every API's tokens) and each API's controls. */
+export interface Emulators extends EmulatorEndpoint {
   /** The APIs served, in registration order. */
   readonly services: ReadonlyArray<ServedApi>
-  /** The `iss` of the OIDC tokens every API signs: "https://accounts.google.com". */
-  readonly issuer: string
-  /** Key id → public key PEM, for `OAuth2Client.verifySignedJwtWithCertsAsync`. */
-  readonly certs: Readonly<Record<string, string>>
-  /** The same keys as a JWK set. */
-  readonly jwks: { readonly keys: ReadonlyArray<SigningJwk> }
   readonly cloudTasks: CloudTasksControls
-  /** Stops every API's deliveries (aborting requests in flight) and shuts the server down. */
-  readonly stop: () => Promise<void>
 }
 
 export const startEmulators = async (options: EmulatorsOptions = {}): Promise<Emulators> => {

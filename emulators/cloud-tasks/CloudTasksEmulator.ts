@@ -22,11 +22,10 @@
 import type { Duration } from "effect"
 import { durationOptionMs } from "../shared/DurationOption.ts"
 import type { EmulatedService, EmulatorContext } from "../shared/EmulatedService.ts"
-import { type EmulatorClock, systemClock } from "../shared/EmulatorClock.ts"
+import type { EmulatorClock } from "../shared/EmulatorClock.ts"
 import { FaultPlan, type InjectedFaults } from "../shared/FaultPlan.ts"
 import { loadGoogleService } from "../shared/GoogleProtos.ts"
-import { serveOnLoopback } from "../shared/GrpcServer.ts"
-import { createOidcSigner, type SigningJwk } from "../shared/OidcSigner.ts"
+import { type EmulatorEndpoint, serveAlone } from "../shared/ServeAlone.ts"
 import { type CloudTasksMethod, cloudTasksApi } from "./CloudTasksApi.ts"
 import { cloudTasksHandlers } from "./CloudTasksService.ts"
 import { type CloudTasksStats, emptyCloudTasksStats } from "./CloudTasksStats.ts"
@@ -65,19 +64,7 @@ export interface CloudTasksControls {
   readonly resetStats: () => void
 }
 
-export interface CloudTasksEmulator extends CloudTasksControls {
-  readonly port: number
-  /** "127.0.0.1:<port>". */
-  readonly address: string
-  /** The `iss` of the OIDC tokens it signs: "https://accounts.google.com". */
-  readonly issuer: string
-  /** Key id → public key PEM, for `OAuth2Client.verifySignedJwtWithCertsAsync`. */
-  readonly certs: Readonly<Record<string, string>>
-  /** The same keys as a JWK set. */
-  readonly jwks: { readonly keys: ReadonlyArray<SigningJwk> }
-  /** Stops dispatching (aborting requests in flight) and shuts the gRPC server down. */
-  readonly stop: () => Promise<void>
-}
+export interface CloudTasksEmulator extends EmulatorEndpoint, CloudTasksControls {}
 
 const defaultNameReuseWindowMs = 3_600_000
 const defaultMaxTaskBytes = 100 * 1024
@@ -115,17 +102,5 @@ export const cloudTasksService = (
 }
 
 /** The Cloud Tasks emulator alone on its own port (`startEmulators` serves it with the others). */
-export const startCloudTasksEmulator = async (options: CloudTasksEmulatorOptions = {}): Promise<CloudTasksEmulator> => {
-  const signer = await createOidcSigner()
-  const cloudTasks = cloudTasksService({ clock: options.clock ?? systemClock, signer }, options, "startCloudTasksEmulator: ")
-  const server = await serveOnLoopback(options.port ?? 0, [cloudTasks.service])
-  return {
-    port: server.port,
-    address: server.address,
-    issuer: signer.issuer,
-    certs: signer.certs,
-    jwks: signer.jwks,
-    ...cloudTasks.controls,
-    stop: server.stop,
-  }
-}
+export const startCloudTasksEmulator = (options: CloudTasksEmulatorOptions = {}): Promise<CloudTasksEmulator> =>
+  serveAlone(options, (context) => cloudTasksService(context, options, "startCloudTasksEmulator: "))

@@ -20,6 +20,7 @@ import type { EmulatorClock } from "../shared/EmulatorClock.ts"
 import type { FaultPlan } from "../shared/FaultPlan.ts"
 import { attempt, attemptStatus, type DeliveryOutcome, isSuccess } from "../shared/HttpDelivery.ts"
 import { type OidcSigner, oidcAuthorization } from "../shared/OidcSigner.ts"
+import { WakeTimer } from "../shared/WakeTimer.ts"
 import type { CloudTasksMethod } from "./CloudTasksApi.ts"
 import type { MutableCloudTasksStats } from "./CloudTasksStats.ts"
 import type { AttemptRecord, QueueStore, TaskRecord } from "./QueueStore.ts"
@@ -38,11 +39,11 @@ export class DeliveryLoop {
   readonly #options: DeliveryLoopOptions
   readonly #stop = new AbortController()
   readonly #attempts = new Set<Promise<void>>()
-  #cancelTimer: (() => void) | undefined
-  #armedAt: number | undefined
+  readonly #timer: WakeTimer
 
   constructor(options: DeliveryLoopOptions) {
     this.#options = options
+    this.#timer = new WakeTimer(options.clock, () => this.wake())
   }
 
   /** Dispatches whatever is due now and re-arms the timer. */
@@ -69,7 +70,7 @@ export class DeliveryLoop {
         this.#start(head.value.task)
       }
     }
-    this.#arm(wakeAt, now)
+    this.#timer.armAt(wakeAt, now)
   }
 
   /** RunTask: an attempt now, whatever the queue's state, limits or the task's other attempts. */
@@ -83,23 +84,8 @@ export class DeliveryLoop {
   /** Stops dispatching: clears the timer, aborts requests in flight and waits for them to end. */
   async stop(): Promise<void> {
     this.#stop.abort()
-    this.#cancelTimer?.()
-    this.#cancelTimer = undefined
+    this.#timer.cancel()
     await Promise.allSettled(this.#attempts)
-  }
-
-  #arm(wakeAt: number, now: number): void {
-    if (wakeAt === this.#armedAt) return
-    this.#cancelTimer?.()
-    this.#cancelTimer = undefined
-    this.#armedAt = undefined
-    if (wakeAt === Infinity) return
-    this.#armedAt = wakeAt
-    this.#cancelTimer = this.#options.clock.setTimer(() => {
-      this.#cancelTimer = undefined
-      this.#armedAt = undefined
-      this.wake()
-    }, wakeAt - now)
   }
 
   #start(task: TaskRecord): void {
