@@ -17,7 +17,7 @@
  * ```
  */
 import type { CloudSchedulerClient, protos } from "@google-cloud/scheduler"
-import { Data, Effect } from "effect"
+import { Cron, Data, Effect, Result } from "effect"
 import { type AnyPeriodic, DefinitionError, type DurationInput, durationMillis } from "../../dsl/index.ts"
 import type { JobRetrySettings, SchedulerSettings } from "./JobSpec.ts"
 
@@ -113,6 +113,8 @@ const common = (settings: SchedulerSettings) => {
   const problems: Array<string> = []
   const prefix = settings.prefix ?? "taskgraph"
   if (!prefixPattern.test(prefix)) problems.push(`scheduler: prefix must be 1-100 letters, digits, '-' or '_', got ${JSON.stringify(prefix)}`)
+  // "--" separates the prefix from the rest: with it inside, prefix "a--beat" would make jobs that prefix "a" takes for its own
+  else if (prefix.includes("--")) problems.push(`scheduler: prefix must not contain "--" (it separates the prefix from the job's name), got ${JSON.stringify(prefix)}`)
   let base: URL | undefined
   try {
     base = new URL(settings.url)
@@ -129,7 +131,12 @@ const common = (settings: SchedulerSettings) => {
       problems.push(error instanceof DefinitionError ? error.message : `scheduler: ${key}: ${String(error)}`)
     }
   }
-  at("attempt_deadline", () => seconds("scheduler: attemptDeadline", settings.attemptDeadline ?? defaultAttemptDeadline))
+  at("attempt_deadline", () => {
+    const value = seconds("scheduler: attemptDeadline", settings.attemptDeadline ?? defaultAttemptDeadline)
+    if (!(Number(value) >= 15 && Number(value) <= 1800))
+      throw new DefinitionError({ message: `scheduler: attemptDeadline must be between 15 seconds and 30 minutes, got ${value} s` })
+    return value
+  })
   at("retry_config.retry_count", () => {
     const n = retry.retryCount ?? 0
     if (!Number.isInteger(n) || n < 0 || n > 5) throw new DefinitionError({ message: `scheduler: retry.retryCount must be an integer in [0, 5], got ${n}` })
@@ -143,6 +150,10 @@ const common = (settings: SchedulerSettings) => {
     if (!Number.isInteger(n) || n < 0) throw new DefinitionError({ message: `scheduler: retry.maxDoublings must be an integer >= 0, got ${n}` })
     return String(n)
   })
+  const minBackoff = shared.get("retry_config.min_backoff_duration")
+  const maxBackoff = shared.get("retry_config.max_backoff_duration")
+  if (minBackoff !== undefined && maxBackoff !== undefined && Number(minBackoff) > Number(maxBackoff))
+    problems.push(`scheduler: retry.minBackoff (${minBackoff} s) must not exceed retry.maxBackoff (${maxBackoff} s)`)
   shared.set("http_target.http_method", "POST")
   shared.set("http_target.oidc_token.service_account_email", settings.oidc.serviceAccountEmail)
   shared.set("http_target.oidc_token.audience", settings.oidc.audience ?? settings.url)
@@ -163,6 +174,10 @@ const desiredJobs = (location: string, settings: SchedulerSettings, schedules: R
   for (const schedule of schedules) {
     if (seen.has(schedule.name)) problems.push(`schedule "${schedule.name}" is given twice`)
     seen.add(schedule.name)
+    // Cloud Scheduler reads unix-cron: five fields, no seconds
+    if (schedule.cron.split(/\s+/).length !== 5)
+      problems.push(`schedule "${schedule.name}": cron "${schedule.cron}" has a seconds field; Cloud Scheduler takes five fields (minute hour day month weekday)`)
+    if ((schedule.description?.length ?? 0) > 500) problems.push(`schedule "${schedule.name}": the description must be at most 500 characters (a Cloud Scheduler limit)`)
     const job = beatJobId(prefix, schedule.name)
     jobs.push({
       job,
@@ -177,13 +192,16 @@ const desiredJobs = (location: string, settings: SchedulerSettings, schedules: R
     })
   }
   if (settings.sweep !== false) {
+    const cron = settings.sweep?.cron ?? defaultSweepCron
+    if (cron.trim().split(/\s+/).length !== 5 || Result.isFailure(Cron.parse(cron, "UTC")))
+      problems.push(`scheduler: sweep.cron must be a five-field cron expression (minute hour day month weekday), got ${JSON.stringify(cron)}`)
     const job = sweepJobId(prefix)
     jobs.push({
       job,
       name: `${location}/jobs/${job}`,
       fields: new Map([
         ["description", "taskgraph: re-dispatches lost dispatches and reclaims expired leases"],
-        ["schedule", settings.sweep?.cron ?? defaultSweepCron],
+        ["schedule", cron.trim()],
         ["time_zone", "UTC"],
         ["http_target.uri", url("/sweep")],
         ...shared,
