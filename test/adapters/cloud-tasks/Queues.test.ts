@@ -206,7 +206,7 @@ describe("taskgraph emulator", () => {
       await new Promise((resolve) => setTimeout(resolve, 20))
     }
     const address = /listening on (127\.0\.0\.1:\d+)/.exec(stdout)![1]!
-    expect(stdout).toContain("issuer:   https://accounts.google.com")
+    expect(stdout).toMatch(/issuer: +https:\/\/accounts\.google\.com/)
     expect(stdout).toContain(certsFile)
     const certs = JSON.parse(readFileSync(certsFile, "utf8")) as Record<string, string>
     expect(Object.values(certs)[0]).toContain("BEGIN PUBLIC KEY")
