@@ -16,5 +16,16 @@ export {
   type CloudTasksStats,
   startCloudTasksEmulator,
 } from "../emulators/index.ts"
+/** The Cloud Scheduler v1 emulator: jobs fired on their cron schedule and on RunJob at HTTP targets, with OIDC tokens, retries, faults. */
+export {
+  type CloudSchedulerControls,
+  type CloudSchedulerEmulator,
+  type CloudSchedulerEmulatorOptions,
+  type CloudSchedulerFaults,
+  type CloudSchedulerSettings,
+  startCloudSchedulerEmulator,
+} from "../emulators/cloud-scheduler/CloudSchedulerEmulator.ts"
+export type { CloudSchedulerMethod } from "../emulators/cloud-scheduler/CloudSchedulerApi.ts"
+export type { CloudSchedulerStats } from "../emulators/cloud-scheduler/CloudSchedulerStats.ts"
 /** What the emulators count, the faults they can inject, and the clock they run on. */
 export type { DeliveryStats, EmulatorClock, EmulatorFaults, EmulatorStats, InjectedFaults } from "../emulators/index.ts"
