@@ -12,6 +12,11 @@
  * await emulators.stop()
  * ```
  */
+import {
+  type CloudSchedulerControls,
+  type CloudSchedulerSettings,
+  cloudSchedulerService,
+} from "./cloud-scheduler/CloudSchedulerEmulator.ts"
 import { type CloudTasksControls, type CloudTasksSettings, cloudTasksService } from "./cloud-tasks/CloudTasksEmulator.ts"
 import type { EmulatedService } from "./shared/EmulatedService.ts"
 import { type EmulatorClock, systemClock } from "./shared/EmulatorClock.ts"
@@ -25,6 +30,7 @@ export interface EmulatorsOptions {
   /** Time and timers for every API; default the system clock. */
   readonly clock?: EmulatorClock
   readonly cloudTasks?: CloudTasksSettings
+  readonly cloudScheduler?: CloudSchedulerSettings
 }
 
 /** One API on the port: its name for people, its gRPC service, and the variable clients read. */
@@ -35,6 +41,7 @@ export interface Emulators extends EmulatorEndpoint {
   /** The APIs served, in registration order. */
   readonly services: ReadonlyArray<ServedApi>
   readonly cloudTasks: CloudTasksControls
+  readonly cloudScheduler: CloudSchedulerControls
 }
 
 export const startEmulators = async (options: EmulatorsOptions = {}): Promise<Emulators> => {
@@ -42,6 +49,7 @@ export const startEmulators = async (options: EmulatorsOptions = {}): Promise<Em
   // One line per API: each builds its service on the shared context and registers on the server.
   const apis = {
     cloudTasks: cloudTasksService(context, options.cloudTasks, "startEmulators: cloudTasks."),
+    cloudScheduler: cloudSchedulerService(context, options.cloudScheduler, "startEmulators: cloudScheduler."),
   }
   const server = await serveOnLoopback(
     options.port ?? 0,
@@ -55,6 +63,7 @@ export const startEmulators = async (options: EmulatorsOptions = {}): Promise<Em
     certs: context.signer.certs,
     jwks: context.signer.jwks,
     cloudTasks: apis.cloudTasks.controls,
+    cloudScheduler: apis.cloudScheduler.controls,
     stop: server.stop,
   }
 }

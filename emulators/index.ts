@@ -14,6 +14,16 @@ import type { CloudTasksFaults } from "./cloud-tasks/CloudTasksEmulator.ts"
 import type { CloudTasksStats } from "./cloud-tasks/CloudTasksStats.ts"
 
 export { type Emulators, type EmulatorsOptions, type ServedApi, startEmulators } from "./Emulators.ts"
+export type { CloudSchedulerMethod } from "./cloud-scheduler/CloudSchedulerApi.ts"
+export {
+  type CloudSchedulerControls,
+  type CloudSchedulerEmulator,
+  type CloudSchedulerEmulatorOptions,
+  type CloudSchedulerFaults,
+  type CloudSchedulerSettings,
+  startCloudSchedulerEmulator,
+} from "./cloud-scheduler/CloudSchedulerEmulator.ts"
+export type { CloudSchedulerStats } from "./cloud-scheduler/CloudSchedulerStats.ts"
 export {
   type CloudTasksControls,
   type CloudTasksEmulator,

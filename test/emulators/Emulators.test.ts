@@ -13,6 +13,7 @@ import os from "node:os"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { emulatorSchedulerClient } from "../../adapters/cloud-scheduler/Client.ts"
 import { startEmulators } from "../../emulators/index.ts"
 import { cloudTasksService } from "../../emulators/cloud-tasks/CloudTasksEmulator.ts"
 import { systemClock } from "../../emulators/shared/EmulatorClock.ts"
@@ -65,7 +66,18 @@ describe("startEmulators", () => {
       expect(emulators.address).toBe(`127.0.0.1:${emulators.port}`)
       expect(emulators.services).toEqual([
         { title: "Cloud Tasks", name: "google.cloud.tasks.v2.CloudTasks", hostVariable: "CLOUD_TASKS_EMULATOR_HOST" },
+        { title: "Cloud Scheduler", name: "google.cloud.scheduler.v1.CloudScheduler", hostVariable: "CLOUD_SCHEDULER_EMULATOR_HOST" },
       ])
+      // the same address serves Cloud Scheduler's real client
+      const scheduler = emulatorSchedulerClient(emulators.address, project)
+      try {
+        const job = `${parent}/jobs/one-port`
+        await scheduler.createJob({ parent, job: { name: job, schedule: "0 0 * * *", httpTarget: { uri: `${receiverUrl}/beat` } } })
+        const [jobs] = await scheduler.listJobs({ parent })
+        expect(jobs.map((j) => j.name)).toEqual([job])
+      } finally {
+        await scheduler.close()
+      }
       const queue = `${parent}/queues/one-port`
       await client.createQueue({ parent, queue: { name: queue } })
       const before = received.length
