@@ -148,42 +148,64 @@ export interface BeatResult {
 }
 
 /**
- * What became of a fire's start: a run (started or found), nothing to retry (the fire is done),
- * or a failure to try again later.
+ * What a fire's start came to, for every caller (this beat, the beat route):
+ * - `Started`: the fire's run was created now; `AlreadyStarted`: an earlier delivery (or the
+ *   other firer) created it, also when it was started with the input an earlier deployment gave
+ *   the schedule (the key names it: the fire has its run either way);
+ * - `Deduplicated`: the workflow declares `deduplicate` and an earlier run holds the key: the fire
+ *   is dropped;
+ * - `Unstartable`: refused for good (the workflow is not registered here, the input does not
+ *   fit); both are checked when a runtime is made, so only hand-made wiring meets them.
+ * A failure (`StartFailed`: the store) is safe to retry: the start is keyed.
  */
+export type FireStart =
+  | { readonly _tag: "Started" | "AlreadyStarted" | "Deduplicated"; readonly run: string }
+  | { readonly _tag: "Unstartable"; readonly reason: "WorkflowNotRegistered" | "InvalidInput"; readonly message: string }
+
+/** Starts the run of `schedule`'s fire at `at`, under `fireKey(schedule.name, at)`. */
+export const startFire = (schedule: AnyPeriodic, at: Date): Effect.Effect<FireStart, StartFailed, WorkflowStarter> =>
+  Effect.gen(function*() {
+    const starter = yield* WorkflowStarter
+    return yield* starter.start(schedule.workflow, schedule.input, { idempotencyKey: fireKey(schedule.name, at) }).pipe(
+      Effect.map((ref): FireStart => ({ _tag: ref.created ? "Started" : "AlreadyStarted", run: ref.id })),
+      Effect.catch((error: StartError): Effect.Effect<FireStart, StartFailed> => {
+        if (error instanceof IdempotencyConflict) return Effect.succeed({ _tag: "AlreadyStarted", run: error.run })
+        if (error instanceof DuplicateTaskError) return Effect.succeed({ _tag: "Deduplicated", run: error.run })
+        if (error instanceof StartFailed) return Effect.fail(error)
+        return Effect.succeed({ _tag: "Unstartable", reason: error._tag, message: `schedule "${schedule.name}": ${error.message}` })
+      }),
+    )
+  })
+
+/** A fire's start as this beat needs it: a run (started or found), nothing more to do, or retry later. */
 type Started =
   | { readonly _tag: "Run"; readonly run: string; readonly created: boolean }
   | { readonly _tag: "Done" }
   | { readonly _tag: "Retry" }
 
-const startFire = (schedule: AnyPeriodic, at: Date): Effect.Effect<Started, never, WorkflowStarter> =>
-  Effect.gen(function*() {
-    const starter = yield* WorkflowStarter
-    const key = fireKey(schedule.name, at)
-    return yield* starter.start(schedule.workflow, schedule.input, { idempotencyKey: key }).pipe(
-      Effect.map((ref): Started => ({ _tag: "Run", run: ref.id, created: ref.created })),
-      Effect.catch((error: StartError): Effect.Effect<Started> => {
-        // the key started a run with another input (the schedule's input changed in a deploy):
-        // this fire has its run
-        if (error instanceof IdempotencyConflict) return Effect.succeed({ _tag: "Run", run: error.run, created: false })
-        // a deduplicated workflow whose previous fire is still running: this fire is dropped
-        if (error instanceof DuplicateTaskError) {
+const beatStart = (schedule: AnyPeriodic, at: Date): Effect.Effect<Started, never, WorkflowStarter> =>
+  startFire(schedule, at).pipe(
+    Effect.flatMap((started): Effect.Effect<Started> => {
+      switch (started._tag) {
+        case "Started":
+        case "AlreadyStarted":
+          return Effect.succeed({ _tag: "Run", run: started.run, created: started._tag === "Started" })
+        case "Deduplicated":
           return Effect.as(
-            Effect.logInfo(`taskgraph beat: schedule "${schedule.name}" fire at ${at.toISOString()} dropped: run ${error.run} holds its deduplication key`),
+            Effect.logInfo(`taskgraph beat: schedule "${schedule.name}" fire at ${at.toISOString()} dropped: run ${started.run} holds its deduplication key`),
             { _tag: "Done" },
           )
-        }
-        if (error instanceof StartFailed) {
-          return Effect.as(Effect.logWarning(`taskgraph beat: schedule "${schedule.name}" fire at ${at.toISOString()} could not start; retrying`, error.message), {
-            _tag: "Retry",
-          })
-        }
-        // refused for good (checked when the runtime is made, so hand-made wiring): retrying
-        // every beat would change nothing
-        return Effect.as(Effect.logError(`taskgraph beat: schedule "${schedule.name}" fire at ${at.toISOString()} refused: ${error.message}`), { _tag: "Done" })
-      }),
-    )
-  })
+        case "Unstartable":
+          // refused for good: retrying every beat would change nothing
+          return Effect.as(Effect.logError(`taskgraph beat: fire at ${at.toISOString()} refused: ${started.message}`), { _tag: "Done" })
+      }
+    }),
+    Effect.catch((error) =>
+      Effect.as(Effect.logWarning(`taskgraph beat: schedule "${schedule.name}" fire at ${at.toISOString()} could not start; retrying`, error.message), {
+        _tag: "Retry",
+      } as const)
+    ),
+  )
 
 /**
  * One beat for `holder` (an id unique to the process): takes or renews the leases, then for each
@@ -209,7 +231,7 @@ export const beat = (holder: string, timings: BeatTimings): Effect.Effect<BeatRe
       const plan = planFires(schedule, held.firedThrough === null ? undefined : new Date(held.firedThrough), new Date(now), timings.toleranceMs)
       let entry: FireRecord | undefined
       if (plan.fire !== undefined) {
-        const started = yield* startFire(schedule, plan.fire)
+        const started = yield* beatStart(schedule, plan.fire)
         if (started._tag === "Retry") {
           wake = Math.min(wake, retry)
           continue

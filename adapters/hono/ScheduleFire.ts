@@ -15,7 +15,8 @@
  * key is what makes repeats harmless, whatever the time.
  */
 import { Effect, Option } from "effect"
-import { DuplicateTaskError, IdempotencyConflict, InvalidInput, StartFailed, WorkflowNotRegistered, WorkflowStarter, fireKey } from "../../dsl/index.ts"
+import { WorkflowStarter } from "../../dsl/index.ts"
+import { startFire } from "../../engine/Beat.ts"
 import { Engine } from "../../engine/Engine.ts"
 import { Schedules } from "../../engine/Schedules.ts"
 import { StoreError } from "../../engine/WorkflowStore.ts"
@@ -89,26 +90,20 @@ export const fireSchedule = (schedule: string, scheduleTime: Date): Effect.Effec
       const listed = known.length === 0 ? "none" : known.length > 10 ? `${known.slice(0, 10).join(", ")}, …` : known.join(", ")
       return { _tag: "UnknownSchedule", schedule, message: `no schedule named ${shown(schedule)} in this runtime (schedules: ${listed})` } as const
     }
+    // the runtime's starter (its default queue applies), else the engine's own
     const starter = yield* Effect.serviceOption(WorkflowStarter)
     const engine = yield* Engine
-    const options = { idempotencyKey: fireKey(found.name, scheduleTime) }
-    const started = Option.isSome(starter)
-      ? starter.value.start(found.workflow, found.input, options)
-      : engine.start(found.workflow, found.input, options)
     const fired = (run: string) => ({ run, workflow: found.workflow.name, schedule: found.name, scheduleTime })
-    return yield* started.pipe(
-      Effect.map((ref): FireOutcome => ({ _tag: ref.created ? "Started" : "AlreadyStarted", ...fired(ref.id) })),
-      Effect.catch((error): Effect.Effect<FireOutcome, StoreError> => {
-        if (error instanceof IdempotencyConflict) return Effect.succeed({ _tag: "AlreadyStarted", ...fired(error.run) })
-        if (error instanceof DuplicateTaskError) return Effect.succeed({ _tag: "Deduplicated", ...fired(error.run) })
-        if (error instanceof WorkflowNotRegistered || error instanceof InvalidInput) {
-          return Effect.succeed({ _tag: "Unstartable", schedule: found.name, reason: error._tag, message: `schedule ${shown(found.name)}: ${error.message}` })
-        }
+    return yield* startFire(found, scheduleTime).pipe(
+      Effect.provideService(WorkflowStarter, Option.isSome(starter) ? starter.value : WorkflowStarter.of({ start: engine.start })),
+      Effect.map((started): FireOutcome =>
+        started._tag === "Unstartable"
+          ? { _tag: "Unstartable", schedule: found.name, reason: started.reason, message: started.message }
+          : { _tag: started._tag, ...fired(started.run) }
+      ),
+      Effect.catch((error) =>
         // a start is keyed: retrying one that failed on the store is always safe
-        const cause = error instanceof StartFailed ? error.cause : undefined
-        return Effect.fail(
-          cause instanceof StoreError ? cause : new StoreError({ message: error.message, retryable: true, cause: error }),
-        )
-      }),
+        Effect.fail(error.cause instanceof StoreError ? error.cause : new StoreError({ message: error.message, retryable: true, cause: error }))
+      ),
     )
   })
