@@ -186,19 +186,17 @@ type Started =
 const beatStart = (schedule: AnyPeriodic, at: Date): Effect.Effect<Started, never, WorkflowStarter> =>
   startFire(schedule, at).pipe(
     Effect.flatMap((started): Effect.Effect<Started> => {
-      switch (started._tag) {
-        case "Started":
-        case "AlreadyStarted":
-          return Effect.succeed({ _tag: "Run", run: started.run, created: started._tag === "Started" })
-        case "Deduplicated":
-          return Effect.as(
-            Effect.logInfo(`taskgraph beat: schedule "${schedule.name}" fire at ${at.toISOString()} dropped: run ${started.run} holds its deduplication key`),
-            { _tag: "Done" },
-          )
-        case "Unstartable":
-          // refused for good: retrying every beat would change nothing
-          return Effect.as(Effect.logError(`taskgraph beat: fire at ${at.toISOString()} refused: ${started.message}`), { _tag: "Done" })
+      if (started._tag === "Started" || started._tag === "AlreadyStarted") {
+        return Effect.succeed({ _tag: "Run", run: started.run, created: started._tag === "Started" })
       }
+      if (started._tag === "Deduplicated") {
+        return Effect.as(
+          Effect.logInfo(`taskgraph beat: schedule "${schedule.name}" fire at ${at.toISOString()} dropped: run ${started.run} holds its deduplication key`),
+          { _tag: "Done" },
+        )
+      }
+      // refused for good: retrying every beat would change nothing
+      return Effect.as(Effect.logError(`taskgraph beat: fire at ${at.toISOString()} refused: ${started.message}`), { _tag: "Done" })
     }),
     Effect.catch((error) =>
       Effect.as(Effect.logWarning(`taskgraph beat: schedule "${schedule.name}" fire at ${at.toISOString()} could not start; retrying`, error.message), {
