@@ -186,8 +186,9 @@ type Started =
 const beatStart = (schedule: AnyPeriodic, at: Date): Effect.Effect<Started, never, WorkflowStarter> =>
   startFire(schedule, at).pipe(
     Effect.flatMap((started): Effect.Effect<Started> => {
-      if (started._tag === "Started" || started._tag === "AlreadyStarted") {
-        return Effect.succeed({ _tag: "Run", run: started.run, created: started._tag === "Started" })
+      if (started._tag === "Unstartable") {
+        // refused for good: retrying every beat would change nothing
+        return Effect.as(Effect.logError(`taskgraph beat: fire at ${at.toISOString()} refused: ${started.message}`), { _tag: "Done" })
       }
       if (started._tag === "Deduplicated") {
         return Effect.as(
@@ -195,8 +196,7 @@ const beatStart = (schedule: AnyPeriodic, at: Date): Effect.Effect<Started, neve
           { _tag: "Done" },
         )
       }
-      // refused for good: retrying every beat would change nothing
-      return Effect.as(Effect.logError(`taskgraph beat: fire at ${at.toISOString()} refused: ${started.message}`), { _tag: "Done" })
+      return Effect.succeed({ _tag: "Run", run: started.run, created: started._tag === "Started" })
     }),
     Effect.catch((error) =>
       Effect.as(Effect.logWarning(`taskgraph beat: schedule "${schedule.name}" fire at ${at.toISOString()} could not start; retrying`, error.message), {
