@@ -164,6 +164,40 @@ const commands: ReadonlyArray<Command> = [
     },
   },
   {
+    path: ["schedules", "sync"],
+    synopsis: "taskgraph schedules sync [--config FILE] [--dry-run] [--emulator HOST:PORT]",
+    description: [
+      "Create, update and delete this application's Cloud Scheduler jobs (named <prefix>--beat--<schedule>,",
+      "and the sweep job <prefix>--sweep) from the \"scheduler\" section and the \"schedules\" of FILE (default:",
+      "taskgraph.config.ts). Jobs of other applications are never touched. --dry-run prints the differences",
+      "only; --emulator (or $CLOUD_SCHEDULER_EMULATOR_HOST) talks to an emulator instead of Google.",
+    ].join("\n"),
+    options: { config: { type: "string" }, "dry-run": { type: "boolean" }, emulator: { type: "string" } },
+    run: async (values) => {
+      const file = await configFile(values.config as string | undefined)
+      const { loadConfig } = await import("./ConfigFile.ts")
+      const config = await loadConfig(file)
+      if (config.scheduler === undefined) throw new UsageError(`${file} has no "scheduler" section`)
+      const settings = config.scheduler
+      const emulator = (values.emulator as string | undefined) ?? process.env.CLOUD_SCHEDULER_EMULATOR_HOST
+      const [{ Effect }, { cloudSchedulerClient, emulatorSchedulerClient }, { formatJobPlan, syncJobs }] = await Promise.all([
+        import("effect"),
+        import("../adapters/cloud-scheduler/Client.ts"),
+        import("../adapters/cloud-scheduler/Jobs.ts"),
+      ])
+      const client = emulator !== undefined && emulator !== ""
+        ? emulatorSchedulerClient(emulator, settings.project)
+        : cloudSchedulerClient({ projectId: settings.project })
+      try {
+        const result = await Effect.runPromise(syncJobs(client, settings, config.schedules ?? [], { dryRun: values["dry-run"] === true }))
+        console.log(formatJobPlan(result).join("\n"))
+        return 0
+      } finally {
+        await client.close()
+      }
+    },
+  },
+  {
     path: ["emulator"],
     synopsis: "taskgraph emulator [--port P] [--config FILE] [--certs-file FILE]",
     description: [
