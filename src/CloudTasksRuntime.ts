@@ -18,7 +18,13 @@
 import { readFile, stat } from "node:fs/promises"
 import { CloudTasksDispatcher, type CloudTasksDispatcherConfig } from "../adapters/cloud-tasks/CloudTasksDispatcher.ts"
 import type { OidcCerts, OidcKeySource } from "../adapters/hono/OidcAuthenticator.ts"
-import { createRuntime, type Runtime, type RuntimeOptions } from "./Runtime.ts"
+import type { CloudSchedulerClient } from "@google-cloud/scheduler"
+import type { CloudTasksClient } from "@google-cloud/tasks"
+import type { CloudSchedulerClientOptions } from "../adapters/cloud-scheduler/Client.ts"
+import type { SchedulerSettings } from "../adapters/cloud-scheduler/JobSpec.ts"
+import type { QueueSpec } from "../adapters/cloud-tasks/QueueSpec.ts"
+import type { AnyPeriodic } from "../dsl/Periodic.ts"
+import { checkRuntimeOptions, createRuntime, type Runtime, type RuntimeOptions } from "./Runtime.ts"
 
 /**
  * The keys of a `taskgraph emulator` running in another process, read from the certificates
@@ -36,13 +42,66 @@ export const emulatorKeySource = (certsFile: string): OidcKeySource => {
 
 export interface CloudTasksRuntimeOptions<R> extends Omit<RuntimeOptions<R>, "dispatcher" | "worker"> {
   readonly cloudTasks: CloudTasksDispatcherConfig
+  /**
+   * Provision before starting (opt-in, as the ancestors' start-up checks): the Cloud Tasks
+   * `queues` declared (in the dispatcher's project and location, through its client), and the
+   * runtime's `schedules` as Cloud Scheduler jobs (`scheduler`, with the client to use: Google's
+   * by default). What each sync did is logged; a sync that fails refuses the start.
+   */
+  readonly syncOnStart?: {
+    readonly queues?: ReadonlyArray<QueueSpec>
+    readonly scheduler?: SchedulerSettings & { readonly client?: CloudSchedulerClient | CloudSchedulerClientOptions }
+  }
 }
 
 /**
  * A runtime that dispatches every ready node through Cloud Tasks (no local worker), with the
- * sweeper on (re-dispatching what a crash or an outage left undispatched).
+ * sweeper on (re-dispatching what a crash or an outage left undispatched). Periodic schedules are
+ * fired by Cloud Scheduler through the beat route, not by this process.
  */
-export const cloudTasksRuntime = <R>(options: CloudTasksRuntimeOptions<R>): Promise<Runtime> => {
-  const { cloudTasks, ...rest } = options
+export const cloudTasksRuntime = async <R>(options: CloudTasksRuntimeOptions<R>): Promise<Runtime> => {
+  const { cloudTasks, syncOnStart, ...rest } = options
+  // the options are checked (a DefinitionError) before anything is provisioned
+  checkRuntimeOptions(rest)
+  if (syncOnStart?.queues !== undefined) await syncQueuesOnStart(cloudTasks, syncOnStart.queues)
+  if (syncOnStart?.scheduler !== undefined) await syncJobsOnStart(syncOnStart.scheduler, options.schedules ?? [])
   return createRuntime({ ...rest, worker: false, dispatcher: CloudTasksDispatcher.layer(cloudTasks) })
 }
+
+const syncQueuesOnStart = async (cloudTasks: CloudTasksDispatcherConfig, queues: ReadonlyArray<QueueSpec>) => {
+  const [{ Effect }, { formatQueuePlan, syncQueues }, { cloudTasksClient }] = await Promise.all([
+    import("effect"),
+    import("../adapters/cloud-tasks/Queues.ts"),
+    import("../adapters/cloud-tasks/Client.ts"),
+  ])
+  const given = cloudTasks.client
+  const client = isClient<CloudTasksClient>(given, "createQueue") ? given : cloudTasksClient({ projectId: cloudTasks.project, ...given })
+  try {
+    const result = await Effect.runPromise(syncQueues(client, { project: cloudTasks.project, location: cloudTasks.location, queues }))
+    console.info(`taskgraph: ${formatQueuePlan(result).join("\n  ")}`)
+  } finally {
+    if (client !== given) await client.close()
+  }
+}
+
+const syncJobsOnStart = async (
+  settings: SchedulerSettings & { readonly client?: CloudSchedulerClient | CloudSchedulerClientOptions },
+  schedules: ReadonlyArray<AnyPeriodic>,
+) => {
+  const [{ Effect }, { formatJobPlan, syncJobs }, { cloudSchedulerClient }] = await Promise.all([
+    import("effect"),
+    import("../adapters/cloud-scheduler/Jobs.ts"),
+    import("../adapters/cloud-scheduler/Client.ts"),
+  ])
+  const { client: given, ...jobSettings } = settings
+  const client = isClient<CloudSchedulerClient>(given, "createJob") ? given : cloudSchedulerClient({ projectId: settings.project, ...given })
+  try {
+    const result = await Effect.runPromise(syncJobs(client, jobSettings, schedules))
+    console.info(`taskgraph: ${formatJobPlan(result).join("\n  ")}`)
+  } finally {
+    if (client !== given) await client.close()
+  }
+}
+
+const isClient = <C>(value: unknown, method: string): value is C =>
+  typeof value === "object" && value !== null && typeof (value as Record<string, unknown>)[method] === "function"
