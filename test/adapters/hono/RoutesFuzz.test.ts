@@ -19,8 +19,8 @@
 // here: no lease is held, and the runtime's dispatcher (none) marks nothing. Every answered outcome is checked to be one that writes nothing, so a generator that
 // let one through fails at that very input (and shrinks), not only at the final fingerprint.
 //
-// TASKGRAPH_FUZZ_RUNS sets the number of runs (default 300, a few seconds); TASKGRAPH_FUZZ_SEED
-// replays a reported seed.
+// TASKGRAPH_FUZZ_RUNS sets the number of runs (default 300, a few seconds, on a fixed seed);
+// TASKGRAPH_FUZZ_SEED replays a reported seed.
 import { serve, type ServerType } from "@hono/node-server"
 import { Data, Effect, Exit, Schema } from "effect"
 import fc from "fast-check"
@@ -41,7 +41,10 @@ import { fingerprint } from "./tables.ts"
 const parsedRuns = Number.parseInt(process.env.TASKGRAPH_FUZZ_RUNS ?? "", 10)
 const numRuns = Number.isSafeInteger(parsedRuns) && parsedRuns > 0 ? parsedRuns : 300
 const parsedSeed = Number.parseInt(process.env.TASKGRAPH_FUZZ_SEED ?? "", 10)
-const replay = Number.isSafeInteger(parsedSeed) ? { seed: parsedSeed } : {}
+// the suite's few hundred runs use one fixed seed, so its check that the generator reaches every
+// outcome cannot fail by chance (a rare outcome comes up a handful of times in 300); the soak's
+// 10,000 (TASKGRAPH_FUZZ_RUNS set) draw a new seed each time, and print it on a failure
+const replay = Number.isSafeInteger(parsedSeed) ? { seed: parsedSeed } : process.env.TASKGRAPH_FUZZ_RUNS === undefined ? { seed: 20_261_201 } : {}
 // the HTTP property takes a few milliseconds a run; the soak's 10,000 need more than the default
 const timeout = Math.max(60_000, numRuns * 30)
 
