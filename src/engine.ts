@@ -27,3 +27,7 @@ export { sweep, sweepOnce, type SweepOptions } from "../engine/Sweeper.ts"
 export { describeRun } from "../engine/RunView.ts"
 /** The port iterations read rows through. */
 export { type KeyRange, type Page, type Plan, type RowKey, RowSource, RowSourceError } from "../engine/RowSource.ts"
+/** The periodic schedules of a process, the store of their fires and leases, and the embedded beat that fires them. */
+export { Schedules, type SchedulesShape } from "../engine/Schedules.ts"
+export { type FireRecord, type HeldSchedule, ScheduleStore, type ScheduleStoreShape } from "../engine/ScheduleStore.ts"
+export { beat, type BeatResult, type FirePlan, type FireSchedulesOptions, type FireStart, planFires, runBeat, startFire } from "../engine/Beat.ts"

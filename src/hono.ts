@@ -29,3 +29,9 @@ export {
   type OidcKeySource,
   type OidcOptions,
 } from "../adapters/hono/OidcAuthenticator.ts"
+/**
+ * The beat and sweep routes' logic without Hono, for another framework's endpoints: a Cloud
+ * Scheduler fire (its schedule and `X-CloudScheduler-ScheduleTime`) and one bounded repair pass.
+ */
+export { type FireOutcome, fireSchedule, parseScheduleTime, scheduleTimeHeader } from "../adapters/hono/ScheduleFire.ts"
+export { defaultSweepLimit, maxSweepLimit, parseSweepLimit, type SweepOutcome, sweepPass, type SweepRouteOptions } from "../adapters/hono/Sweep.ts"

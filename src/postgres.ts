@@ -22,3 +22,5 @@ export {
   type EmbeddedPostgresServer,
   startEmbeddedPostgres,
 } from "../adapters/postgres/EmbeddedPostgres.ts"
+/** The Postgres `ScheduleStore`: how far each periodic schedule's fires are done, and the lease of the process firing it. */
+export { makePostgresScheduleStore, PostgresScheduleStore } from "../adapters/postgres/ScheduleStore.ts"
