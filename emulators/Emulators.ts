@@ -18,6 +18,7 @@ import {
   cloudSchedulerService,
 } from "./cloud-scheduler/CloudSchedulerEmulator.ts"
 import { type CloudTasksControls, type CloudTasksSettings, cloudTasksService } from "./cloud-tasks/CloudTasksEmulator.ts"
+import { type PubSubControls, type PubSubSettings, pubSubService } from "./pubsub/PubSubEmulator.ts"
 import type { EmulatedService } from "./shared/EmulatedService.ts"
 import { type EmulatorClock, systemClock } from "./shared/EmulatorClock.ts"
 import { serveOnLoopback } from "./shared/GrpcServer.ts"
@@ -31,6 +32,7 @@ export interface EmulatorsOptions {
   readonly clock?: EmulatorClock
   readonly cloudTasks?: CloudTasksSettings
   readonly cloudScheduler?: CloudSchedulerSettings
+  readonly pubsub?: PubSubSettings
 }
 
 /** One API on the port: its name for people, its gRPC service, and the variable clients read. */
@@ -42,6 +44,7 @@ export interface Emulators extends EmulatorEndpoint {
   readonly services: ReadonlyArray<ServedApi>
   readonly cloudTasks: CloudTasksControls
   readonly cloudScheduler: CloudSchedulerControls
+  readonly pubsub: PubSubControls
 }
 
 export const startEmulators = async (options: EmulatorsOptions = {}): Promise<Emulators> => {
@@ -50,6 +53,7 @@ export const startEmulators = async (options: EmulatorsOptions = {}): Promise<Em
   const apis = {
     cloudTasks: cloudTasksService(context, options.cloudTasks, "startEmulators: cloudTasks."),
     cloudScheduler: cloudSchedulerService(context, options.cloudScheduler, "startEmulators: cloudScheduler."),
+    pubsub: pubSubService(context, options.pubsub, "startEmulators: pubsub."),
   }
   const server = await serveOnLoopback(
     options.port ?? 0,
@@ -64,6 +68,7 @@ export const startEmulators = async (options: EmulatorsOptions = {}): Promise<Em
     jwks: context.signer.jwks,
     cloudTasks: apis.cloudTasks.controls,
     cloudScheduler: apis.cloudScheduler.controls,
+    pubsub: apis.pubsub.controls,
     stop: server.stop,
   }
 }

@@ -34,6 +34,16 @@ export {
 } from "./cloud-tasks/CloudTasksEmulator.ts"
 export type { CloudTasksMethod } from "./cloud-tasks/CloudTasksApi.ts"
 export type { CloudTasksStats } from "./cloud-tasks/CloudTasksStats.ts"
+export type { PubSubMethod } from "./pubsub/PubSubApi.ts"
+export {
+  type PubSubControls,
+  type PubSubEmulator,
+  type PubSubEmulatorOptions,
+  type PubSubFaults,
+  type PubSubSettings,
+  startPubSubEmulator,
+} from "./pubsub/PubSubEmulator.ts"
+export type { PubSubStats } from "./pubsub/PubSubStats.ts"
 export type { DeliveryStats } from "./shared/DeliveryStats.ts"
 export { type EmulatorClock, systemClock } from "./shared/EmulatorClock.ts"
 export type { InjectedFaults } from "./shared/FaultPlan.ts"

@@ -27,5 +27,16 @@ export {
 } from "../emulators/cloud-scheduler/CloudSchedulerEmulator.ts"
 export type { CloudSchedulerMethod } from "../emulators/cloud-scheduler/CloudSchedulerApi.ts"
 export type { CloudSchedulerStats } from "../emulators/cloud-scheduler/CloudSchedulerStats.ts"
+/** The Pub/Sub v1 emulator: topics, subscriptions, Publish, Pull, StreamingPull, push with OIDC tokens, dead-lettering, faults. */
+export {
+  type PubSubControls,
+  type PubSubEmulator,
+  type PubSubEmulatorOptions,
+  type PubSubFaults,
+  type PubSubMethod,
+  type PubSubSettings,
+  type PubSubStats,
+  startPubSubEmulator,
+} from "../emulators/index.ts"
 /** What the emulators count, the faults they can inject, and the clock they run on. */
 export type { DeliveryStats, EmulatorClock, EmulatorFaults, EmulatorStats, InjectedFaults } from "../emulators/index.ts"

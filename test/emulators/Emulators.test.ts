@@ -67,6 +67,7 @@ describe("startEmulators", () => {
       expect(emulators.services).toEqual([
         { title: "Cloud Tasks", name: "google.cloud.tasks.v2.CloudTasks", hostVariable: "CLOUD_TASKS_EMULATOR_HOST" },
         { title: "Cloud Scheduler", name: "google.cloud.scheduler.v1.CloudScheduler", hostVariable: "CLOUD_SCHEDULER_EMULATOR_HOST" },
+        { title: "Pub/Sub", name: "google.pubsub.v1", hostVariable: "PUBSUB_EMULATOR_HOST" },
       ])
       // the same address serves Cloud Scheduler's real client
       const scheduler = emulatorSchedulerClient(emulators.address, project)
