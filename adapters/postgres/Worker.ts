@@ -60,6 +60,8 @@ const settleMs = 500
 /** How often a worker renews its entry in `taskgraph_workers`, and how long an entry it stops renewing counts as live. */
 const announceEveryMs = 5_000
 const presenceMs = 30_000
+/** While claims keep failing, how often the worker says so again. */
+const claimWarningEveryMs = 60_000
 
 export interface WorkerStats {
   steps: number
@@ -156,6 +158,29 @@ export const runWorker = (options: WorkerOptions = {}) =>
     let announcedUntil = 0
     let lastAnnounce = -Infinity
     let lastPark = 0
+    /**
+     * While the database is unreachable every poll's claim fails: the first failure is told, then
+     * one line a minute, and the recovery once (not a warning per poll).
+     */
+    let claimFailures: { readonly since: number; count: number; toldAt: number } | undefined
+    const claimFailed = (now: number, message: string) =>
+      Effect.suspend(() => {
+        if (claimFailures === undefined) {
+          claimFailures = { since: now, count: 1, toldAt: now }
+          return Effect.logWarning("taskgraph worker: claim failed", message)
+        }
+        claimFailures.count++
+        if (now - claimFailures.toldAt < claimWarningEveryMs) return Effect.void
+        claimFailures.toldAt = now
+        return Effect.logWarning(`taskgraph worker: claims still failing (${claimFailures.count} since ${new Date(claimFailures.since).toISOString()})`, message)
+      })
+    const claimsRecovered = (now: number) =>
+      Effect.suspend(() => {
+        if (claimFailures === undefined) return Effect.void
+        const { since, count } = claimFailures
+        claimFailures = undefined
+        return Effect.logInfo(`taskgraph worker: claims work again after ${count} failed (${Math.round((now - since) / 1000)} s)`)
+      })
     const announce = (now: number) =>
       store.announce({ id: workerId, tasks: scope.tasks, iterations: scope.iterations, queues: scope.queues ?? null, expiresAt: now + presenceMs }, now)
         .pipe(
@@ -239,7 +264,8 @@ export const runWorker = (options: WorkerOptions = {}) =>
           // uninterruptible: every row the claim takes reaches a fiber, or goes back if shutdown began meanwhile
           const claimed = yield* Effect.uninterruptible(Effect.gen(function*() {
             const rows = yield* store.claimDue(free, now, scope).pipe(
-              Effect.catch((e) => Effect.as(Effect.logWarning("taskgraph worker: claim failed", e.message), [])),
+              Effect.tap(() => claimsRecovered(now)),
+              Effect.catch((e) => Effect.as(claimFailed(now, e.message), [])),
             )
             if (rows.length > 0) yield* fault("worker.afterClaim")
             if (stopping) {
