@@ -58,3 +58,4 @@ export {
   WorkflowStarter,
 } from "./Workflow.ts"
 export { type AnyPeriodic, fireKey, type MissedFires, type Periodic, type PeriodicOptions, periodic } from "./Periodic.ts"
+export { type AnyTopic, attributesProblem, checkTopicId, MessageError, messageIdAttribute, type Topic, topic } from "./Topic.ts"
