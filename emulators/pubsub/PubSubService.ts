@@ -27,7 +27,7 @@ import { rpcHandlers } from "../shared/RpcHandlers.ts"
 import { WakeTimer } from "../shared/WakeTimer.ts"
 import { decodeTime, encodeTime, type WireTime } from "../shared/WireTime.ts"
 import type { PubSubMethod } from "./PubSubApi.ts"
-import { type Delivery, PubSubStore, type SubscriptionSettings, type Topic } from "./PubSubStore.ts"
+import { backoffMs, type Delivery, PubSubStore, type SubscriptionSettings, type Topic } from "./PubSubStore.ts"
 
 /** The most messages one StreamingPull response or one push round carries. */
 const batchMax = 100
@@ -48,9 +48,6 @@ interface PullWaiter {
   readonly answer: (deliveries: ReadonlyArray<Delivery>) => void
 }
 
-/** Backoff before the `attempt`th redelivery (1-based): the minimum doubling up to the maximum. */
-const backoffMs = (policy: { readonly minimumBackoffMs: number; readonly maximumBackoffMs: number }, deliveryAttempt: number): number =>
-  Math.min(policy.maximumBackoffMs, policy.minimumBackoffMs * 2 ** Math.max(0, deliveryAttempt - 1))
 
 /** The deliveries: pull waiters, open streams and push, woken when a subscription may have messages. */
 export class PubSubDeliveries {
@@ -218,7 +215,8 @@ export class PubSubDeliveries {
     )
     if (outcome._tag === "Cancelled") return
     if (isSuccess(outcome)) this.store.acknowledge(settings.name, [delivery.ackId])
-    else this.store.modifyAckDeadline(settings.name, [delivery.ackId], backoffMs(settings.retry ?? pushBackoff, delivery.deliveryAttempt))
+    // a failed push waits out the backoff (at least 1 ms: a delay of 0 would be a nack)
+    else this.store.modifyAckDeadline(settings.name, [delivery.ackId], Math.max(1, backoffMs(settings.retry ?? pushBackoff, delivery.deliveryAttempt)))
     this.#timer.armAt(this.store.nextDue(), this.#clock.now())
   }
 }

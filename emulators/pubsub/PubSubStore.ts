@@ -75,6 +75,10 @@ export interface Delivery {
 
 export const deletedTopic = "_deleted-topic_"
 
+/** Backoff before the redelivery that follows the `deliveryAttempt`th (1-based): the minimum doubling up to the maximum. */
+export const backoffMs = (policy: { readonly minimumBackoffMs: number; readonly maximumBackoffMs: number }, deliveryAttempt: number): number =>
+  Math.min(policy.maximumBackoffMs, policy.minimumBackoffMs * 2 ** Math.max(0, deliveryAttempt - 1))
+
 const maxListPage = 1000
 
 export class PubSubStore {
@@ -226,15 +230,19 @@ export class PubSubStore {
     return succeed(undefined)
   }
 
-  /** Moves the leases' deadlines to now + `delayMs`; 0 is a nack (visible at once). */
+  /**
+   * Moves the leases' deadlines to now + `delayMs`. 0 is a nack: the message is visible at once,
+   * or after the retry policy's backoff when the subscription has one.
+   */
   modifyAckDeadline(subscriptionName: string, ackIds: ReadonlyArray<string>, delayMs: number): RpcResult<undefined> {
     const found = this.#find(subscriptionName)
     if (!found.ok) return found
     const now = this.#clock.now()
+    const retry = found.value.settings.retry
     for (const ackId of ackIds) {
       const entry = found.value.byAckId.get(ackId)
       if (entry === undefined) continue
-      entry.visibleAt = now + delayMs
+      entry.visibleAt = now + (delayMs === 0 && retry !== undefined ? backoffMs(retry, entry.deliveryAttempt) : delayMs)
       if (delayMs === 0) this.#release(found.value, entry)
     }
     if (delayMs === 0) this.#changed(subscriptionName)

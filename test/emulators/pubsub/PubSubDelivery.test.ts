@@ -89,6 +89,32 @@ describe("Pub/Sub emulator: Pull, Acknowledge, ModifyAckDeadline", () => {
     expect(await pull()).toEqual([])
   })
 
+  it("holds a nacked message for the retry policy's backoff, doubling with each delivery", async () => {
+    const clock = new ManualClock(Date.parse("2030-01-01T00:00:00Z"))
+    const { pubsub, subscriber } = await connect(await startPubSubEmulator({ clock }))
+    const [topic] = await pubsub.createTopic("backoff")
+    await topic.createSubscription("backoff-pull", {
+      retryPolicy: { minimumBackoff: { seconds: 10 }, maximumBackoff: { seconds: 15 } },
+    })
+    await topic.publishMessage({ data: Buffer.from("later") })
+    const subscription = subscriptionName("backoff-pull")
+    const pullAndNack = async (): Promise<number> => {
+      const [response] = await subscriber.pull({ subscription, maxMessages: 1, returnImmediately: true })
+      const ackIds = (response.receivedMessages ?? []).map((m) => m.ackId ?? "")
+      if (ackIds.length > 0) await subscriber.modifyAckDeadline({ subscription, ackIds, ackDeadlineSeconds: 0 })
+      return ackIds.length
+    }
+    expect(await pullAndNack()).toBe(1)
+    clock.advance(9_999)
+    expect(await pullAndNack()).toBe(0)
+    clock.advance(1)
+    expect(await pullAndNack()).toBe(1) // second delivery: the backoff doubles, capped at 15 s
+    clock.advance(14_999)
+    expect(await pullAndNack()).toBe(0)
+    clock.advance(1)
+    expect(await pullAndNack()).toBe(1)
+  })
+
   it("answers the service's errors for bad pulls, acks and publishes", async () => {
     const { pubsub, subscriber } = await connect(await startPubSubEmulator())
     const [topic] = await pubsub.createTopic("errors")
