@@ -178,3 +178,39 @@ describe("Pub/Sub emulator: StreamingPull", () => {
     expect(leftover.receivedMessages ?? []).toEqual([])
   })
 })
+
+describe("Pub/Sub emulator: StreamingPull on the wire", () => {
+  it("keeps a stream under its max_outstanding_messages, takes acks and modacks on the stream, and refuses an unknown subscription", async () => {
+    const { pubsub, subscriber } = await connect(await startPubSubEmulator())
+    const [topic] = await pubsub.createTopic("raw")
+    await topic.createSubscription("raw-sub")
+    for (const body of ["1", "2", "3"]) await topic.publishMessage({ data: Buffer.from(body) })
+
+    const stream = subscriber.streamingPull()
+    const batches: Array<ReadonlyArray<{ ackId: string; body: string }>> = []
+    const waiting: Array<() => void> = []
+    stream.on("data", (response: { receivedMessages: Array<{ ackId: string; message: { data: Uint8Array } }> }) => {
+      batches.push(response.receivedMessages.map((m) => ({ ackId: m.ackId, body: Buffer.from(m.message.data).toString() })))
+      for (const wake of waiting.splice(0)) wake()
+    })
+    stream.on("error", () => {}) // the stream is cancelled at the end
+    const batch = async (count: number) => {
+      while (batches.length < count) await new Promise<void>((resolve) => waiting.push(resolve))
+      return batches[count - 1] ?? []
+    }
+    stream.write({ subscription: subscriptionName("raw-sub"), streamAckDeadlineSeconds: 60, maxOutstandingMessages: 2 })
+    const first = await batch(1)
+    expect(first.map((m) => m.body)).toEqual(["1", "2"]) // room for two
+    stream.write({ ackIds: [first[0]?.ackId] }) // frees one place
+    expect((await batch(2)).map((m) => m.body)).toEqual(["3"])
+    stream.write({ modifyDeadlineAckIds: [first[1]?.ackId], modifyDeadlineSeconds: [0] }) // a nack: "2" comes back
+    expect((await batch(3)).map((m) => m.body)).toEqual(["2"])
+    stream.cancel()
+
+    const refused = subscriber.streamingPull()
+    const code = new Promise<number | undefined>((resolve) => refused.on("error", (error: { code?: number }) => resolve(error.code)))
+    refused.on("data", () => {})
+    refused.write({ subscription: subscriptionName("missing"), streamAckDeadlineSeconds: 10 })
+    expect(await code).toBe(grpc.status.NOT_FOUND)
+  })
+})
