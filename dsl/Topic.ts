@@ -16,7 +16,7 @@
  * bytes, at most 100 of them. Every message taskgraph publishes carries its own id under
  * `messageIdAttribute`, so a message published twice is recognised downstream.
  */
-import { Cause, Data, Exit, Result, Schema } from "effect"
+import { Cause, Context, Data, Effect, Exit, Result, Schema } from "effect"
 import { DefinitionError } from "./DefinitionError.ts"
 
 /** The attribute every message taskgraph publishes carries: its own id (not Pub/Sub's `messageId`). */
@@ -116,3 +116,60 @@ export const topic = <S extends Schema.Top>(name: string, schema: S): Topic<S["T
     },
   }
 }
+
+/** A publish the transport refused: `retryable` says whether the same publish may succeed later. */
+export class PublishFailed extends Data.TaggedError("PublishFailed")<{
+  readonly topic: string
+  readonly message: string
+  readonly retryable: boolean
+  readonly cause?: unknown
+}> {}
+
+/** What a publish sends: the topic's id, the message's bytes, its attributes (ours included). */
+export interface OutgoingMessage {
+  readonly topic: string
+  readonly data: Uint8Array
+  readonly attributes: Readonly<Record<string, string>>
+}
+
+/**
+ * The port a publish goes through (the Pub/Sub adapter provides it): sends one message and
+ * answers the transport's message id.
+ */
+export class TopicPublisher extends Context.Service<TopicPublisher, {
+  readonly publish: (message: OutgoingMessage) => Effect.Effect<string, PublishFailed>
+}>()("taskgraph/TopicPublisher") {}
+
+/** What `publish` answers: our id (the `messageIdAttribute`) and the transport's message id. */
+export interface Published {
+  readonly id: string
+  readonly messageId: string
+}
+
+/**
+ * Publishes `message` on `topic` now (the ancestors' `.sync()`): encoded with the topic's Schema,
+ * the attributes checked, our own id added under `messageIdAttribute` (pass `id` to choose it, so
+ * a retried publish carries the same id and is recognised downstream).
+ */
+export const publish = <A>(
+  topic: Topic<A>,
+  message: A,
+  options: { readonly attributes?: Readonly<Record<string, string>>; readonly id?: string } = {},
+): Effect.Effect<Published, MessageError | PublishFailed, TopicPublisher> =>
+  Effect.gen(function*() {
+    const data = yield* Effect.try({
+      try: () => topic.encode(message),
+      catch: (error) => error instanceof MessageError ? error : messageError(topic.name, "schema", String(error)),
+    })
+    const attributes = options.attributes ?? {}
+    if (messageIdAttribute in attributes) {
+      return yield* messageError(topic.name, "schema", `the attribute "${messageIdAttribute}" is taskgraph's own: pass options.id instead`)
+    }
+    const id = options.id ?? crypto.randomUUID()
+    const all = { ...attributes, [messageIdAttribute]: id }
+    const problem = attributesProblem(all)
+    if (problem !== undefined) return yield* messageError(topic.name, "schema", problem)
+    const publisher = yield* TopicPublisher
+    const messageId = yield* publisher.publish({ topic: topic.name, data, attributes: all })
+    return { id, messageId }
+  })

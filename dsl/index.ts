@@ -58,4 +58,17 @@ export {
   WorkflowStarter,
 } from "./Workflow.ts"
 export { type AnyPeriodic, fireKey, type MissedFires, type Periodic, type PeriodicOptions, periodic } from "./Periodic.ts"
-export { type AnyTopic, attributesProblem, checkTopicId, MessageError, messageIdAttribute, type Topic, topic } from "./Topic.ts"
+export {
+  type AnyTopic,
+  attributesProblem,
+  checkTopicId,
+  MessageError,
+  messageIdAttribute,
+  type OutgoingMessage,
+  publish,
+  type Published,
+  PublishFailed,
+  type Topic,
+  topic,
+  TopicPublisher,
+} from "./Topic.ts"

@@ -22,6 +22,10 @@ export type { Chain } from "../dsl/Chain.ts"
 export { workflow } from "../dsl/Workflow.ts"
 /** A workflow started on a cron schedule (Cloud Scheduler, or the embedded worker's leader); `fireKey` is a fire's idempotency key. */
 export { fireKey, periodic } from "../dsl/Periodic.ts"
+/** A typed Pub/Sub topic, and publishing a message on it now (through the `TopicPublisher` port: `taskgraph/pubsub`). */
+export { publish, topic } from "../dsl/Topic.ts"
+/** A topic, what a publish answers, and why a message or a publish failed. */
+export { type AnyTopic, MessageError, type Published, PublishFailed, type Topic } from "../dsl/Topic.ts"
 /** A periodic schedule, its options and its missed-fire policy. */
 export type { AnyPeriodic, MissedFires, Periodic, PeriodicOptions } from "../dsl/Periodic.ts"
 /** How the embedded worker fires schedules: the leader's lease and how late a fire is still on time. */

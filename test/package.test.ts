@@ -220,6 +220,7 @@ try { await embedded({ workflows: [] }); console.log("started") } catch (error) 
       ["taskgraph/hono", /\/node_modules\/(hono\/|google-auth-library\/)/],
       ["taskgraph/cloud-tasks", google],
       ["taskgraph/cloud-scheduler", google],
+      ["taskgraph/pubsub", google],
       ["taskgraph/emulators", google],
     ]
     for (const [entry, allowed] of expectations) {
