@@ -29,7 +29,7 @@ import { decodeTime, encodeTime, type WireTime } from "../shared/WireTime.ts"
 import type { PubSubMethod } from "./PubSubApi.ts"
 import { backoffMs, type Delivery, PubSubStore, type SubscriptionSettings, type Topic } from "./PubSubStore.ts"
 
-/** The most messages one StreamingPull response or one push round carries. */
+/** The most messages one StreamingPull response carries, and the most pushes in flight per subscription. */
 const batchMax = 100
 /** Push's own backoff when the subscription has no retry policy: 100 ms doubling to 60 s. */
 const pushBackoff = { minimumBackoffMs: 100, maximumBackoffMs: 60_000 }
@@ -63,6 +63,8 @@ export class PubSubDeliveries {
   readonly #pending = new Set<string>()
   readonly #stop = new AbortController()
   readonly #inFlight = new Set<Promise<void>>()
+  /** Pushes in flight, by subscription. */
+  readonly #pushing = new Map<string, number>()
 
   constructor(deps: {
     readonly clock: EmulatorClock
@@ -161,17 +163,20 @@ export class PubSubDeliveries {
   }
 
   #serveStreams(name: string): void {
+    const settings = this.store.getSubscription(name)
+    const withAttempts = settings.ok && settings.value.deadLetter !== undefined
     for (const stream of this.#streams.get(name) ?? []) {
-      if (!this.store.hasVisible(name)) return
       for (const ackId of stream.outstanding) if (!this.store.isLeased(name, ackId)) stream.outstanding.delete(ackId)
-      const room = stream.maxOutstanding > 0 ? Math.min(batchMax, stream.maxOutstanding - stream.outstanding.size) : batchMax
-      if (room <= 0) continue
-      const leased = this.store.lease(name, room, stream.deadlineMs)
-      if (!leased.ok || leased.value.length === 0) continue
-      const settings = this.store.getSubscription(name)
-      const withAttempts = settings.ok && settings.value.deadLetter !== undefined
-      for (const delivery of leased.value) stream.outstanding.add(delivery.ackId)
-      stream.call.write({ receivedMessages: leased.value.map((d) => encodeReceived(d, withAttempts)) })
+      // batches of at most batchMax, while the stream has room and messages are waiting
+      for (;;) {
+        if (!this.store.hasVisible(name)) return
+        const room = stream.maxOutstanding > 0 ? Math.min(batchMax, stream.maxOutstanding - stream.outstanding.size) : batchMax
+        if (room <= 0) break
+        const leased = this.store.lease(name, room, stream.deadlineMs)
+        if (!leased.ok || leased.value.length === 0) break
+        for (const delivery of leased.value) stream.outstanding.add(delivery.ackId)
+        stream.call.write({ receivedMessages: leased.value.map((d) => encodeReceived(d, withAttempts)) })
+      }
     }
   }
 
@@ -185,10 +190,18 @@ export class PubSubDeliveries {
   #push(settings: SubscriptionSettings): void {
     const push = settings.push
     if (push === undefined) return
-    const leased = this.store.lease(settings.name, batchMax, settings.ackDeadlineSeconds * 1000)
+    const pushing = this.#pushing.get(settings.name) ?? 0
+    if (pushing >= batchMax || !this.store.hasVisible(settings.name)) return
+    const leased = this.store.lease(settings.name, batchMax - pushing, settings.ackDeadlineSeconds * 1000)
     if (!leased.ok) return
+    this.#pushing.set(settings.name, pushing + leased.value.length)
     for (const delivery of leased.value) {
-      const done = this.#pushOne(settings, push, delivery).finally(() => this.#inFlight.delete(done))
+      const done = this.#pushOne(settings, push, delivery).finally(() => {
+        this.#inFlight.delete(done)
+        this.#pushing.set(settings.name, (this.#pushing.get(settings.name) ?? 1) - 1)
+        // a finished push makes room for the messages beyond batchMax
+        this.changed(settings.name)
+      })
       this.#inFlight.add(done)
     }
   }
@@ -217,7 +230,6 @@ export class PubSubDeliveries {
     if (isSuccess(outcome)) this.store.acknowledge(settings.name, [delivery.ackId])
     // a failed push waits out the backoff (at least 1 ms: a delay of 0 would be a nack)
     else this.store.modifyAckDeadline(settings.name, [delivery.ackId], Math.max(1, backoffMs(settings.retry ?? pushBackoff, delivery.deliveryAttempt)))
-    this.#timer.armAt(this.store.nextDue(), this.#clock.now())
   }
 }
 
@@ -408,8 +420,7 @@ export const pubSubHandlers = (deps: {
       if (stream === undefined) {
         const settings = store.getSubscription(request.subscription)
         if (!settings.ok) return refuse(settings.failure)
-        const deadline = checkAckDeadline(request.streamAckDeadlineSeconds)
-        if (!deadline.ok || request.streamAckDeadlineSeconds < 10)
+        if (request.streamAckDeadlineSeconds < 10 || request.streamAckDeadlineSeconds > 600)
           return refuse({ code: "INVALID_ARGUMENT", message: "stream_ack_deadline_seconds must be between 10 and 600." })
         stream = {
           call,

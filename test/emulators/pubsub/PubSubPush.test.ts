@@ -32,6 +32,8 @@ let pubsub: PubSub
 let receiver: Server
 let receiverUrl: string
 const received: Array<Received> = []
+/** Requests to "/held" wait here until the test answers them. */
+const held: Array<() => void> = []
 /** Status to answer by path, in turn; 200 once a path's list is used up. */
 const answers = new Map<string, Array<number>>()
 const waiting: Array<() => void> = []
@@ -45,7 +47,8 @@ beforeAll(async () => {
     request.on("end", () => {
       const path = request.url ?? ""
       received.push({ path, headers: request.headers, body: JSON.parse(Buffer.concat(chunks).toString()) })
-      response.writeHead(answers.get(path)?.shift() ?? 200).end()
+      if (path === "/held") held.push(() => response.writeHead(200).end())
+      else response.writeHead(answers.get(path)?.shift() ?? 200).end()
       for (const wake of waiting.splice(0)) wake()
     })
   })
@@ -110,5 +113,18 @@ describe("Pub/Sub emulator: push", () => {
     expect(Buffer.from(dead!.body.message.data, "base64").toString()).toBe("poison")
     expect(dead!.body.message.attributes.CloudPubSubDeadLetterSourceSubscription).toBe("failing-sub")
     expect(dead!.headers.authorization).toBeUndefined() // no oidc_token configured
+  })
+
+  it("keeps at most 100 pushes in flight per subscription, and pushes the rest as they finish", async () => {
+    const [topic] = await pubsub.createTopic("busy")
+    await topic.createSubscription("busy-sub", { pushConfig: { pushEndpoint: `${receiverUrl}/held` }, ackDeadlineSeconds: 600 })
+    const ids = await Promise.all(Array.from({ length: 150 }, (_, i) => topic.publishMessage({ data: Buffer.from(String(i)) })))
+    await receivedAt("/held", 100)
+    // none has been answered, so no 101st can have been sent
+    expect(held).toHaveLength(100)
+    for (const answer of held.splice(0)) answer()
+    const all = await receivedAt("/held", 150)
+    for (const answer of held.splice(0)) answer()
+    expect(new Set(all.map((r) => r.body.message.messageId))).toEqual(new Set(ids))
   })
 })
