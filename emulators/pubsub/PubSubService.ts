@@ -270,6 +270,21 @@ interface SubscriptionMessage {
   readonly labels: Record<string, string>
 }
 
+interface UpdateSubscriptionRequest {
+  readonly subscription: SubscriptionMessage | null
+  readonly updateMask: { readonly paths: ReadonlyArray<string> } | null
+}
+
+interface UpdateTopicRequest {
+  readonly topic: TopicMessage | null
+  readonly updateMask: { readonly paths: ReadonlyArray<string> } | null
+}
+
+interface ModifyPushConfigRequest {
+  readonly subscription: string
+  readonly pushConfig: SubscriptionMessage["pushConfig"]
+}
+
 interface AckRequest {
   readonly subscription: string
   readonly ackIds: ReadonlyArray<string>
@@ -345,16 +360,8 @@ const decodeSubscription = (request: SubscriptionMessage): RpcResult<Subscriptio
   const ackDeadlineSeconds = request.ackDeadlineSeconds === 0 ? 10 : request.ackDeadlineSeconds
   if (ackDeadlineSeconds < 10 || ackDeadlineSeconds > 600)
     return fail("INVALID_ARGUMENT", `Invalid ack deadline given: ${request.ackDeadlineSeconds}; it must be between 10 and 600 seconds.`)
-  let push: SubscriptionSettings["push"]
-  const endpoint = request.pushConfig?.pushEndpoint ?? ""
-  if (endpoint !== "") {
-    const problem = loopbackUrlProblem(endpoint, "push_config.push_endpoint")
-    if (problem !== undefined) return fail("INVALID_ARGUMENT", problem)
-    const oidc = request.pushConfig?.oidcToken
-    if (oidc != null && oidc.serviceAccountEmail === "")
-      return fail("INVALID_ARGUMENT", "push_config.oidc_token.service_account_email is required.")
-    push = { endpoint, attributes: { ...request.pushConfig?.attributes }, oidcToken: oidc ?? undefined }
-  }
+  const push = decodePushConfig(request.pushConfig)
+  if (!push.ok) return push
   let deadLetter: SubscriptionSettings["deadLetter"]
   if (request.deadLetterPolicy != null && request.deadLetterPolicy.deadLetterTopic !== "") {
     const max = request.deadLetterPolicy.maxDeliveryAttempts === 0 ? 5 : request.deadLetterPolicy.maxDeliveryAttempts
@@ -369,7 +376,54 @@ const decodeSubscription = (request: SubscriptionMessage): RpcResult<Subscriptio
       return fail("INVALID_ARGUMENT", "retry_policy backoffs must be between 0 and 600 seconds, the minimum no more than the maximum.")
     retry = { minimumBackoffMs, maximumBackoffMs }
   }
-  return succeed({ name: request.name, topic: request.topic, ackDeadlineSeconds, push, deadLetter, retry, labels: { ...request.labels } })
+  return succeed({
+    name: request.name,
+    topic: request.topic,
+    ackDeadlineSeconds,
+    push: push.value,
+    deadLetter,
+    retry,
+    labels: { ...request.labels },
+  })
+}
+
+/** A push config; undefined (a pull subscription) when it has no endpoint. */
+const decodePushConfig = (config: SubscriptionMessage["pushConfig"]): RpcResult<SubscriptionSettings["push"]> => {
+  const endpoint = config?.pushEndpoint ?? ""
+  if (endpoint === "") return succeed(undefined)
+  const problem = loopbackUrlProblem(endpoint, "push_config.push_endpoint")
+  if (problem !== undefined) return fail("INVALID_ARGUMENT", problem)
+  const oidc = config?.oidcToken
+  if (oidc != null && oidc.serviceAccountEmail === "")
+    return fail("INVALID_ARGUMENT", "push_config.oidc_token.service_account_email is required.")
+  return succeed({ endpoint, attributes: { ...config?.attributes }, oidcToken: oidc ?? undefined })
+}
+
+/** The settings UpdateSubscription can change, by top-level mask path (a deeper path takes its whole field). */
+const updatable: Readonly<Record<string, (current: SubscriptionSettings, request: SubscriptionSettings) => SubscriptionSettings>> = {
+  ack_deadline_seconds: (current, request) => ({ ...current, ackDeadlineSeconds: request.ackDeadlineSeconds }),
+  push_config: (current, request) => ({ ...current, push: request.push }),
+  dead_letter_policy: (current, request) => ({ ...current, deadLetter: request.deadLetter }),
+  retry_policy: (current, request) => ({ ...current, retry: request.retry }),
+  labels: (current, request) => ({ ...current, labels: request.labels }),
+}
+
+/** `deadLetterPolicy.maxDeliveryAttempts` → `dead_letter_policy`. */
+const topLevelPath = (path: string): string => (path.trim().split(".")[0] ?? "").replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+
+const applyMask = (
+  current: SubscriptionSettings,
+  request: SubscriptionSettings,
+  paths: ReadonlyArray<string>,
+): RpcResult<SubscriptionSettings> => {
+  if (paths.length === 0) return fail("INVALID_ARGUMENT", "update_mask must be specified and non-empty.")
+  let next = current
+  for (const path of paths) {
+    const apply = updatable[topLevelPath(path)]
+    if (apply === undefined) return fail("INVALID_ARGUMENT", `Invalid update_mask provided in the UpdateSubscriptionRequest: "${path}".`)
+    next = apply(next, request)
+  }
+  return succeed(next)
 }
 
 const checkAckDeadline = (seconds: number): RpcResult<undefined> =>
@@ -481,7 +535,12 @@ export const pubSubHandlers = (deps: {
         (messageIds) => ({ messageIds }),
       ),
     ),
-    UpdateTopic: unimplemented("UpdateTopic"),
+    UpdateTopic: unary<UpdateTopicRequest>("UpdateTopic", (request) => {
+      const paths = request.updateMask?.paths ?? []
+      if (paths.length === 0) return fail("INVALID_ARGUMENT", "update_mask must be specified and non-empty.")
+      if (paths.some((path) => path.trim() !== "labels")) return fail("INVALID_ARGUMENT", "The emulator updates a topic's labels only.")
+      return mapResult(store.updateTopic(request.topic?.name ?? "", { ...request.topic?.labels }), encodeTopic)
+    }),
     ListTopicSnapshots: unimplemented("ListTopicSnapshots"),
     DetachSubscription: unimplemented("DetachSubscription"),
     // Subscriber
@@ -520,8 +579,23 @@ export const pubSubHandlers = (deps: {
     }),
     Pull,
     StreamingPull,
-    UpdateSubscription: unimplemented("UpdateSubscription"),
-    ModifyPushConfig: unimplemented("ModifyPushConfig"),
+    UpdateSubscription: unary<UpdateSubscriptionRequest>("UpdateSubscription", (request) => {
+      if (request.subscription === null) return fail("INVALID_ARGUMENT", "subscription is required.")
+      const decoded = decodeSubscription(request.subscription)
+      if (!decoded.ok) return decoded
+      return mapResult(
+        store.updateSubscription(request.subscription.name, (current) => applyMask(current, decoded.value, request.updateMask?.paths ?? [])),
+        encodeSubscription,
+      )
+    }),
+    ModifyPushConfig: unary<ModifyPushConfigRequest>("ModifyPushConfig", (request) => {
+      const push = decodePushConfig(request.pushConfig)
+      if (!push.ok) return push
+      return mapResult(
+        store.updateSubscription(request.subscription, (current) => succeed({ ...current, push: push.value })),
+        () => ({}),
+      )
+    }),
     GetSnapshot: unimplemented("GetSnapshot"),
     ListSnapshots: unimplemented("ListSnapshots"),
     CreateSnapshot: unimplemented("CreateSnapshot"),

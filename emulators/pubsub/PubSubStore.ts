@@ -59,7 +59,8 @@ interface Entry {
 }
 
 interface Subscription {
-  readonly settings: SubscriptionSettings
+  /** Replaced whole by UpdateSubscription and ModifyPushConfig. */
+  settings: SubscriptionSettings
   /** By message id, in publish order. */
   readonly entries: Map<string, Entry>
   /** The current leases. */
@@ -138,13 +139,33 @@ export class PubSubStore {
     if (problem !== undefined) return fail("INVALID_ARGUMENT", problem)
     if (this.#subscriptions.has(settings.name)) return fail("ALREADY_EXISTS", "Subscription already exists")
     if (!this.#topics.has(settings.topic)) return fail("NOT_FOUND", "Topic not found")
-    if (settings.deadLetter !== undefined) {
-      const deadLetterProblem = resourceNameProblem("topics", settings.deadLetter.topic)
-      if (deadLetterProblem !== undefined) return fail("INVALID_ARGUMENT", deadLetterProblem)
-      if (!this.#topics.has(settings.deadLetter.topic)) return fail("NOT_FOUND", "Dead letter topic not found")
-    }
+    const deadLetter = this.#deadLetterProblem(settings)
+    if (deadLetter !== undefined) return deadLetter
     this.#subscriptions.set(settings.name, { settings, entries: new Map(), byAckId: new Map() })
     return succeed(settings)
+  }
+
+  /** Replaces the subscription's settings (its name and topic stay) with what `update` makes of them. */
+  updateSubscription(name: string, update: (current: SubscriptionSettings) => RpcResult<SubscriptionSettings>): RpcResult<SubscriptionSettings> {
+    const found = this.#find(name)
+    if (!found.ok) return found
+    const next = update(found.value.settings)
+    if (!next.ok) return next
+    const settings = { ...next.value, name, topic: found.value.settings.topic }
+    const deadLetter = this.#deadLetterProblem(settings)
+    if (deadLetter !== undefined) return deadLetter
+    found.value.settings = settings
+    this.#changed(name)
+    return succeed(settings)
+  }
+
+  /** Replaces the topic's labels, the one field of a topic the emulator keeps. */
+  updateTopic(name: string, labels: Readonly<Record<string, string>>): RpcResult<Topic> {
+    const found = this.getTopic(name)
+    if (!found.ok) return found
+    const topic = { ...found.value, labels }
+    this.#topics.set(name, topic)
+    return succeed(topic)
   }
 
   getSubscription(name: string): RpcResult<SubscriptionSettings> {
@@ -278,6 +299,14 @@ export class PubSubStore {
     if (problem !== undefined) return fail("INVALID_ARGUMENT", problem)
     const subscription = this.#subscriptions.get(name)
     return subscription === undefined ? fail("NOT_FOUND", "Subscription does not exist") : succeed(subscription)
+  }
+
+  #deadLetterProblem(settings: SubscriptionSettings): RpcResult<never> | undefined {
+    if (settings.deadLetter === undefined) return undefined
+    const problem = resourceNameProblem("topics", settings.deadLetter.topic)
+    if (problem !== undefined) return fail("INVALID_ARGUMENT", problem)
+    if (!this.#topics.has(settings.deadLetter.topic)) return fail("NOT_FOUND", "Dead letter topic not found")
+    return undefined
   }
 
   #release(subscription: Subscription, entry: Entry): void {

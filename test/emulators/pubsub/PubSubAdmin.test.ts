@@ -110,4 +110,35 @@ describe("Pub/Sub emulator: subscriptions", () => {
     const [orphaned] = await pubsub.subscription("events-push").getMetadata()
     expect(orphaned.topic).toBe("_deleted-topic_")
   })
+
+  it("updates a subscription's settings by mask, its push config, and a topic's labels", async () => {
+    const [topic] = await pubsub.createTopic("updates")
+    await pubsub.createTopic("updates-dead")
+    const [subscription] = await topic.createSubscription("updates-sub", { ackDeadlineSeconds: 20, labels: { team: "a" } })
+    await subscription.setMetadata({
+      ackDeadlineSeconds: 45,
+      deadLetterPolicy: { deadLetterTopic: `projects/${projectId}/topics/updates-dead`, maxDeliveryAttempts: 10 },
+    })
+    const [updated] = await subscription.getMetadata()
+    expect(updated.ackDeadlineSeconds).toBe(45)
+    expect(updated.deadLetterPolicy?.maxDeliveryAttempts).toBe(10)
+    expect(updated.labels).toEqual({ team: "a" }) // not in the mask: kept
+    expect(updated.topic).toBe(`projects/${projectId}/topics/updates`)
+    expect(
+      await codeOf(subscription.setMetadata({ deadLetterPolicy: { deadLetterTopic: `projects/${projectId}/topics/nowhere` } })),
+    ).toBe(status.NOT_FOUND)
+    expect(await codeOf(subscription.setMetadata({ ackDeadlineSeconds: 700 }))).toBe(status.INVALID_ARGUMENT)
+
+    await subscription.modifyPushConfig({ pushEndpoint: "http://127.0.0.1:9/pushed" })
+    const [pushed] = await subscription.getMetadata()
+    expect(pushed.pushConfig?.pushEndpoint).toBe("http://127.0.0.1:9/pushed")
+    expect(pushed.ackDeadlineSeconds).toBe(45)
+    await subscription.modifyPushConfig({}) // back to pull
+    const [pulled] = await subscription.getMetadata()
+    expect(pulled.pushConfig?.pushEndpoint ?? "").toBe("")
+
+    await topic.setMetadata({ labels: { owner: "billing" } })
+    const [topicMetadata] = await topic.getMetadata()
+    expect(topicMetadata.labels).toEqual({ owner: "billing" })
+  })
 })
