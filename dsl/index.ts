@@ -72,3 +72,4 @@ export {
   topic,
   TopicPublisher,
 } from "./Topic.ts"
+export { type AnySubscriber, type Subscriber, subscriber, subscriberKey } from "./Subscriber.ts"

@@ -146,5 +146,27 @@ const schedules: Migration = {
   ],
 }
 
+/**
+ * Pub/Sub messages that can never be processed (engine/DeadMessages.ts): kept, and acknowledged.
+ * One row per subscription and Pub/Sub message id, so a redelivered dead message is kept once.
+ */
+const deadMessages: Migration = {
+  name: "Migration20261201_DeadMessages",
+  statements: [
+    `create table "taskgraph_dead_messages" (
+      "id" bigserial primary key,
+      "subscription" text not null,
+      "message_id" text not null,
+      "taskgraph_id" text null,
+      "attributes" jsonb not null,
+      "data" text not null,
+      "reason" text not null,
+      "error" text not null,
+      "received_at" timestamptz not null,
+      unique ("subscription", "message_id")
+    )`,
+  ],
+}
+
 /** Every migration of the store, in order. */
-export const migrations: ReadonlyArray<Migration> = [init, dedup, claimScope, schedules]
+export const migrations: ReadonlyArray<Migration> = [init, dedup, claimScope, schedules, deadMessages]

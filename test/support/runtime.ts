@@ -53,7 +53,7 @@ export const testDatabase = async (): Promise<TestDatabase> => {
     count: async (table, where = "true", params = []) =>
       (await sql<{ n: number }>(`select count(*)::int as n from ${table} where ${where}`, params))[0]!.n,
     reset: async () => {
-      await sql("truncate taskgraph_attempts, taskgraph_node_inputs, taskgraph_nodes, taskgraph_runs, taskgraph_graphs, taskgraph_workers, taskgraph_schedules cascade")
+      await sql("truncate taskgraph_attempts, taskgraph_node_inputs, taskgraph_nodes, taskgraph_runs, taskgraph_graphs, taskgraph_workers, taskgraph_schedules, taskgraph_dead_messages cascade")
     },
     close: async () => {
       await pool.end()
