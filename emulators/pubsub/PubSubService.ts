@@ -438,26 +438,17 @@ export const pubSubHandlers = (deps: {
 }): grpc.UntypedServiceImplementation => {
   const { deliveries, stats, faults } = deps
   const store = deliveries.store
-  const { unary, unimplemented } = rpcHandlers<PubSubMethod>({ stats, faults })
+  const { unary, unaryAsync, unimplemented } = rpcHandlers<PubSubMethod>({ stats, faults })
   const fromSubscription = (request: { readonly subscription: string }) => request.subscription
 
-  const Pull: grpc.handleUnaryCall<PullRequest, unknown> = (call, callback) => {
-    countCall(stats, "Pull")
-    const reply = (result: RpcResult<unknown>): void => {
-      if (result.ok) callback(null, result.value)
-      else callback({ code: grpcStatus(result.failure.code), details: result.failure.message })
-    }
-    const injected = faults.takeCallFailure("Pull")
-    if (injected !== undefined) return reply({ ok: false, failure: injected })
-    const request = call.request
-    if (request.maxMessages <= 0) return reply(fail("INVALID_ARGUMENT", "max_messages must be positive."))
+  const Pull = unaryAsync<PullRequest>("Pull", async (request) => {
+    if (request.maxMessages <= 0) return fail("INVALID_ARGUMENT", "max_messages must be positive.")
     const settings = store.getSubscription(request.subscription)
-    if (!settings.ok) return reply(settings)
+    if (!settings.ok) return settings
     const withAttempts = settings.value.deadLetter !== undefined
-    void deliveries
-      .pull(request.subscription, request.maxMessages, settings.value, request.returnImmediately)
-      .then((result) => reply(mapResult(result, (leased) => ({ receivedMessages: leased.map((d) => encodeReceived(d, withAttempts)) }))))
-  }
+    const leased = await deliveries.pull(request.subscription, request.maxMessages, settings.value, request.returnImmediately)
+    return mapResult(leased, (received) => ({ receivedMessages: received.map((d) => encodeReceived(d, withAttempts)) }))
+  })
 
   const StreamingPull: grpc.handleBidiStreamingCall<StreamingPullRequest, unknown> = (call) => {
     countCall(stats, "StreamingPull")

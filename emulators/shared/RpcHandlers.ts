@@ -19,6 +19,8 @@ import { fail, grpcStatus, type RpcResult } from "./RpcFailure.ts"
 
 export interface RpcHandlers<Method extends string> {
   readonly unary: <Req>(method: Method, handle: (request: Req) => RpcResult<unknown>) => grpc.handleUnaryCall<Req, unknown>
+  /** A unary RPC whose answer may wait (Pub/Sub's Pull holds the call until a message arrives). */
+  readonly unaryAsync: <Req>(method: Method, handle: (request: Req) => Promise<RpcResult<unknown>>) => grpc.handleUnaryCall<Req, unknown>
   /** An RPC the emulator does not implement: UNIMPLEMENTED, still counted and faultable. */
   readonly unimplemented: (method: Method) => grpc.handleUnaryCall<unknown, unknown>
 }
@@ -28,6 +30,12 @@ export const rpcHandlers = <Method extends string>(deps: {
   readonly faults: FaultPlan<Method>
 }): RpcHandlers<Method> => {
   const { stats, faults } = deps
+  const bug = (method: Method, error: unknown): RpcResult<never> =>
+    fail("INTERNAL", `Emulator bug in ${method}: ${error instanceof Error ? error.stack : String(error)}`)
+  const answer = (callback: grpc.sendUnaryData<unknown>, result: RpcResult<unknown>): void => {
+    if (result.ok) callback(null, result.value)
+    else callback({ code: grpcStatus(result.failure.code), details: result.failure.message })
+  }
   const unary =
     <Req>(method: Method, handle: (request: Req) => RpcResult<unknown>): grpc.handleUnaryCall<Req, unknown> =>
     (call, callback) => {
@@ -37,11 +45,23 @@ export const rpcHandlers = <Method extends string>(deps: {
       try {
         result = injected ? { ok: false, failure: injected } : handle(call.request)
       } catch (error) {
-        result = fail("INTERNAL", `Emulator bug in ${method}: ${error instanceof Error ? error.stack : String(error)}`)
+        result = bug(method, error)
       }
-      if (result.ok) callback(null, result.value)
-      else callback({ code: grpcStatus(result.failure.code), details: result.failure.message })
+      answer(callback, result)
+    }
+  const unaryAsync =
+    <Req>(method: Method, handle: (request: Req) => Promise<RpcResult<unknown>>): grpc.handleUnaryCall<Req, unknown> =>
+    (call, callback) => {
+      countCall(stats, method)
+      const injected = faults.takeCallFailure(method)
+      if (injected) return answer(callback, { ok: false, failure: injected })
+      void Promise.resolve()
+        .then(() => handle(call.request))
+        .then(
+          (result) => answer(callback, result),
+          (error: unknown) => answer(callback, bug(method, error)),
+        )
     }
   const unimplemented = (method: Method) => unary<unknown>(method, () => fail("UNIMPLEMENTED", `The emulator does not implement ${method}.`))
-  return { unary, unimplemented }
+  return { unary, unaryAsync, unimplemented }
 }
