@@ -10,7 +10,7 @@ import { MikroOrmRowSource } from "../adapters/postgres/MikroOrmRowSource.ts"
 import { connectPool, PostgresStore, type PostgresStoreOptions } from "../adapters/postgres/PostgresStore.ts"
 import { defaultShutdownGraceMs, runWorker, WorkerDispatcher, WorkerSignal, type WorkerOptions, workerIntervals } from "../adapters/postgres/Worker.ts"
 import { PostgresScheduleStore } from "../adapters/postgres/ScheduleStore.ts"
-import { type AnyPeriodic, type AnyWorkflow, type DurationInput, type Graph, optionalDurationMillis, type RunRef, type StartOptions, type Workflow } from "../dsl/index.ts"
+import { type AnyPeriodic, type AnySubscriber, type AnyWorkflow, type DurationInput, type Graph, optionalDurationMillis, type RunRef, type StartOptions, type Workflow } from "../dsl/index.ts"
 import { type CompileDefaults, DefinitionError, resolveTaskDefaults, type Task, type TaskDefaults, WorkflowStarter } from "../dsl/index.ts"
 import { AmbientTransaction } from "../engine/AmbientTransaction.ts"
 import { beatTimings, type FireSchedulesOptions, runBeat } from "../engine/Beat.ts"
@@ -20,6 +20,9 @@ import { EagerDispatcher } from "../engine/Inline.ts"
 import { Registry } from "../engine/Registry.ts"
 import { runTaskNow } from "../engine/RunNow.ts"
 import { Schedules } from "../engine/Schedules.ts"
+import { Subscribers } from "../engine/Subscribers.ts"
+import { DeadMessages } from "../engine/DeadMessages.ts"
+import { PostgresDeadMessages } from "../adapters/postgres/DeadMessages.ts"
 import { describeRun, type RunView } from "../engine/RunView.ts"
 import { sweep, type SweepOptions } from "../engine/Sweeper.ts"
 import { TaskServices } from "../engine/TaskServices.ts"
@@ -87,6 +90,11 @@ export interface RuntimeOptions<R = never> {
    * route, or a process that only dispatches). Not in eager mode.
    */
   readonly fireSchedules?: boolean | FireSchedulesOptions
+  /**
+   * Pub/Sub subscribers (`subscriber(…)`). Each one's workflow is registered (added to
+   * `workflows` when absent); the push route and the pull worker hand them their messages.
+   */
+  readonly subscribers?: ReadonlyArray<AnySubscriber>
   /** Services the tasks need. */
   readonly services?: Layer.Layer<R, unknown>
   /** Run the Postgres worker in this process (default true); false only dispatches. */
@@ -132,7 +140,7 @@ export interface RuntimeOptions<R = never> {
 /** `shutdownOnSignals`: true for SIGTERM and SIGINT, or the signals to handle. */
 export type ShutdownSignals = boolean | ReadonlyArray<NodeJS.Signals>
 
-export type Services = Engine | WorkflowStore | WorkflowStarter | Registry | Schedules
+export type Services = Engine | WorkflowStore | WorkflowStarter | Registry | Schedules | Subscribers | DeadMessages
 
 export interface Runtime {
   readonly start: <I, O>(workflow: Workflow<string, I, O, any>, input: I, options?: StartOptions) => Promise<RunHandle<O>>
@@ -263,15 +271,20 @@ export const checkRuntimeOptions = (options: Omit<RuntimeOptions<any>, "orm">) =
   // a schedule's workflow runs here: registered like the others (the same definition given in
   // `workflows` too counts once; another definition of that name is refused, naming the schedule)
   const workflows = [...options.workflows]
-  for (const schedule of schedules.all) {
-    if (workflows.includes(schedule.workflow)) continue
-    const other = workflows.find((wf) => wf.name === schedule.workflow.name)
+  const subscribers = Subscribers.make(options.subscribers ?? [])
+  const handled = [
+    ...schedules.all.map((s) => ({ what: `schedule "${s.name}"`, workflow: s.workflow })),
+    ...subscribers.all.map((s) => ({ what: `subscriber "${s.subscription}"`, workflow: s.workflow })),
+  ]
+  for (const { what, workflow } of handled) {
+    if (workflows.includes(workflow)) continue
+    const other = workflows.find((wf) => wf.name === workflow.name)
     if (other !== undefined) {
       throw new DefinitionError({
-        message: `schedule "${schedule.name}": its workflow "${other.name}" is not the definition registered under that name (two different workflows are named "${other.name}")`,
+        message: `${what}: its workflow "${other.name}" is not the definition registered under that name (two different workflows are named "${other.name}")`,
       })
     }
-    workflows.push(schedule.workflow)
+    workflows.push(workflow)
   }
   const registry = Registry.make(workflows, compileDefaults)
   if (options.parkAfter !== undefined) parkAfterMillis({ revokeCheck: 1, parkAfter: options.parkAfter })
@@ -281,19 +294,21 @@ export const checkRuntimeOptions = (options: Omit<RuntimeOptions<any>, "orm">) =
     optionalDurationMillis("shutdownGrace", options.worker.shutdownGrace, defaultShutdownGraceMs)
   }
   if (options.fireSchedules !== undefined && typeof options.fireSchedules !== "boolean") beatTimings(options.fireSchedules)
-  return { defaults, registry, schedules }
+  return { defaults, registry, schedules, subscribers }
 }
 
 export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runtime> => {
   const services = options.services === undefined ? TaskServices.empty : TaskServices.fromLayer(options.services)
   // before anything connects or starts (a DefinitionError naming the problem)
-  const { defaults, registry, schedules } = checkRuntimeOptions(options)
+  const { defaults, registry, schedules, subscribers } = checkRuntimeOptions(options)
   const eager = options.eager === true ? EagerDispatcher() : undefined
   const workerOptions: WorkerOptions | undefined = eager !== undefined || options.worker === false ? undefined : options.worker === true || options.worker === undefined ? {} : options.worker
   const base = Layer.mergeAll(
     PostgresStore.layer(options.orm, options.store),
     Layer.succeed(Registry, registry),
     Layer.succeed(Schedules, schedules),
+    Layer.succeed(Subscribers, subscribers),
+    PostgresDeadMessages.layer(options.orm),
     services,
     WorkerSignal.layer,
     // iterations read their rows through the runtime's ORM (its entities)

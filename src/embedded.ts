@@ -19,7 +19,7 @@ import { parseDatabaseUrl } from "../adapters/postgres/DatabaseUrl.ts"
 import { migrate } from "../adapters/postgres/migrate.ts"
 import { migrations } from "../adapters/postgres/migrations.ts"
 import type { WorkerOptions } from "../adapters/postgres/Worker.ts"
-import type { AnyPeriodic, AnyWorkflow, DurationInput, TaskDefaults } from "../dsl/index.ts"
+import type { AnyPeriodic, AnySubscriber, AnyWorkflow, DurationInput, TaskDefaults } from "../dsl/index.ts"
 import type { FireSchedulesOptions } from "../engine/Beat.ts"
 import { checkRuntimeOptions, closeOnSignals, createRuntime, type Runtime, type ShutdownSignals } from "./Runtime.ts"
 
@@ -27,6 +27,8 @@ export interface EmbeddedOptions<R = never> {
   readonly workflows: ReadonlyArray<AnyWorkflow>
   /** Periodic schedules (`periodic(…)`), fired by the worker's leader (see `RuntimeOptions.schedules`). */
   readonly schedules?: ReadonlyArray<AnyPeriodic>
+  /** Pub/Sub subscribers (`subscriber(…)`): see `RuntimeOptions.subscribers`. */
+  readonly subscribers?: ReadonlyArray<AnySubscriber>
   /** Fire the schedules from this process (default true; false where something else fires them): see `RuntimeOptions.fireSchedules`. */
   readonly fireSchedules?: boolean | FireSchedulesOptions
   readonly services?: Layer.Layer<R, unknown>
@@ -57,6 +59,7 @@ export interface Embedded extends Runtime {
 const runtimeOptions = <R>(options: EmbeddedOptions<R>, listenUrl: string | undefined) => ({
   workflows: options.workflows,
   ...(options.schedules === undefined ? {} : { schedules: options.schedules }),
+  ...(options.subscribers === undefined ? {} : { subscribers: options.subscribers }),
   ...(options.fireSchedules === undefined ? {} : { fireSchedules: options.fireSchedules }),
   ...(options.services === undefined ? {} : { services: options.services }),
   ...(options.defaults === undefined ? {} : { defaults: options.defaults }),
