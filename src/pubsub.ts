@@ -9,3 +9,15 @@ export { PubSubPublisher, type PubSubPublisherConfig, topicId } from "../adapter
 export { emulatorPubSubClient, pubSubClient } from "../adapters/pubsub/Client.ts"
 /** The port a publish goes through, what it sends, and the attribute carrying taskgraph's own message id. */
 export { messageIdAttribute, type OutgoingMessage, TopicPublisher } from "../dsl/Topic.ts"
+/** Provisioning: this application's topics and subscriptions from its topics and subscribers, the difference printed. */
+export {
+  formatPubSubPlan,
+  planPubSub,
+  type PubSubAction,
+  type PubSubPlan,
+  type PubSubSettings,
+  PubSubSyncError,
+  type PubSubSyncResult,
+  type SubscriptionSettings,
+  syncPubSub,
+} from "../adapters/pubsub/Provision.ts"
