@@ -28,6 +28,8 @@ import path from "node:path"
 import { pathToFileURL } from "node:url"
 import { SchedulerSettings } from "../adapters/cloud-scheduler/JobSpec.ts"
 import { QueueSpec } from "../adapters/cloud-tasks/QueueSpec.ts"
+import { PubSubSettings } from "../adapters/pubsub/PubSubSpec.ts"
+import type { AnySubscriber, AnyTopic } from "../dsl/index.ts"
 import type { AnyPeriodic } from "../dsl/Periodic.ts"
 
 /** The `cloudTasks` section of the configuration file. */
@@ -43,6 +45,15 @@ export const TaskgraphConfig = Schema.Struct({
   cloudTasks: Schema.optionalKey(CloudTasksSettings),
   /** The Cloud Scheduler jobs `taskgraph schedules sync` provisions. */
   scheduler: Schema.optionalKey(SchedulerSettings),
+  /** This application's Pub/Sub resources, which `taskgraph pubsub sync` provisions. */
+  pubsub: Schema.optionalKey(PubSubSettings),
+  /** The application's topics (`topic(…)` values) and subscribers (`subscriber(…)` values). */
+  topics: Schema.optionalKey(Schema.Array(
+    Schema.Any.check(Schema.makeFilter((value) => (value as { _tag?: unknown } | null)?._tag === "Topic" || "a topic(…)", { expected: "a topic(…)" })),
+  ) as unknown as Schema.Codec<ReadonlyArray<AnyTopic>>),
+  subscribers: Schema.optionalKey(Schema.Array(
+    Schema.Any.check(Schema.makeFilter((value) => (value as { _tag?: unknown } | null)?._tag === "Subscriber" || "a subscriber(…)", { expected: "a subscriber(…)" })),
+  ) as unknown as Schema.Codec<ReadonlyArray<AnySubscriber>>),
   /** The application's periodic schedules (`periodic(…)` values). */
   schedules: Schema.optionalKey(Schema.Array(
     Schema.Any.check(Schema.makeFilter((value) => (value as { _tag?: unknown } | null)?._tag === "Periodic" || "a periodic(…) schedule", { expected: "a periodic(…) schedule" })),

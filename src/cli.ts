@@ -164,6 +164,41 @@ const commands: ReadonlyArray<Command> = [
     },
   },
   {
+    path: ["pubsub", "sync"],
+    synopsis: "taskgraph pubsub sync [--config FILE] [--dry-run] [--prune] [--emulator HOST:PORT]",
+    description: [
+      "Create this application's Pub/Sub topics and subscriptions (named <prefix>--…; pull or push with OIDC,",
+      "dead-letter topics) from the \"pubsub\" section, the \"topics\" and the \"subscribers\" of FILE (default:",
+      "taskgraph.config.ts), and update the changed subscriptions. Other applications' resources are never",
+      "touched and topics never deleted; --prune deletes this application's subscriptions no subscriber asks",
+      "for. --dry-run prints the differences only; --emulator (or $PUBSUB_EMULATOR_HOST) talks to an emulator.",
+    ].join("\n"),
+    options: { config: { type: "string" }, "dry-run": { type: "boolean" }, prune: { type: "boolean" }, emulator: { type: "string" } },
+    run: async (values) => {
+      const file = await configFile(values.config as string | undefined)
+      const { loadConfig } = await import("./ConfigFile.ts")
+      const config = await loadConfig(file)
+      if (config.pubsub === undefined) throw new UsageError(`${file} has no "pubsub" section`)
+      const settings = config.pubsub
+      const emulator = (values.emulator as string | undefined) ?? process.env.PUBSUB_EMULATOR_HOST
+      const [{ Effect }, { emulatorPubSubClient, pubSubClient }, { formatPubSubPlan, syncPubSub }] = await Promise.all([
+        import("effect"),
+        import("../adapters/pubsub/Client.ts"),
+        import("../adapters/pubsub/Provision.ts"),
+      ])
+      const client = emulator !== undefined && emulator !== "" ? emulatorPubSubClient(emulator, settings.project) : pubSubClient({ projectId: settings.project })
+      try {
+        const result = await Effect.runPromise(
+          syncPubSub(client, settings, config.topics ?? [], config.subscribers ?? [], { dryRun: values["dry-run"] === true, prune: values.prune === true }),
+        )
+        console.log(formatPubSubPlan(result).join("\n"))
+        return 0
+      } finally {
+        await client.close()
+      }
+    },
+  },
+  {
     path: ["schedules", "sync"],
     synopsis: "taskgraph schedules sync [--config FILE] [--dry-run] [--emulator HOST:PORT]",
     description: [

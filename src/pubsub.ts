@@ -15,9 +15,9 @@ export {
   planPubSub,
   type PubSubAction,
   type PubSubPlan,
-  type PubSubSettings,
+  PubSubSettings,
   PubSubSyncError,
   type PubSubSyncResult,
-  type SubscriptionSettings,
+  SubscriptionSettings,
   syncPubSub,
 } from "../adapters/pubsub/Provision.ts"

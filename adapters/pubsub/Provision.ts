@@ -16,30 +16,11 @@ import type { PubSub } from "@google-cloud/pubsub"
 import { Data, Effect } from "effect"
 import type { AnySubscriber, AnyTopic } from "../../dsl/index.ts"
 import { topicId } from "./PubSubPublisher.ts"
+import type { PubSubSettings } from "./PubSubSpec.ts"
 
 export class PubSubSyncError extends Data.TaggedError("PubSubSyncError")<{ readonly message: string; readonly cause?: unknown }> {}
 
-/** How one subscriber's subscription is provisioned (every field optional). */
-export interface SubscriptionSettings {
-  /** Seconds Pub/Sub waits for an ack (10-600; default 60). */
-  readonly ackDeadline?: number
-  /** Push to `<url>/pubsub/<subscription>` with an OIDC token (default: pull). */
-  readonly push?: boolean
-  /** Dead-letter after this many deliveries (5-100), to `<prefix>--<subscription>--dead`; default none. */
-  readonly maxDeliveryAttempts?: number
-}
-
-export interface PubSubSettings {
-  readonly project: string
-  /** This application's resources are named `<prefix>--…`. */
-  readonly prefix: string
-  /** The base URL of the mounted routes (for push subscriptions), e.g. "https://worker.example.com/taskgraph". */
-  readonly url?: string
-  /** The service account whose OIDC token push requests carry, and its audience (default: `url`). */
-  readonly oidc?: { readonly serviceAccountEmail: string; readonly audience?: string }
-  /** Per subscription (by the subscriber's subscription id). */
-  readonly subscriptions?: Readonly<Record<string, SubscriptionSettings>>
-}
+export { PubSubSettings, SubscriptionSettings } from "./PubSubSpec.ts"
 
 export type PubSubAction =
   | { readonly _tag: "CreateTopic"; readonly name: string }
