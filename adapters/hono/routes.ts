@@ -23,6 +23,13 @@
  *   200 `{ outcome: "Started" | "AlreadyStarted" | "Deduplicated", run, workflow, schedule,
  *   scheduleTime }`, 404 `unknown_schedule` and 400 for a missing or malformed time (nothing
  *   written), 503 when the store fails (Cloud Scheduler retries; the key makes that safe).
+ * - `POST /pubsub/:subscription`: a Pub/Sub push delivery (adapters/hono/PubSubPush.ts), its body
+ *   bounded by `maxPushBytes` (a message is up to 10 MB): 200 `{ outcome: "Started" | "Duplicate"
+ *   | "Deduplicated", run, id }`, and 200 `{ outcome: "Dead", reason, stored }` for a message that
+ *   can never be processed (malformed envelope, bad base64, not the topic's Schema: stored in
+ *   taskgraph_dead_messages and acknowledged, so Pub/Sub does not push it forever); 404
+ *   `unknown_subscription` (nothing written); 409 when this process lacks the subscriber's
+ *   workflow (Pub/Sub pushes it again later); 503 / 500 when the store fails.
  * - `POST /sweep[?limit=N]`: one bounded repair pass (adapters/hono/Sweep.ts), for platforms
  *   where no sweeper loop runs between requests; 200 `{ outcome: "Swept", redispatched, limit, more }`.
  *
@@ -48,6 +55,7 @@ import type { Outcome } from "../../engine/Outcome.ts"
 import { describeRun } from "../../engine/RunView.ts"
 import type { StoreError, WorkflowStore } from "../../engine/WorkflowStore.ts"
 import { type Authenticator, AuthenticatorConfigError, type AuthResult } from "./Authenticator.ts"
+import { maxPushBytes, pushMessage } from "./PubSubPush.ts"
 import { fireSchedule, parseScheduleTime, scheduleTimeHeader } from "./ScheduleFire.ts"
 import { maxSweepLimit, parseSweepLimit, sweepPass, type SweepRouteOptions } from "./Sweep.ts"
 
@@ -117,11 +125,11 @@ const drain = async (reader: ReadableStreamDefaultReader<Uint8Array>, size: numb
 }
 
 /**
- * Reads the body once, refusing it past `maxCallbackBytes`: the bytes actually read are counted
+ * Reads the body once, refusing it past `limit` (`maxCallbackBytes` but on the push route): the bytes actually read are counted
  * (a header may lie), and an oversized body is drained (see `maxDrainBytes`) unless its declared
  * Content-Length is past the drain bound already, in which case it is refused unread.
  */
-const readBody = async (request: Request): Promise<Read> => {
+const readBody = async (request: Request, limit: number): Promise<Read> => {
   const declared = request.headers.get("content-length")
   if (declared !== null && /^\d+$/.test(declared.trim()) && Number(declared) > maxDrainBytes) return { _tag: "TooLarge", drained: false }
   if (request.body === null) return { _tag: "Body", body: new Uint8Array(0) }
@@ -133,7 +141,7 @@ const readBody = async (request: Request): Promise<Read> => {
       const { done, value } = await reader.read()
       if (done) break
       size += value.byteLength
-      if (size > maxCallbackBytes) return { _tag: "TooLarge", drained: await drain(reader, size) }
+      if (size > limit) return { _tag: "TooLarge", drained: await drain(reader, size) }
       chunks.push(value)
     }
   } catch (error) {
@@ -149,11 +157,11 @@ const readBody = async (request: Request): Promise<Read> => {
 }
 
 /** The answer to a body that could not be had; a body past the drain bound closes the connection. */
-const refuseRead = (c: Context, read: Exclude<Read, { _tag: "Body" }>): Response =>
+const refuseRead = (c: Context, read: Exclude<Read, { _tag: "Body" }>, limit: number): Response =>
   read._tag === "Unreadable"
     ? problem(c, 400, "unreadable_body", `the body could not be read: ${read.message}`.slice(0, 300))
     : c.json(
-      { error: "payload_too_large", message: `the body is over ${maxCallbackBytes} bytes` },
+      { error: "payload_too_large", message: `the body is over ${limit} bytes` },
       413,
       read.drained ? {} : { connection: "close" },
     )
@@ -234,12 +242,12 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
   const sweep = sweepPass(options.sweep)
 
   /** Authenticates first; returns the bounded body, or the refusal to answer. */
-  const admit = async (c: Context): Promise<Uint8Array | Response> => {
+  const admit = async (c: Context, limit: number = maxCallbackBytes): Promise<Uint8Array | Response> => {
     const request = c.req.raw
     let body: Uint8Array | undefined
     if (authenticator.readsBody) {
-      const read = await readBody(request)
-      if (read._tag !== "Body") return refuseRead(c, read)
+      const read = await readBody(request, limit)
+      if (read._tag !== "Body") return refuseRead(c, read, limit)
       body = read.body
     }
     const url = new URL(request.url)
@@ -257,8 +265,8 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
     }
     if (!decision.ok) return problem(c, decision.status, decision.status === 401 ? "unauthenticated" : "forbidden", decision.message)
     if (body === undefined) {
-      const read = await readBody(request)
-      if (read._tag !== "Body") return refuseRead(c, read)
+      const read = await readBody(request, limit)
+      if (read._tag !== "Body") return refuseRead(c, read, limit)
       body = read.body
     }
     return body
@@ -389,6 +397,27 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
         const { _tag, scheduleTime, ...fields } = outcome
         return c.json({ outcome: _tag, ...fields, scheduleTime: scheduleTime.toISOString() }, 200)
       }
+    }
+  })
+
+  // Pub/Sub acknowledges a push on a 2xx and pushes it again on anything else: a message that can
+  // never be processed is answered 200 once stored as dead
+  app.post("/pubsub/:subscription", async (c) => {
+    const body = await admit(c, maxPushBytes)
+    if (body instanceof Response) return body
+    const result = await run(c, pushMessage(c.req.param("subscription"), body))
+    if (result instanceof Response) return result
+    const outcome = result.value
+    switch (outcome._tag) {
+      case "UnknownSubscription":
+        return problem(c, 404, "unknown_subscription", outcome.message)
+      case "Unavailable":
+        report(outcome)
+        return problem(c, 409, "workflow_not_registered", outcome.message)
+      case "Dead":
+        return c.json({ outcome: "Dead", reason: outcome.reason, stored: outcome.stored, message: outcome.message.slice(0, 1000) }, 200)
+      default:
+        return c.json({ outcome: outcome._tag, run: outcome.run, id: outcome.id }, 200)
     }
   })
 
