@@ -1,6 +1,6 @@
 /**
  * `taskgraph/hono`: the routes an application mounts in its Hono app (callbacks, run status,
- * revoke) and the authenticators every request passes first.
+ * revoke, beats, sweeps, Pub/Sub push) and the authenticators every request passes first.
  *
  * ```ts
  * app.route("/taskgraph", taskgraphRoutes(runtime, { authenticate: oidcAuthenticator({ audience, allowedServiceAccounts }) }))
@@ -34,4 +34,6 @@ export {
  * Scheduler fire (its schedule and `X-CloudScheduler-ScheduleTime`) and one bounded repair pass.
  */
 export { type FireOutcome, fireSchedule, parseScheduleTime, scheduleTimeHeader } from "../adapters/hono/ScheduleFire.ts"
+/** The Pub/Sub push route's logic without Hono: the push envelope read strictly, and one delivery handled. */
+export { maxPushBytes, type PushEnvelope, parsePushEnvelope, pushMessage, type PushOutcome } from "../adapters/hono/PubSubPush.ts"
 export { defaultSweepLimit, maxSweepLimit, parseSweepLimit, type SweepOutcome, sweepPass, type SweepRouteOptions } from "../adapters/hono/Sweep.ts"

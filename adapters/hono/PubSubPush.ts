@@ -37,7 +37,7 @@ export type PushOutcome =
   | Received
   | { readonly _tag: "UnknownSubscription"; readonly subscription: string; readonly message: string }
 
-export type Envelope =
+export type PushEnvelope =
   | { readonly ok: true; readonly message: IncomingMessage; readonly deliveryAttempt?: number }
   | { readonly ok: false; readonly error: string; readonly message: IncomingMessage }
 
@@ -54,7 +54,7 @@ const stringRecord = (value: unknown): Record<string, string> | undefined =>
  * message to store as dead: its message id and attributes when they could be read (else the
  * body's hash, so a redelivery of the same body is stored once), the whole body as its data.
  */
-export const parsePushEnvelope = (body: Uint8Array): Envelope => {
+export const parsePushEnvelope = (body: Uint8Array): PushEnvelope => {
   let json: unknown
   try {
     json = JSON.parse(utf8.decode(body))
@@ -64,7 +64,7 @@ export const parsePushEnvelope = (body: Uint8Array): Envelope => {
   const raw = isRecord(json) && isRecord(json.message) ? json.message : undefined
   const rawId = raw !== undefined && typeof raw.messageId === "string" && raw.messageId !== "" && isStorableText(raw.messageId) ? raw.messageId : undefined
   const rawAttributes = raw === undefined ? undefined : stringRecord(raw.attributes ?? {})
-  const refuse = (error: string): Envelope => ({
+  const refuse = (error: string): PushEnvelope => ({
     ok: false,
     error,
     message: {
