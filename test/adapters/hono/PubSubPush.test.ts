@@ -7,19 +7,35 @@
 // signed by a key of this test's that the authenticator trusts beside the emulator's.
 import type { PubSub, Topic as PubSubTopic } from "@google-cloud/pubsub"
 import { serve, type ServerType } from "@hono/node-server"
-import { Effect, type Layer, Schema } from "effect"
+import { Effect, Layer, Schema } from "effect"
+import fc from "fast-check"
 import { Hono } from "hono"
 import { generateKeyPairSync, type KeyObject, sign } from "node:crypto"
 import type { AddressInfo } from "node:net"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { oidcAuthenticator } from "../../../adapters/hono/OidcAuthenticator.ts"
-import { maxPushBytes } from "../../../adapters/hono/PubSubPush.ts"
+import { maxPushBytes, parsePushEnvelope } from "../../../adapters/hono/PubSubPush.ts"
 import { taskgraphRoutes } from "../../../adapters/hono/routes.ts"
 import { emulatorPubSubClient } from "../../../adapters/pubsub/Client.ts"
 import { PubSubPublisher, topicId } from "../../../adapters/pubsub/PubSubPublisher.ts"
-import { chain, messageIdAttribute, publish, subscriber, subscriberKey, task, type TopicPublisher, topic, workflow } from "../../../dsl/index.ts"
+import {
+  chain,
+  messageIdAttribute,
+  publish,
+  StartFailed,
+  subscriber,
+  subscriberKey,
+  task,
+  type TopicPublisher,
+  topic,
+  workflow,
+  WorkflowStarter,
+} from "../../../dsl/index.ts"
 import { type PubSubEmulator, startPubSubEmulator } from "../../../emulators/index.ts"
+import { DeadMessages } from "../../../engine/DeadMessages.ts"
+import { isStorableText } from "../../../engine/Storable.ts"
 import { Subscribers } from "../../../engine/Subscribers.ts"
+import { StoreError } from "../../../engine/WorkflowStore.ts"
 import { createRuntime, type Runtime } from "../../../src/Runtime.ts"
 import { type TestDatabase, testDatabase } from "../../support/runtime.ts"
 import { fingerprint } from "./tables.ts"
@@ -283,5 +299,87 @@ describe("POST /pubsub/:subscription", () => {
     expect(huge).toMatchObject({ status: 413, json: { error: "payload_too_large" } })
     expect(huge.json.message).toContain(String(maxPushBytes))
     expect(await tdb.count("taskgraph_dead_messages")).toBe(dead)
+  })
+})
+
+describe("a store failure", () => {
+  it("answers 503 (Pub/Sub pushes again) when a run or a dead message cannot be written, and nothing is acknowledged", async () => {
+    const failing = (retryable: boolean) => new StoreError({ message: "the store is down", retryable })
+    const broken = (retryable: boolean) => ({
+      runPromise: <A, E>(effect: Effect.Effect<A, E, any>) =>
+        tg.runPromise(
+          effect.pipe(
+            Effect.provide(Layer.succeed(DeadMessages, { record: () => Effect.fail(failing(retryable)), list: () => Effect.succeed([]) })),
+            Effect.provideService(WorkflowStarter, {
+              start: (workflow) => Effect.fail(new StartFailed({ workflow: workflow.name, message: "the store is down", cause: failing(retryable) })),
+            }),
+          ) as Effect.Effect<A, E, never>,
+        ),
+    })
+    const before = await fingerprint(tdb.sql)
+    for (const retryable of [true, false]) {
+      const errors: Array<unknown> = []
+      const app = new Hono().route("/taskgraph", taskgraphRoutes(broken(retryable), {
+        authenticate: oidcAuthenticator({ audience, allowedServiceAccounts: [pusher], keySource: { "test-key": pem } }),
+        onError: (e) => errors.push(e),
+      }))
+      const { server: s, base: at } = await listen(app)
+      try {
+        const send = async (body: string) => {
+          const response = await fetch(`${at}/taskgraph/pubsub/orders-billing`, {
+            method: "POST",
+            headers: { "content-type": "application/json", authorization: `Bearer ${token()}` },
+            body,
+          })
+          return { status: response.status, json: await response.json() as Record<string, any> }
+        }
+        const expected = { status: retryable ? 503 : 500, json: { error: retryable ? "store_unavailable" : "store_error" } }
+        expect(await send("not an envelope")).toMatchObject(expected)
+        expect(await send(envelope({ data: orderData({ id: "o-down", total: 1 }), messageId: "5001" }))).toMatchObject(expected)
+        expect(errors.some((e) => e instanceof StoreError)).toBe(true)
+      } finally {
+        await new Promise<void>((resolve) => s.close(() => resolve()))
+      }
+    }
+    expect(await fingerprint(tdb.sql)).toEqual(before)
+  })
+})
+
+describe("parsePushEnvelope", () => {
+  const text = fc.string({ unit: "grapheme", maxLength: 20 }).filter(isStorableText)
+  const attributes = fc.dictionary(text.filter((k) => k !== "" && k !== "__proto__"), text, { maxKeys: 5 })
+
+  it("reads back any well-formed envelope: the same data, id and attributes", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.stringMatching(/^[0-9]{1,20}$/), attributes, fc.option(fc.nat(100), { nil: undefined }), (data, messageId, attrs, attempt) => {
+        const body = JSON.stringify({
+          message: { data: Buffer.from(data).toString("base64"), attributes: attrs, messageId, message_id: messageId, publishTime: "2026-12-01T14:00:00.123456789Z" },
+          subscription: "projects/p/subscriptions/s",
+          ...(attempt === undefined ? {} : { deliveryAttempt: attempt }),
+        })
+        const parsed = parsePushEnvelope(new TextEncoder().encode(body))
+        expect(parsed.ok).toBe(true)
+        expect(parsed.message).toEqual({ messageId, data: new Uint8Array(data), attributes: attrs })
+        if (parsed.ok) expect(parsed.deliveryAttempt).toBe(attempt)
+      }),
+    )
+  })
+
+  it("never throws on any body, and a refused one still has a storable id and the whole body as its data", () => {
+    const jsonish = fc.oneof(
+      fc.uint8Array({ maxLength: 200 }),
+      fc.jsonValue().map((v) => new TextEncoder().encode(JSON.stringify(v))),
+      fc.record({ message: fc.jsonValue(), subscription: fc.jsonValue() }, { requiredKeys: [] }).map((v) => new TextEncoder().encode(JSON.stringify(v))),
+    )
+    fc.assert(
+      fc.property(jsonish, (body) => {
+        const parsed = parsePushEnvelope(body)
+        expect(isStorableText(parsed.message.messageId)).toBe(true)
+        if (!parsed.ok) {
+          expect(parsed.message.data).toEqual(body)
+          expect(parsed.error).not.toBe("")
+        }
+      }),
+    )
   })
 })
