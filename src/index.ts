@@ -24,6 +24,9 @@ export { workflow } from "../dsl/Workflow.ts"
 export { fireKey, periodic } from "../dsl/Periodic.ts"
 /** A typed Pub/Sub topic, and publishing a message on it now (through the `TopicPublisher` port: `taskgraph/pubsub`). */
 export { publish, topic } from "../dsl/Topic.ts"
+/** What a Pub/Sub subscription does with its messages (a task or a workflow), and the idempotency key of a message's run. */
+export { subscriber, subscriberKey } from "../dsl/Subscriber.ts"
+export type { AnySubscriber, Subscriber } from "../dsl/Subscriber.ts"
 /** A topic, what a publish answers, and why a message or a publish failed. */
 export { type AnyTopic, MessageError, type Published, PublishFailed, type Topic } from "../dsl/Topic.ts"
 /** A periodic schedule, its options and its missed-fire policy. */
