@@ -11,7 +11,7 @@ import { Effect, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { emulatorPubSubClient } from "../../../adapters/pubsub/Client.ts"
 import { PubSubPublisher, topicId } from "../../../adapters/pubsub/PubSubPublisher.ts"
-import { type PullWorker, type PullWorkerRuntime, startPullWorker } from "../../../adapters/pubsub/PullWorker.ts"
+import { fateOf, type PullWorker, type PullWorkerRuntime, startPullWorker } from "../../../adapters/pubsub/PullWorker.ts"
 import { publish, type Subscriber, subscriber, subscriberKey, task, topic } from "../../../dsl/index.ts"
 import { type PubSubEmulator, startPubSubEmulator } from "../../../emulators/index.ts"
 import { StoreError } from "../../../engine/WorkflowStore.ts"
@@ -21,7 +21,7 @@ import { type TestDatabase, testDatabase } from "../../support/runtime.ts"
 const projectId = "tg-pull"
 const prefix = "shop"
 const Order = Schema.Struct({ id: Schema.String, total: Schema.Number })
-const names = ["billing", "doubles", "malformed", "no-policy", "faulty", "closed", "bounded", "stopping", "outlived"] as const
+const names = ["billing", "doubles", "malformed", "no-policy", "faulty", "closed", "bounded", "stopping", "outlived", "long"] as const
 type Name = (typeof names)[number]
 // a topic per subscription, so that one test's messages never reach another's subscription
 const topics = Object.fromEntries(names.map((name) => [name, topic(`orders-${name}`, Order)]))
@@ -241,5 +241,31 @@ describe("startPullWorker", () => {
     expect(worker.stats.acked).toBe(0)
     expect(await leftover("orders-outlived")).toEqual([JSON.stringify({ id: "s-2", total: 1 })])
     gate.open()
+  })
+
+  it("extends the ack deadline of a message whose handler outlasts it: no redelivery meanwhile", async () => {
+    const gate = gated()
+    const worker = await start(gate.runtime, "orders-long")
+    gate.arm()
+    const sent = await send("long", { id: "l-1", total: 1 })
+    await until("the handler", () => gate.inside === 1)
+    // longer than the subscription's 10 s ack deadline: without extensions the message would come back
+    await new Promise((resolve) => setTimeout(resolve, 13_000))
+    expect(worker.stats.received).toBe(1)
+    gate.open()
+    await until("the ack", () => worker.stats.acked === 1)
+    await worker.stop()
+    expect(worker.stats).toMatchObject({ received: 1, acked: 1, nacked: 0 })
+    expect(await runsOf("orders-long", sent.id)).toBe(1)
+    expect(await leftover("orders-long")).toEqual([])
+  }, 30_000)
+
+  it("the fate of each answer: acked, nacked, or dead at the last attempt (or when attempts are not counted)", () => {
+    const started = { _tag: "Started", run: "r", id: "i" } as const
+    const dead = { _tag: "Dead", reason: "json", message: "m", stored: true } as const
+    const unavailable = { _tag: "Unavailable", message: "m" } as const
+    expect([fateOf(started, 1, 5), fateOf({ ...started, _tag: "Duplicate" }, 1, 5), fateOf({ ...started, _tag: "Deduplicated" }, 9, 5)]).toEqual(["ack", "ack", "ack"])
+    expect([fateOf(unavailable, 1, 5), fateOf(unavailable, 5, 5), fateOf(unavailable, 0, 5)]).toEqual(["nack", "nack", "nack"])
+    expect([fateOf(dead, 1, 5), fateOf(dead, 4, 5), fateOf(dead, 5, 5), fateOf(dead, 0, 5)]).toEqual(["nack", "nack", "dead", "dead"])
   })
 })
