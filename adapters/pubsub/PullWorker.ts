@@ -31,7 +31,7 @@
  *
  * ```ts no-run
  * const tg = await createRuntime({ orm, workflows: [], subscribers: [onOrder] })
- * const worker = startPullWorker(tg, { client: pubSubClient({ projectId: "my-project" }), prefix: "shop" })
+ * const worker = await startPullWorker(tg, { client: pubSubClient({ projectId: "my-project" }), prefix: "shop" })
  * // … on shutdown
  * await worker.stop()
  * await tg.close()
