@@ -153,7 +153,10 @@ export const startPullWorker = async (runtime: PullWorkerRuntime, options: PullW
     else next(true)
   }
 
+  // once the subscriptions are closed the client has nacked what was left: a late handler's answer goes nowhere
+  let closed = false
   const settle = (message: Message, fate: Fate) => {
+    if (closed) return
     if (fate === "nack") {
       stats.nacked++
       message.nack()
@@ -211,7 +214,8 @@ export const startPullWorker = async (runtime: PullWorkerRuntime, options: PullW
       stopping = true
       for (const wake of waiting.splice(0)) wake(false)
       await Promise.all(subscriptions.map((subscription) => subscription.close().catch((error: Error) => onError(error, subscription.name))))
-      for (const subscription of subscriptions) subscription.removeAllListeners()
+      closed = true
+      for (const subscription of subscriptions) subscription.removeAllListeners("message")
     })())
 
   return { subscriptions: subscriptions.map((s) => s.name), stats, stop }
