@@ -6,7 +6,7 @@
 /** The `TopicPublisher` port on Pub/Sub, and the topic id it publishes to. */
 export { PubSubPublisher, type PubSubPublisherConfig, topicId } from "../adapters/pubsub/PubSubPublisher.ts"
 /** The pull worker: a runtime's subscribers on StreamingPull, with the ack rules, bounded concurrency and a graceful stop. */
-export { type PullWorker, type PullWorkerOptions, type PullWorkerRuntime, type PullWorkerStats, startPullWorker } from "../adapters/pubsub/PullWorker.ts"
+export { type PullWorker, type PullWorkerOptions, type PullWorkerRuntime, type PullWorkerStats, runPullWorker, startPullWorker } from "../adapters/pubsub/PullWorker.ts"
 /** Pub/Sub clients: for Google (never probing the metadata server) or for an emulator. */
 export { emulatorPubSubClient, pubSubClient } from "../adapters/pubsub/Client.ts"
 /** The port a publish goes through, what it sends, and the attribute carrying taskgraph's own message id. */

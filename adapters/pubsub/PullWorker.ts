@@ -38,7 +38,7 @@
  * ```
  */
 import { Duration, type Message, type PubSub, type Subscription } from "@google-cloud/pubsub"
-import { Effect } from "effect"
+import { Effect, type Scope } from "effect"
 import { type AnySubscriber, DefinitionError, type DurationInput, optionalDurationMillis, type WorkflowStarter } from "../../dsl/index.ts"
 import type { DeadMessages } from "../../engine/DeadMessages.ts"
 import { type IncomingMessage, type Received, receive } from "../../engine/Receive.ts"
@@ -220,3 +220,21 @@ export const startPullWorker = async (runtime: PullWorkerRuntime, options: PullW
 
   return { subscriptions: subscriptions.map((s) => s.name), stats, stop }
 }
+
+/**
+ * `startPullWorker` for Effect applications: pulls while the scope is open, on the services in
+ * context (the runtime's), and stops (with its grace) when the scope closes.
+ */
+export const runPullWorker = (
+  options: PullWorkerOptions,
+): Effect.Effect<PullWorker, DefinitionError, Scope.Scope | Subscribers | WorkflowStarter | DeadMessages> =>
+  Effect.acquireRelease(
+    Effect.flatMap(Effect.context<Subscribers | WorkflowStarter | DeadMessages>(), (context) => {
+      const run = Effect.runPromiseWith(context)
+      return Effect.tryPromise({
+        try: () => startPullWorker({ runPromise: (effect) => run(effect) }, options),
+        catch: (error) => (error instanceof DefinitionError ? error : new DefinitionError({ message: `startPullWorker: ${String(error)}` })),
+      })
+    }),
+    (worker) => Effect.promise(() => worker.stop()),
+  )

@@ -11,7 +11,7 @@ import { Effect, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { emulatorPubSubClient } from "../../../adapters/pubsub/Client.ts"
 import { PubSubPublisher, topicId } from "../../../adapters/pubsub/PubSubPublisher.ts"
-import { fateOf, type PullWorker, type PullWorkerRuntime, startPullWorker } from "../../../adapters/pubsub/PullWorker.ts"
+import { fateOf, type PullWorker, type PullWorkerRuntime, runPullWorker, startPullWorker } from "../../../adapters/pubsub/PullWorker.ts"
 import { publish, type Subscriber, subscriber, subscriberKey, task, topic } from "../../../dsl/index.ts"
 import { type PubSubEmulator, startPubSubEmulator } from "../../../emulators/index.ts"
 import { StoreError } from "../../../engine/WorkflowStore.ts"
@@ -21,7 +21,7 @@ import { type TestDatabase, testDatabase } from "../../support/runtime.ts"
 const projectId = "tg-pull"
 const prefix = "shop"
 const Order = Schema.Struct({ id: Schema.String, total: Schema.Number })
-const names = ["billing", "doubles", "malformed", "no-policy", "faulty", "closed", "bounded", "stopping", "outlived", "long"] as const
+const names = ["billing", "doubles", "malformed", "no-policy", "faulty", "closed", "bounded", "stopping", "outlived", "long", "scoped"] as const
 type Name = (typeof names)[number]
 // a topic per subscription, so that one test's messages never reach another's subscription
 const topics = Object.fromEntries(names.map((name) => [name, topic(`orders-${name}`, Order)]))
@@ -267,5 +267,19 @@ describe("startPullWorker", () => {
     expect([fateOf(started, 1, 5), fateOf({ ...started, _tag: "Duplicate" }, 1, 5), fateOf({ ...started, _tag: "Deduplicated" }, 9, 5)]).toEqual(["ack", "ack", "ack"])
     expect([fateOf(unavailable, 1, 5), fateOf(unavailable, 5, 5), fateOf(unavailable, 0, 5)]).toEqual(["nack", "nack", "nack"])
     expect([fateOf(dead, 1, 5), fateOf(dead, 4, 5), fateOf(dead, 5, 5), fateOf(dead, 0, 5)]).toEqual(["nack", "nack", "dead", "dead"])
+  })
+
+  it("runPullWorker: pulls while its scope is open on the runtime's services, and stops when it closes", async () => {
+    const sent = await send("scoped", { id: "e-1", total: 2 })
+    const stats = await tg.runPromise(Effect.scoped(Effect.gen(function*() {
+      const worker = yield* runPullWorker({ client, prefix, subscriptions: ["orders-scoped"], onError: () => undefined })
+      yield* Effect.promise(() => until("the ack", () => worker.stats.acked === 1))
+      return worker.stats
+    })))
+    expect(stats).toMatchObject({ received: 1, acked: 1, nacked: 0 })
+    await until("the run", async () => (await runsOf("orders-scoped", sent.id)) === 1)
+    expect(await leftover("orders-scoped")).toEqual([])
+    await send("scoped", { id: "e-2", total: 2 }) // nobody pulls any more
+    expect(await leftover("orders-scoped")).toEqual([JSON.stringify({ id: "e-2", total: 2 })])
   })
 })
