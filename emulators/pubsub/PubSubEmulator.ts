@@ -11,7 +11,7 @@
  *
  * ```ts
  * const emulator = await startPubSubEmulator()
- * const pubsub = new PubSub({ projectId: "p", apiEndpoint: emulator.address, emulatorMode: true })
+ * const pubsub = new PubSub({ projectId: "p", apiEndpoint: emulator.address, emulatorMode: true, universeDomain: "googleapis.com" })
  * const [topic] = await pubsub.createTopic("orders")
  * await topic.publishMessage({ json: { id: 1 } })
  * await emulator.stop()

@@ -18,7 +18,8 @@ describe("Pub/Sub on startEmulators", () => {
   it("publishes and delivers through PUBSUB_EMULATOR_HOST, counts the calls and injects faults", async () => {
     const emulators = await startEmulators()
     process.env.PUBSUB_EMULATOR_HOST = emulators.address
-    const pubsub = new PubSub({ projectId })
+    // the address comes from PUBSUB_EMULATOR_HOST; with universeDomain set, emulatorMode keeps the client on it
+    const pubsub = new PubSub({ projectId, universeDomain: "googleapis.com", emulatorMode: true })
     try {
       expect(pubsub.isEmulator).toBe(true)
       const [topic] = await pubsub.createTopic("one-port")
