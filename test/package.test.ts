@@ -140,6 +140,22 @@ describe("the packed package in an application", () => {
     expect(files.filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))).toEqual([])
   })
 
+  it("installs a package.json whose exports and bin name built JavaScript only (no TypeScript source conditions)", async () => {
+    const installed = JSON.parse(await readFile(path.join(appDir, "node_modules", "taskgraph", "package.json"), "utf8")) as {
+      exports: Record<string, unknown>
+      bin: Record<string, string>
+    }
+    const leaves = (value: unknown): Array<string> =>
+      typeof value === "string" ? [value] : typeof value === "object" && value !== null ? Object.values(value).flatMap(leaves) : []
+    const targets = leaves(installed.exports)
+    expect(targets.length).toBeGreaterThan(0)
+    expect(targets.filter((t) => !t.endsWith(".js") && !t.endsWith(".d.ts") && t !== "./package.json")).toEqual([])
+    expect(JSON.stringify(installed.exports)).not.toContain("taskgraph-source")
+    expect(Object.values(installed.bin)).toEqual(["./dist/src/bin.js"])
+    // the repository's own manifest is back as it was, source conditions included
+    expect(await readFile(path.join(root, "package.json"), "utf8")).toContain("taskgraph-source")
+  })
+
   it("installs one copy of effect, MikroORM and its driver (peers are the app's own)", async () => {
     for (const name of ["effect", "@mikro-orm/core", "@mikro-orm/postgresql", "kysely", "pg"]) {
       const ls = await run("npm", ["ls", name, "--all", "--parseable"], appDir)
