@@ -4,10 +4,8 @@
 // started under the fire's key and carried to its end by Cloud Tasks callbacks. A fire delivered
 // twice is one run.
 import type { CloudSchedulerClient } from "@google-cloud/scheduler"
-import { serve, type ServerType } from "@hono/node-server"
 import { Effect, Schema } from "effect"
 import { Hono } from "hono"
-import type { AddressInfo } from "node:net"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { emulatorSchedulerClient } from "../../../adapters/cloud-scheduler/Client.ts"
 import { emulatorClientOptions } from "../../../adapters/cloud-tasks/Client.ts"
@@ -18,6 +16,7 @@ import { type Emulators, startEmulators } from "../../../emulators/index.ts"
 import { cloudTasksRuntime } from "../../../src/CloudTasksRuntime.ts"
 import type { Runtime } from "../../../src/Runtime.ts"
 import { type TestDatabase, testDatabase } from "../../support/runtime.ts"
+import { type LateServer, serveLater } from "../../support/serve.ts"
 
 const project = "tg-e2e"
 const location = "us-central1"
@@ -40,19 +39,13 @@ const nightly = periodic("nightly", { cron: "0 3 * * *", timeZone: "Europe/Paris
 let emulators: Emulators
 let db: TestDatabase
 let tg: Runtime
-let server: ServerType | undefined
+let server: LateServer | undefined
 let scheduler: CloudSchedulerClient
 beforeAll(async () => {
   emulators = await startEmulators()
   db = await testDatabase()
-  let app: Hono | undefined
-  const port = await new Promise<number>((resolve) => {
-    server = serve(
-      { fetch: (request) => (app === undefined ? new Response("starting", { status: 503 }) : app.fetch(request)), port: 0, hostname: "127.0.0.1" },
-      (info: AddressInfo) => resolve(info.port),
-    )
-  })
-  const base = `http://127.0.0.1:${port}/taskgraph`
+  server = await serveLater()
+  const base = `http://127.0.0.1:${server.port}/taskgraph`
   scheduler = emulatorSchedulerClient(emulators.address, project)
   tg = await cloudTasksRuntime({
     orm: db.orm,
@@ -76,11 +69,11 @@ beforeAll(async () => {
     // Cloud Tasks tokens name the callback URL, Cloud Scheduler's the base URL (the jobs' default audience)
     authenticate: oidcAuthenticator({ audience: [`${base}/callback`, base], allowedServiceAccounts: [serviceAccount], keySource: emulators.certs }),
   }))
-  app = root
+  server.route(root)
 })
 afterAll(async () => {
   await emulators?.stop()
-  await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())))
+  await server?.close()
   await tg?.close()
   await scheduler?.close()
   await db?.close()

@@ -3,10 +3,8 @@
 // the emulator signs (`oidcAuthenticator` with the emulator's keys) → the engine → a private
 // PostgreSQL database. Queues are provisioned with `syncQueues`, as `taskgraph queues sync` does.
 import type { CloudTasksClient } from "@google-cloud/tasks"
-import { serve, type ServerType } from "@hono/node-server"
 import { Effect } from "effect"
 import { Hono } from "hono"
-import type { AddressInfo } from "node:net"
 import { emulatorClient } from "../../../adapters/cloud-tasks/Client.ts"
 import type { CloudTasksDispatcherConfig, DispatchReport } from "../../../adapters/cloud-tasks/CloudTasksDispatcher.ts"
 import { type CloudTasksEmulator, startCloudTasksEmulator } from "../../../emulators/index.ts"
@@ -18,6 +16,7 @@ import type { SweepOptions } from "../../../engine/Sweeper.ts"
 import { cloudTasksRuntime } from "../../../src/CloudTasksRuntime.ts"
 import type { Runtime } from "../../../src/Runtime.ts"
 import { testDatabase, type TestDatabase } from "../../support/runtime.ts"
+import { serveLater } from "../../support/serve.ts"
 
 export const project = "tg-test"
 export const location = "us-central1"
@@ -57,15 +56,8 @@ export const startHarness = async (options: HarnessOptions): Promise<Harness> =>
   const db = await testDatabase()
 
   // the routes need the runtime, the runtime's dispatcher needs the URL: serve first, route later
-  let app: Hono | undefined
-  let server: ServerType | undefined
-  const port = await new Promise<number>((resolve) => {
-    server = serve(
-      { fetch: (request) => (app === undefined ? new Response("starting", { status: 503 }) : app.fetch(request)), port: 0, hostname: "127.0.0.1" },
-      (info: AddressInfo) => resolve(info.port),
-    )
-  })
-  const callbackUrl = `http://127.0.0.1:${port}/taskgraph/callback`
+  const server = await serveLater()
+  const callbackUrl = `http://127.0.0.1:${server.port}/taskgraph/callback`
   const reports: Array<DispatchReport> = []
   const routeErrors: Array<unknown> = []
   const config: CloudTasksDispatcherConfig = {
@@ -89,7 +81,7 @@ export const startHarness = async (options: HarnessOptions): Promise<Harness> =>
     authenticate: oidcAuthenticator({ audience: callbackUrl, allowedServiceAccounts: [serviceAccount], keySource: emulator.certs }),
     onError: (error) => routeErrors.push(error),
   }))
-  app = root
+  server.route(root)
 
   return {
     emulator,
@@ -102,7 +94,7 @@ export const startHarness = async (options: HarnessOptions): Promise<Harness> =>
     routeErrors,
     close: async () => {
       await emulator.stop() // no more deliveries
-      await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())))
+      await server.close()
       await tg.close()
       await client.close()
       await db.close()
