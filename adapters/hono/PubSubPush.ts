@@ -8,10 +8,17 @@
  * `UnknownSubscription` and nothing is written. For a known one the body is the standard push
  * envelope `{ message: { data, attributes?, messageId, publishTime? }, subscription,
  * deliveryAttempt? }`, read strictly (extra keys are allowed: Pub/Sub also sends `message_id`
- * and `publish_time`). An envelope that does not parse, or whose `data` is not base64, can never
- * be processed: Pub/Sub would push it again forever, so it is stored as dead (reason
- * "envelope", the whole body kept as its data) and acknowledged. Everything else is `receive`'s
- * (engine/Receive.ts): decoded with the topic's Schema, one run per message id, or dead.
+ * and `publish_time`). Its `subscription` is the full name `projects/P/subscriptions/ID`, and ID
+ * must be the route's subscription, alone or under a prefix (`<prefix>--<subscription>`, as
+ * provisioning names it; adapters/pubsub/ResourceName.ts): an envelope naming another one is a
+ * push subscription whose endpoint points at the wrong route, so it is `SubscriptionMismatch` and
+ * nothing is written — not stored as dead under a subscription that never received it, and not
+ * acknowledged, so the message waits (or dead-letters) until the endpoint is fixed. An envelope
+ * that does not parse (a missing `subscription` included: Pub/Sub always sends one), or whose
+ * `data` is not base64, can never be processed: Pub/Sub would push it again forever, so it is
+ * stored as dead (reason "envelope", the whole body kept as its data) and acknowledged.
+ * Everything else is `receive`'s (engine/Receive.ts): decoded with the topic's Schema, one run
+ * per message id, or dead.
  */
 import { createHash } from "node:crypto"
 import { Effect, Layer, Option } from "effect"
@@ -22,6 +29,7 @@ import { type IncomingMessage, type Received, receive, recordDead } from "../../
 import { isStorableText } from "../../engine/Storable.ts"
 import { Subscribers } from "../../engine/Subscribers.ts"
 import { StoreError } from "../../engine/WorkflowStore.ts"
+import { isSubscriptionFor, subscriptionIdOf } from "../pubsub/ResourceName.ts"
 import { parseScheduleTime } from "./ScheduleFire.ts"
 
 /**
@@ -36,10 +44,16 @@ const maxIdLength = 200
 export type PushOutcome =
   | Received
   | { readonly _tag: "UnknownSubscription"; readonly subscription: string; readonly message: string }
+  /** The envelope names `named` (a full name), which is not the route's `subscription`: nothing was written. */
+  | { readonly _tag: "SubscriptionMismatch"; readonly subscription: string; readonly named: string; readonly message: string }
 
+/**
+ * A read envelope, or a refused one. `subscription` is the full subscription name it gives, when
+ * it gives one (a refused envelope may still name one).
+ */
 export type PushEnvelope =
-  | { readonly ok: true; readonly message: IncomingMessage; readonly deliveryAttempt?: number }
-  | { readonly ok: false; readonly error: string; readonly message: IncomingMessage }
+  | { readonly ok: true; readonly message: IncomingMessage; readonly subscription: string; readonly deliveryAttempt?: number }
+  | { readonly ok: false; readonly error: string; readonly message: IncomingMessage; readonly subscription?: string }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 const base64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
@@ -64,6 +78,9 @@ export const parsePushEnvelope = (body: Uint8Array): PushEnvelope => {
   const raw = isRecord(json) && isRecord(json.message) ? json.message : undefined
   const rawId = raw !== undefined && typeof raw.messageId === "string" && raw.messageId !== "" && isStorableText(raw.messageId) ? raw.messageId : undefined
   const rawAttributes = raw === undefined ? undefined : stringRecord(raw.attributes ?? {})
+  const subscription = isRecord(json) && typeof json.subscription === "string" && subscriptionIdOf(json.subscription) !== undefined
+    ? json.subscription
+    : undefined
   const refuse = (error: string): PushEnvelope => ({
     ok: false,
     error,
@@ -72,11 +89,12 @@ export const parsePushEnvelope = (body: Uint8Array): PushEnvelope => {
       data: body,
       attributes: rawAttributes ?? {},
     },
+    ...(subscription === undefined ? {} : { subscription }),
   })
   if (json === undefined) return refuse("the push body is not UTF-8 JSON")
   if (!isRecord(json)) return refuse("the push body is not a JSON object")
   if (raw === undefined) return refuse("the push envelope has no `message` object")
-  if (typeof json.subscription !== "string" || json.subscription === "") return refuse("the push envelope's `subscription` must be a non-empty string")
+  if (subscription === undefined) return refuse("the push envelope's `subscription` must be a subscription's full name, projects/P/subscriptions/ID")
   if (rawId === undefined) return refuse("the message's `messageId` must be a non-empty string of text")
   if (rawId.length > maxIdLength) return refuse(`the message's \`messageId\` is over ${maxIdLength} characters`)
   if (rawAttributes === undefined) return refuse("the message's `attributes` must be an object of strings")
@@ -96,7 +114,13 @@ export const parsePushEnvelope = (body: Uint8Array): PushEnvelope => {
   if (typeof data !== "string") return refuse("the message's `data` must be a base64 string")
   if (!base64.test(data)) return refuse("the message's `data` is not base64")
   const message = { messageId: rawId, data: new Uint8Array(Buffer.from(data, "base64")), attributes: rawAttributes }
-  return typeof attempt === "number" ? { ok: true, message, deliveryAttempt: attempt } : { ok: true, message }
+  return typeof attempt === "number" ? { ok: true, message, subscription, deliveryAttempt: attempt } : { ok: true, message, subscription }
+}
+
+/** `value` quoted for a message, cut to a readable length (a route parameter or an envelope's field is anyone's). */
+const quote = (value: string): string => {
+  const quoted = JSON.stringify(value)
+  return quoted.length > 120 ? `${quoted.slice(0, 117)}…"` : quoted
 }
 
 /** Where dead messages go when the runtime has none: a non-retryable failure (a wiring fault). */
@@ -116,17 +140,22 @@ export const pushMessage = (subscription: string, body: Uint8Array): Effect.Effe
     const subscribers = yield* Effect.serviceOption(Subscribers)
     const found: AnySubscriber | undefined = Option.isSome(subscribers) ? subscribers.value.get(subscription) : undefined
     if (found === undefined) {
-      const quoted = JSON.stringify(subscription)
+      return { _tag: "UnknownSubscription", subscription, message: `no subscriber for subscription ${quote(subscription)} in this runtime` } as const
+    }
+    const envelope = parsePushEnvelope(body)
+    const named = envelope.subscription
+    if (named !== undefined && !isSubscriptionFor(subscriptionIdOf(named)!, subscription)) {
       return {
-        _tag: "UnknownSubscription",
+        _tag: "SubscriptionMismatch",
         subscription,
-        message: `no subscriber for subscription ${quoted.length > 120 ? `${quoted.slice(0, 117)}…"` : quoted} in this runtime`,
+        named,
+        message: `the push envelope is for subscription ${quote(named)}, but this route serves subscription ${quote(subscription)} `
+          + `(or <prefix>--${subscription}): nothing was stored; point that push subscription's endpoint at its own route`,
       } as const
     }
     const starter = yield* Effect.serviceOption(WorkflowStarter)
     const dead = yield* Effect.serviceOption(DeadMessages)
     const engine = yield* Engine
-    const envelope = parsePushEnvelope(body)
     const handled: Effect.Effect<Received, StoreError, WorkflowStarter | DeadMessages> = envelope.ok
       ? receive(found, envelope.message)
       : recordDead(found.subscription, envelope.message, "envelope", envelope.error)

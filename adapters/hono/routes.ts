@@ -28,7 +28,8 @@
  *   | "Deduplicated", run, id }`, and 200 `{ outcome: "Dead", reason, stored }` for a message that
  *   can never be processed (malformed envelope, bad base64, not the topic's Schema: stored in
  *   taskgraph_dead_messages and acknowledged, so Pub/Sub does not push it forever); 404
- *   `unknown_subscription` (nothing written); 409 when this process lacks the subscriber's
+ *   `unknown_subscription` (nothing written); 400 `subscription_mismatch` for an envelope naming
+ *   another subscription (nothing written, logged); 409 when this process lacks the subscriber's
  *   workflow (Pub/Sub pushes it again later); 503 / 500 when the store fails.
  * - `POST /sweep[?limit=N]`: one bounded repair pass (adapters/hono/Sweep.ts), for platforms
  *   where no sweeper loop runs between requests; 200 `{ outcome: "Swept", redispatched, limit, more }`.
@@ -411,6 +412,10 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
     switch (outcome._tag) {
       case "UnknownSubscription":
         return problem(c, 404, "unknown_subscription", outcome.message)
+      case "SubscriptionMismatch":
+        // another subscription's push endpoint points here: the operator is told, Pub/Sub keeps the message
+        report(outcome)
+        return problem(c, 400, "subscription_mismatch", outcome.message)
       case "Unavailable":
         report(outcome)
         return problem(c, 409, "workflow_not_registered", outcome.message)

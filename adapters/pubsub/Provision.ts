@@ -15,7 +15,7 @@
 import type { PubSub } from "@google-cloud/pubsub"
 import { Data, Effect } from "effect"
 import type { AnySubscriber, AnyTopic } from "../../dsl/index.ts"
-import { topicId } from "./PubSubPublisher.ts"
+import { isPrefix, prefixRule, topicId } from "./ResourceName.ts"
 import type { PubSubSettings } from "./PubSubSpec.ts"
 
 export class PubSubSyncError extends Data.TaggedError("PubSubSyncError")<{ readonly message: string; readonly cause?: unknown }> {}
@@ -52,8 +52,8 @@ const failure = (message: string, cause?: unknown) => new PubSubSyncError({ mess
 
 const desired = (settings: PubSubSettings, topics: ReadonlyArray<AnyTopic>, subscribers: ReadonlyArray<AnySubscriber>) => {
   const problems: Array<string> = []
-  if (!/^[A-Za-z][A-Za-z0-9_-]{0,99}$/.test(settings.prefix) || settings.prefix.includes("--")) {
-    problems.push(`pubsub: prefix must be letters, digits, '-' or '_' starting with a letter, without "--", got ${JSON.stringify(settings.prefix)}`)
+  if (!isPrefix(settings.prefix)) {
+    problems.push(`pubsub: ${prefixRule}, got ${JSON.stringify(settings.prefix)}`)
   }
   const full = (kind: "topics" | "subscriptions", id: string) => `projects/${settings.project}/${kind}/${topicId(id, settings.prefix)}`
   const topicNames = new Set<string>([...topics.map((t) => full("topics", t.name)), ...subscribers.map((s) => full("topics", s.topic.name))])

@@ -13,6 +13,9 @@
 import type { PubSub, Topic as PubSubTopic } from "@google-cloud/pubsub"
 import { Effect, Layer } from "effect"
 import { DefinitionError, PublishFailed, TopicPublisher } from "../../dsl/index.ts"
+import { isPrefix, prefixRule, topicId } from "./ResourceName.ts"
+
+export { topicId } from "./ResourceName.ts"
 
 export interface PubSubPublisherConfig {
   readonly client: PubSub
@@ -23,16 +26,11 @@ export interface PubSubPublisherConfig {
 /** gRPC codes a retry may cure. */
 const retryableCodes = new Set([1, 2, 4, 8, 10, 13, 14])
 
-const prefixPattern = /^[A-Za-z][A-Za-z0-9_-]{0,99}$/
-
-/** The Pub/Sub topic id of `topic` under `prefix`. */
-export const topicId = (topic: string, prefix?: string): string => (prefix === undefined ? topic : `${prefix}--${topic}`)
-
 export const PubSubPublisher = {
   layer: (config: PubSubPublisherConfig): Layer.Layer<TopicPublisher> =>
     Layer.sync(TopicPublisher, () => {
-      if (config.prefix !== undefined && (!prefixPattern.test(config.prefix) || config.prefix.includes("--"))) {
-        throw new DefinitionError({ message: `PubSubPublisher: prefix must be letters, digits, '-' or '_' (starting with a letter, no "--"), got ${JSON.stringify(config.prefix)}` })
+      if (config.prefix !== undefined && !isPrefix(config.prefix)) {
+        throw new DefinitionError({ message: `PubSubPublisher: ${prefixRule}, got ${JSON.stringify(config.prefix)}` })
       }
       const topics = new Map<string, PubSubTopic>()
       const handle = (name: string): PubSubTopic => {

@@ -43,7 +43,7 @@ import { type AnySubscriber, DefinitionError, type DurationInput, optionalDurati
 import type { DeadMessages } from "../../engine/DeadMessages.ts"
 import { type IncomingMessage, type Received, receive } from "../../engine/Receive.ts"
 import { Subscribers } from "../../engine/Subscribers.ts"
-import { topicId } from "./PubSubPublisher.ts"
+import { topicId } from "./ResourceName.ts"
 
 /** What the worker needs of a runtime (`createRuntime(…)` is one). */
 export interface PullWorkerRuntime {

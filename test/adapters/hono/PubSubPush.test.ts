@@ -221,7 +221,9 @@ describe("POST /pubsub/:subscription", () => {
   it("a malformed envelope or bad base64 is stored as dead once and acknowledged", async () => {
     const cases: Array<{ readonly body: string; readonly messageId: string | null; readonly error: RegExp }> = [
       { body: "not json at all", messageId: null, error: /not UTF-8 JSON/ },
-      { body: JSON.stringify({ subscription: "projects/p/subscriptions/s" }), messageId: null, error: /no `message`/ },
+      { body: JSON.stringify({ subscription: `projects/${projectId}/subscriptions/${prefix}--orders-billing` }), messageId: null, error: /no `message`/ },
+      { body: JSON.stringify({ message: { data: orderData({ id: "o", total: 1 }), messageId: "2006" } }), messageId: "2006", error: /subscription/ },
+      { body: JSON.stringify({ message: { data: orderData({ id: "o", total: 1 }), messageId: "2007" }, subscription: "orders-billing" }), messageId: "2007", error: /projects\/P\/subscriptions\/ID/ },
       { body: envelope({ data: orderData({ id: "o", total: 1 }) }), messageId: null, error: /messageId/ },
       { body: envelope({ data: orderData({ id: "o", total: 1 }), messageId: "2001", attributes: { n: 1 } }), messageId: "2001", error: /attributes/ },
       { body: envelope({ data: "not*base64!", messageId: "2002" }), messageId: "2002", error: /not base64/ },
@@ -261,6 +263,44 @@ describe("POST /pubsub/:subscription", () => {
     expect(await tdb.count("taskgraph_runs", "idempotency_key = $1", [subscriberKey("orders-billing", "m-schema")])).toBe(0)
   })
 
+  it("an envelope naming another subscription is 400 subscription_mismatch naming both, logged once, and nothing is written", async () => {
+    const before = await fingerprint(tdb.sql)
+    const others = [
+      `projects/${projectId}/subscriptions/${prefix}--orders-shipping`,
+      `projects/${projectId}/subscriptions/orders-shipping`,
+      `projects/${projectId}/subscriptions/xorders-billing`,
+      `projects/${projectId}/subscriptions/${prefix}--orders-billing--dead`,
+      // "a--b" is no prefix (a prefix never holds the delimiter), "9x" neither (it starts with a letter)
+      `projects/${projectId}/subscriptions/a--b--orders-billing`,
+      `projects/${projectId}/subscriptions/9x--orders-billing`,
+      `projects/${projectId}/subscriptions/--orders-billing`,
+    ]
+    for (const named of others) {
+      // a message that could be processed, and one that could not: neither is this route's to store
+      for (const message of [{ data: orderData({ id: "o-mismatch", total: 1 }), messageId: "6001" }, { data: "not*base64!", messageId: "6002" }]) {
+        const logged = reported.length
+        const answer = await push({ body: JSON.stringify({ message, subscription: named }) })
+        expect(answer, named).toMatchObject({ status: 400, type: expect.stringContaining("application/json"), json: { error: "subscription_mismatch" } })
+        expect(answer.json.message).toContain(JSON.stringify(named))
+        expect(answer.json.message).toContain('"orders-billing"')
+        expect(reported.slice(logged)).toEqual([expect.objectContaining({ _tag: "SubscriptionMismatch", subscription: "orders-billing", named })])
+      }
+    }
+    expect(await fingerprint(tdb.sql)).toEqual(before)
+  })
+
+  it("an envelope naming the route's subscription, with or without a prefix and in any project, is handled", async () => {
+    for (const [named, id] of [
+      [`projects/${projectId}/subscriptions/${prefix}--orders-billing`, "m-named-prefixed"],
+      [`projects/another-project/subscriptions/orders-billing`, "m-named-bare"],
+      [`projects/${projectId}/subscriptions/other_App-2--orders-billing`, "m-named-other-prefix"],
+    ] as const) {
+      const answer = await push({ body: JSON.stringify({ message: { data: orderData({ id, total: 1 }), messageId: "7001", attributes: { [messageIdAttribute]: id } }, subscription: named }) })
+      expect(answer, named).toMatchObject({ status: 200, json: { outcome: "Started", id } })
+      await vi.waitFor(async () => expect((await runsOf(id)).map((r) => r.status)).toEqual(["succeeded"]), { timeout: 10_000 })
+    }
+  })
+
   it("an unknown subscription is 404 and nothing is written; a subscriber whose workflow is missing here is 409", async () => {
     const before = await fingerprint(tdb.sql)
     const body = envelope({ data: orderData({ id: "o-404", total: 1 }), messageId: "3001" })
@@ -280,7 +320,7 @@ describe("POST /pubsub/:subscription", () => {
       const response = await fetch(`${otherBase}/taskgraph/pubsub/orders-elsewhere`, {
         method: "POST",
         headers: { "content-type": "application/json", authorization: `Bearer ${token()}` },
-        body,
+        body: envelope({ data: orderData({ id: "o-409", total: 1 }), messageId: "3002" }, { subscription: `projects/${projectId}/subscriptions/${prefix}--orders-elsewhere` }),
       })
       expect(response.status).toBe(409)
       expect(await response.json()).toMatchObject({ error: "workflow_not_registered" })
