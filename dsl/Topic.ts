@@ -18,6 +18,7 @@
  */
 import { Cause, Context, Data, Effect, Exit, Result, Schema } from "effect"
 import { DefinitionError } from "./DefinitionError.ts"
+import { CurrentHeaders, headerAttributes, HeaderPropagation } from "./Headers.ts"
 
 /** The attribute every message taskgraph publishes carries: its own id (not Pub/Sub's `messageId`). */
 export const messageIdAttribute = "taskgraph-message-id"
@@ -149,7 +150,9 @@ export interface Published {
 /**
  * Publishes `message` on `topic` now (the ancestors' `.sync()`): encoded with the topic's Schema,
  * the attributes checked, our own id added under `messageIdAttribute` (pass `id` to choose it, so
- * a retried publish carries the same id and is recognised downstream).
+ * a retried publish carries the same id and is recognised downstream). The headers of the work in
+ * progress (a task body's run, a captured request: dsl/Headers.ts) travel as attributes under the
+ * propagation prefix; an attribute given under that prefix wins.
  */
 export const publish = <A>(
   topic: Topic<A>,
@@ -166,7 +169,8 @@ export const publish = <A>(
       return yield* messageError(topic.name, "schema", `the attribute "${messageIdAttribute}" is taskgraph's own: pass options.id instead`)
     }
     const id = options.id ?? crypto.randomUUID()
-    const all = { ...attributes, [messageIdAttribute]: id }
+    const propagation = yield* HeaderPropagation
+    const all = { ...headerAttributes(yield* CurrentHeaders, propagation.attributePrefix), ...attributes, [messageIdAttribute]: id }
     const problem = attributesProblem(all)
     if (problem !== undefined) return yield* messageError(topic.name, "schema", problem)
     const publisher = yield* TopicPublisher

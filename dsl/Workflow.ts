@@ -35,6 +35,13 @@ interface StartOptionsBase {
    * serves only the queues it lists.
    */
   readonly queue?: string
+  /**
+   * Headers the run carries (see dsl/Headers.ts): stored with it, in every task body's
+   * `TaskContext.headers`, on its Cloud Tasks callbacks, handed on to what it starts and
+   * publishes. Default: the headers of the work in progress (the task body's run, the request
+   * `propagateHeaders()` captured). `{}` starts a run that carries none.
+   */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 /**

@@ -72,4 +72,29 @@ export {
   topic,
   TopicPublisher,
 } from "./Topic.ts"
+export {
+  checkPropagation,
+  CurrentHeaders,
+  defaultHeaderAttributePrefix,
+  defaultPropagatedHeaders,
+  headerAttributes,
+  headerNameProblem,
+  HeaderPropagation,
+  type HeaderPropagationShape,
+  headersFromAttributes,
+  headersProblem,
+  noHeaders,
+  pickHeaders,
+} from "./Headers.ts"
+export {
+  type ModelPublisher,
+  modelPublisher,
+  type ModelPublisherOptions,
+  PublishedSchema,
+  publisher,
+  type PublisherOptions,
+  type PublishRequest,
+  publishWorkflow,
+} from "./Publisher.ts"
+export { noHeaders as noTaskHeaders, TaskContext, type TaskContextShape } from "./TaskContext.ts"
 export { type AnySubscriber, type Subscriber, subscriber, subscriberKey } from "./Subscriber.ts"

@@ -25,6 +25,10 @@ import {
   type StartOptions,
   startQueue,
   type TaskFailure,
+  CurrentHeaders,
+  HeaderPropagation,
+  type HeaderPropagationShape,
+  headersProblem,
   WorkflowNotRegistered,
   WorkflowStarter,
 } from "../dsl/index.ts"
@@ -250,8 +254,17 @@ const taskContext = (claimed: Claimed, task: string, shard: number | null): Task
   scheduledAt: new Date(claimed.dueAt ?? claimed.startedAt),
   idempotencyKey: claimed.idempotencyKey ?? null,
   shard,
-  headers: noHeaders,
+  headers: claimed.headers ?? noHeaders,
 })
+
+/**
+ * The services of a body running `claimed`: what it starts or publishes carries the run's headers
+ * (under the runtime's propagation settings).
+ */
+const bodyServices = <R>(services: Context.Context<R>, claimed: Claimed, propagation: HeaderPropagationShape): Context.Context<R> => {
+  const withSettings = Context.add(services, HeaderPropagation, propagation)
+  return claimed.headers === undefined ? withSettings : Context.add(withSettings, CurrentHeaders, claimed.headers)
+}
 
 const make = Effect.gen(function*() {
   const config = yield* EngineConfig
@@ -259,6 +272,7 @@ const make = Effect.gen(function*() {
   const parkAfterMs = parkAfterMillis(config)
   const leaseMs = leaseMillis(config)
   const fault = faultAt(yield* Faults)
+  const propagation = yield* HeaderPropagation
   const store = yield* WorkflowStore
   const dispatcher = yield* Dispatcher
   const registry = yield* Registry
@@ -406,7 +420,7 @@ const make = Effect.gen(function*() {
         return { _tag: "Invalid", error: { tag: "InvalidInput", message: Cause.pretty(decoded.cause).slice(0, 4000) } } as const
       }
       const timeout = node.timeoutMs ?? defaultTaskTimeoutMs
-      const context = Context.add(services as Context.Context<never>, TaskContext, taskContext(claimed, node.task, null))
+      const context = Context.add(bodyServices(services as Context.Context<never>, claimed, propagation), TaskContext, taskContext(claimed, node.task, null))
       const body = def.run(decoded.value).pipe(
         // a timeout is a defect of its own kind, so `errorRecord` tells it from a typed failure
         // (Effect.timeout would fail with a typed TimeoutError, recorded as tag "TimeoutError")
@@ -476,7 +490,7 @@ const make = Effect.gen(function*() {
         batch: node.batch,
         batchSize: iterate?.batchSize ?? def.batchSize,
         budgetMs,
-        services,
+        services: bodyServices(services, claimed, propagation),
         context: taskContext(claimed, node.task, null),
         state: decoded.value,
         checkpoint: (state) =>
@@ -625,6 +639,7 @@ const make = Effect.gen(function*() {
         claim: claimed.claim,
         startedAt: claimed.startedAt,
         idempotencyKey: claimed.idempotencyKey ?? null,
+        ...(claimed.headers === undefined ? {} : { headers: claimed.headers }),
         now,
         result,
         claimLeaseMs: leaseMs,
@@ -738,7 +753,16 @@ const make = Effect.gen(function*() {
       if (dueAt - now > hopThresholdMs) {
         // a wait longer than a dispatcher can schedule arrives in hops: schedule the next one. The
         // node goes back to ready first, so a failed dispatch is repaired by the sweeper.
-        const ref = { run: callback.run, node: callback.node, attempt: callback.attempt, generation: claimed.generation ?? 0, leaseMs: claimed.leaseMs ?? 0, dueAt, queue: claimed.queue ?? null }
+        const ref = {
+          run: callback.run,
+          node: callback.node,
+          attempt: callback.attempt,
+          generation: claimed.generation ?? 0,
+          leaseMs: claimed.leaseMs ?? 0,
+          dueAt,
+          queue: claimed.queue ?? null,
+          ...(claimed.headers === undefined ? {} : { headers: claimed.headers }),
+        }
         if (claimed.state === "dispatched") yield* store.requeue({ ref }, now)
         yield* dispatcher.dispatch([ref])
         return Outcome.Deferred({ ...base, dueAt })
@@ -857,6 +881,10 @@ const make = Effect.gen(function*() {
         const keyProblem = textProblem(key)
         if (keyProblem !== undefined) return yield* invalid(`idempotencyKey ${keyProblem}`)
       }
+      // given, or those of the work in progress (a task body's run, a captured request)
+      const headers = options.headers ?? (yield* CurrentHeaders)
+      const headerProblem = headersProblem(headers)
+      if (headerProblem !== undefined) return yield* invalid(`headers: ${headerProblem}`)
       const now = yield* Clock.currentTimeMillis
       // `delay` (a duration) or `at` (a Date): a bad one is refused before anything is written
       const dueAt = yield* Effect.try({
@@ -875,6 +903,7 @@ const make = Effect.gen(function*() {
         ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
         ...(dedupKey === undefined ? {} : { dedup: { key: dedupKey, windowMs: workflow.deduplicateMs! } }),
         nodes,
+        ...(Object.keys(headers).length === 0 ? {} : { headers }),
         now,
       }, options.em ?? (yield* AmbientTransaction)).pipe(
         Effect.mapError((e) => new StartFailed({ workflow: workflow.name, message: e.message, cause: e })),

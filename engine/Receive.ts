@@ -12,11 +12,16 @@
  * - `Unavailable`: this process lacks the subscriber's workflow (another revision's during a
  *   deploy): do not acknowledge, let it come back;
  * - a `StoreError`: the start could not be written; do not acknowledge (a retry is safe: keyed).
+ *
+ * The headers the message carries as attributes under the propagation prefix (dsl/Headers.ts:
+ * `traceparent` …) are the run's: its task bodies see them in `TaskContext.headers`.
  */
 import { Clock, Effect } from "effect"
 import {
   type AnySubscriber,
   DuplicateTaskError,
+  HeaderPropagation,
+  headersFromAttributes,
   IdempotencyConflict,
   InvalidInput,
   messageIdAttribute,
@@ -69,7 +74,10 @@ export const receive = (subscriber: AnySubscriber, message: IncomingMessage): Ef
     if (decoded._tag === "Failure") return yield* recordDead(subscriber.subscription, message, decoded.failure.reason, decoded.failure.message)
     const id = messageIdOf(message)
     const starter = yield* WorkflowStarter
-    const started = yield* Effect.result(starter.start(subscriber.workflow, decoded.success, { idempotencyKey: subscriberKey(subscriber.subscription, id) }))
+    const headers = headersFromAttributes(message.attributes, yield* HeaderPropagation)
+    const started = yield* Effect.result(
+      starter.start(subscriber.workflow, decoded.success, { idempotencyKey: subscriberKey(subscriber.subscription, id), headers }),
+    )
     if (started._tag === "Success") return { _tag: started.success.created ? "Started" : "Duplicate", run: started.success.id, id } as const
     const error = started.failure
     if (error instanceof IdempotencyConflict) return { _tag: "Duplicate", run: error.run, id } as const

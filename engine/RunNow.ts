@@ -10,8 +10,8 @@
  * ```
  */
 import { Cause, Clock, Context, Data, Duration, Effect, Exit, Schema } from "effect"
-import type { Task } from "../dsl/index.ts"
-import { noHeaders, TaskContext } from "./TaskContext.ts"
+import { CurrentHeaders, type Task } from "../dsl/index.ts"
+import { TaskContext } from "./TaskContext.ts"
 import { TaskServices } from "./TaskServices.ts"
 
 /** `run(task, input)`: the input does not match the task's input schema; the body did not run. */
@@ -40,7 +40,9 @@ export const runTaskNow = <I, O, E, R>(
     if (Exit.isFailure(decoded)) return yield* new InvalidTaskInput({ task: task.name, message: Cause.pretty(decoded.cause) })
     const services = yield* TaskServices
     const now = yield* Clock.currentTimeMillis
-    const context = Context.add(services as Context.Context<never>, TaskContext, {
+    // the caller's headers (a captured request's): the body sees them, and passes them on
+    const headers = yield* CurrentHeaders
+    const context = Context.add(Context.add(services as Context.Context<never>, CurrentHeaders, headers), TaskContext, {
       run: crypto.randomUUID(),
       node: task.name,
       task: task.name,
@@ -48,7 +50,7 @@ export const runTaskNow = <I, O, E, R>(
       scheduledAt: new Date(now),
       idempotencyKey: null,
       shard: null,
-      headers: noHeaders,
+      headers,
     })
     const timeout = task.timeoutMs ?? options.defaultTimeoutMs
     const output = yield* (task.run(decoded.value) as Effect.Effect<O, E>).pipe(

@@ -47,6 +47,8 @@ export interface ReadyRef {
   readonly leaseMs: number
   readonly dueAt: number
   readonly queue: string | null
+  /** The headers the node's run carries (see dsl/Headers.ts), for its callback; absent: none. */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 export interface NewNode {
@@ -78,6 +80,8 @@ export interface NewRun {
   /** Refuse the start while another run holds this key (pending, running, or finished within the window). */
   readonly dedup?: { readonly key: string; readonly windowMs: number }
   readonly nodes: ReadonlyArray<NewNode>
+  /** The headers the run carries (checked by the engine); absent or empty: none. */
+  readonly headers?: Readonly<Record<string, string>>
   readonly now: number
 }
 
@@ -141,6 +145,8 @@ export interface Claimed {
   readonly queue?: string | null
   /** Until when the claim holds the node unless renewed (epoch ms; see `renew`). */
   readonly leaseUntil?: number
+  /** The headers the run carries (absent: none), for the task body's `TaskContext`. */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 /**
@@ -191,6 +197,8 @@ export interface NotClaimed {
   /** What the node needs (see `ClaimScope`): a due node this process cannot run is not claimed. */
   readonly task?: string | null
   readonly iteration?: string | null
+  /** The headers the run carries (absent: none), for a callback dispatched again. */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 /** An input delivered to a successor. With `slot`, the successor is a join counting distinct slots. */
@@ -236,6 +244,8 @@ export interface StepCommit {
   readonly startedAt: number
   /** The run's idempotency key, handed on to the successors this commit claims. */
   readonly idempotencyKey?: string | null
+  /** The headers the run carries, handed on to the successors this commit makes ready or claims. */
+  readonly headers?: Readonly<Record<string, string>>
   readonly now: number
   readonly result: StepResult
   /** Successors marked `claim` are claimed only when on one of these queues (see `ClaimScope.queues`). */

@@ -12,6 +12,8 @@ import { defaultShutdownGraceMs, runWorker, WorkerDispatcher, WorkerSignal, type
 import { PostgresScheduleStore } from "../adapters/postgres/ScheduleStore.ts"
 import { type AnyPeriodic, type AnySubscriber, type AnyWorkflow, type DurationInput, type Graph, optionalDurationMillis, type RunRef, type StartOptions, type Workflow } from "../dsl/index.ts"
 import { type CompileDefaults, DefinitionError, resolveTaskDefaults, type Task, type TaskDefaults, WorkflowStarter } from "../dsl/index.ts"
+import { checkPropagation, CurrentHeaders, HeaderPropagation, type HeaderPropagationShape } from "../dsl/index.ts"
+import { requestHeaders } from "../engine/RequestHeaders.ts"
 import { AmbientTransaction } from "../engine/AmbientTransaction.ts"
 import { beatTimings, type FireSchedulesOptions, runBeat } from "../engine/Beat.ts"
 import { Dispatcher } from "../engine/Dispatcher.ts"
@@ -135,6 +137,13 @@ export interface RuntimeOptions<R = never> {
    * the next reclaim pass), whatever the task's timeout. See `EngineConfig.lease`.
    */
   readonly lease?: DurationInput
+  /**
+   * Which request headers a run carries, and the attribute prefix they travel under in Pub/Sub
+   * messages (default `traceparent` and `tracestate`, prefix `taskgraph-header-`; see
+   * dsl/Headers.ts). Stored with each run, in every task body's `TaskContext.headers`, on its
+   * Cloud Tasks callbacks, and carried on to what it starts and publishes.
+   */
+  readonly propagation?: Partial<HeaderPropagationShape>
 }
 
 /** `shutdownOnSignals`: true for SIGTERM and SIGINT, or the signals to handle. */
@@ -294,13 +303,19 @@ export const checkRuntimeOptions = (options: Omit<RuntimeOptions<any>, "orm">) =
     optionalDurationMillis("shutdownGrace", options.worker.shutdownGrace, defaultShutdownGraceMs)
   }
   if (options.fireSchedules !== undefined && typeof options.fireSchedules !== "boolean") beatTimings(options.fireSchedules)
-  return { defaults, registry, schedules, subscribers }
+  let propagation: HeaderPropagationShape
+  try {
+    propagation = checkPropagation(options.propagation ?? {})
+  } catch (error) {
+    throw new DefinitionError({ message: `createRuntime: ${(error as Error).message}` })
+  }
+  return { defaults, registry, schedules, subscribers, propagation }
 }
 
 export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runtime> => {
   const services = options.services === undefined ? TaskServices.empty : TaskServices.fromLayer(options.services)
   // before anything connects or starts (a DefinitionError naming the problem)
-  const { defaults, registry, schedules, subscribers } = checkRuntimeOptions(options)
+  const { defaults, registry, schedules, subscribers, propagation } = checkRuntimeOptions(options)
   const eager = options.eager === true ? EagerDispatcher() : undefined
   const workerOptions: WorkerOptions | undefined = eager !== undefined || options.worker === false ? undefined : options.worker === true || options.worker === undefined ? {} : options.worker
   const base = Layer.mergeAll(
@@ -308,6 +323,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     Layer.succeed(Registry, registry),
     Layer.succeed(Schedules, schedules),
     Layer.succeed(Subscribers, subscribers),
+    Layer.succeed(HeaderPropagation, propagation),
     PostgresDeadMessages.layer(options.orm),
     services,
     WorkerSignal.layer,
@@ -356,13 +372,16 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
   const removeListeners = closeOnSignals(options.shutdownOnSignals, close)
 
   /**
-   * A start given no `em` inside a transaction of the runtime's ORM joins it: the transaction is
-   * read here, where the application called, and travels with the Effect (a fiber may resume
-   * outside the caller's async context, where MikroORM's transaction context is another's).
+   * A start given no `em` inside a transaction of the runtime's ORM joins it, and one made while a
+   * request `propagateHeaders()` captured is served carries its headers: both are read here, where
+   * the application called, and travel with the Effect (a fiber may resume outside the caller's
+   * async context, where MikroORM's transaction context and the request's are another's).
    */
-  const inCallerTransaction = <A, E, R2>(effect: Effect.Effect<A, E, R2>, em: unknown): Effect.Effect<A, E, R2> => {
+  const inCallerContext = <A, E, R2>(effect: Effect.Effect<A, E, R2>, em: unknown): Effect.Effect<A, E, R2> => {
     const ambient = em === undefined ? ambientTransaction(options.orm) : undefined
-    return ambient === undefined ? effect : Effect.provideService(effect, AmbientTransaction, ambient)
+    const headers = requestHeaders.getStore()
+    const withHeaders = headers === undefined ? effect : Effect.provideService(effect, CurrentHeaders, headers)
+    return ambient === undefined ? withHeaders : Effect.provideService(withHeaders, AmbientTransaction, ambient)
   }
 
   const status = (run: string) => runtime.runPromise(describeRun(run))
@@ -426,7 +445,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
 
   return {
     start: async (workflow, input, startOptions) => {
-      const exit = await runtime.runPromiseExit(inCallerTransaction(workflow.start(input, startOptions), startOptions?.em))
+      const exit = await runtime.runPromiseExit(inCallerContext(workflow.start(input, startOptions), startOptions?.em))
       if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
       return handle(workflow, exit.value)
     },
@@ -437,12 +456,12 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     run: async (task, input) => {
       // the runtime's layer holds TaskServices (the base layer is merged all the way up)
       const exit = await runtime.runPromiseExit(
-        runTaskNow(task, input, { defaultTimeoutMs: defaults.timeoutMs ?? defaultTaskTimeoutMs }) as unknown as Effect.Effect<never, unknown, Services>,
+        inCallerContext(runTaskNow(task, input, { defaultTimeoutMs: defaults.timeoutMs ?? defaultTaskTimeoutMs }), undefined) as unknown as Effect.Effect<never, unknown, Services>,
       )
       if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
       return exit.value
     },
-    runPromise: (effect) => runtime.runPromise(inCallerTransaction(effect, undefined), { wait: false }),
+    runPromise: (effect) => runtime.runPromise(inCallerContext(effect, undefined), { wait: false }),
     close,
   }
 }

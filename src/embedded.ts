@@ -19,7 +19,7 @@ import { parseDatabaseUrl } from "../adapters/postgres/DatabaseUrl.ts"
 import { migrate } from "../adapters/postgres/migrate.ts"
 import { migrations } from "../adapters/postgres/migrations.ts"
 import type { WorkerOptions } from "../adapters/postgres/Worker.ts"
-import type { AnyPeriodic, AnySubscriber, AnyWorkflow, DurationInput, TaskDefaults } from "../dsl/index.ts"
+import type { AnyPeriodic, AnySubscriber, AnyWorkflow, DurationInput, HeaderPropagationShape, TaskDefaults } from "../dsl/index.ts"
 import type { FireSchedulesOptions } from "../engine/Beat.ts"
 import { checkRuntimeOptions, closeOnSignals, createRuntime, type Runtime, type ShutdownSignals } from "./Runtime.ts"
 
@@ -47,6 +47,8 @@ export interface EmbeddedOptions<R = never> {
   readonly parkAfter?: DurationInput
   /** How long a claim holds its node unless its running try renews it (see `RuntimeOptions.lease`). */
   readonly lease?: DurationInput
+  /** Which request headers a run carries, and their Pub/Sub attribute prefix (see `RuntimeOptions.propagation`). */
+  readonly propagation?: Partial<HeaderPropagationShape>
 }
 
 export interface Embedded extends Runtime {
@@ -65,6 +67,7 @@ const runtimeOptions = <R>(options: EmbeddedOptions<R>, listenUrl: string | unde
   ...(options.defaults === undefined ? {} : { defaults: options.defaults }),
   ...(options.parkAfter === undefined ? {} : { parkAfter: options.parkAfter }),
   ...(options.lease === undefined ? {} : { lease: options.lease }),
+  ...(options.propagation === undefined ? {} : { propagation: options.propagation }),
   ...(options.eager === true
     ? { eager: true, ...(options.worker === undefined ? {} : { worker: options.worker }) }
     : { worker: { ...(listenUrl === undefined ? {} : { listenUrl }), ...options.worker } }),

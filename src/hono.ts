@@ -8,6 +8,8 @@
  */
 /** The Hono sub-app with the callback, status and revoke routes; what it needs of a runtime. */
 export { type EngineRuntime, taskgraphRoutes, type TaskgraphRoutesOptions } from "../adapters/hono/routes.ts"
+/** Captures a request's propagated headers (`traceparent` …) for the runs it starts. */
+export { propagateHeaders, type PropagateHeadersOptions } from "../adapters/hono/Headers.ts"
 /** What an authenticator is: a request in, an identity or a refusal out. */
 export { type Authenticator, AuthenticatorConfigError, type AuthRequest, type AuthResult } from "../adapters/hono/Authenticator.ts"
 /** Signed-header authentication for local development and tests, and the signing side. */

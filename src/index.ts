@@ -27,6 +27,19 @@ export { publish, topic } from "../dsl/Topic.ts"
 /** What a Pub/Sub subscription does with its messages (a task or a workflow), and the idempotency key of a message's run. */
 export { subscriber, subscriberKey } from "../dsl/Subscriber.ts"
 export type { AnySubscriber, Subscriber } from "../dsl/Subscriber.ts"
+/**
+ * Publishing as a step (sent only once the start's transaction commits; the same message id on
+ * every try): a task publishing its input, a one-step workflow publishing a request, and a
+ * publisher of entities through content and attributes builders.
+ */
+export { modelPublisher, publisher, publishWorkflow } from "../dsl/Publisher.ts"
+export type { ModelPublisher, ModelPublisherOptions, PublisherOptions, PublishRequest } from "../dsl/Publisher.ts"
+/**
+ * Header propagation (`traceparent` …): the headers of the work in progress, which a start or a
+ * publish carries on; the settings; picking them out of a request's headers.
+ */
+export { CurrentHeaders, defaultHeaderAttributePrefix, defaultPropagatedHeaders, HeaderPropagation, pickHeaders } from "../dsl/Headers.ts"
+export type { HeaderPropagationShape } from "../dsl/Headers.ts"
 /** A topic, what a publish answers, and why a message or a publish failed. */
 export { type AnyTopic, MessageError, type Published, PublishFailed, type Topic } from "../dsl/Topic.ts"
 /** A periodic schedule, its options and its missed-fire policy. */

@@ -2,7 +2,9 @@
  * TaskRequest: the Cloud Tasks HTTP task that carries one callback. A POST of the callback body
  * (`{"v":1,"run":…,"node":…,"attempt":…}`, application/json) to the mounted routes' `/callback`
  * URL, with an OIDC token for the configured service account and audience, scheduled at the
- * node's due time (or its next hop), and a dispatch deadline derived from the node's lease.
+ * node's due time (or its next hop), and a dispatch deadline derived from the node's lease. The
+ * headers the run carries (`traceparent` …, dsl/Headers.ts) go along as HTTP headers, so Cloud
+ * Run logs the callback under the run's trace; the engine reads them from the run, not from here.
  *
  * ```ts
  * const { request, name } = taskRequest(ref, { parent, callbackUrl, oidc }, Date.now())
@@ -65,7 +67,8 @@ export const taskRequest = (ref: ReadyRef, target: CallbackTarget, now: number):
       httpRequest: {
         httpMethod: "POST",
         url: target.callbackUrl,
-        headers: { "Content-Type": "application/json" },
+        // the run's headers cannot name Content-Type or any header the transport sets (dsl/Headers.ts)
+        headers: { ...ref.headers, "Content-Type": "application/json" },
         body: callbackBody(ref),
         oidcToken: { serviceAccountEmail: target.oidc.serviceAccountEmail, audience: target.oidc.audience },
       },

@@ -87,7 +87,11 @@ const maxLeaseMs = 2 ** 31 - 1
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
-const readyRef = (run: string) => (row: Row): ReadyRef => ({
+/** A run's stored headers as the engine passes them on: absent when it carries none. */
+const carried = (headers: Readonly<Record<string, string>> | null | undefined): { readonly headers?: Readonly<Record<string, string>> } =>
+  headers === null || headers === undefined || Object.keys(headers).length === 0 ? {} : { headers }
+
+const readyRef = (run: string, headers?: Readonly<Record<string, string>> | null) => (row: Row): ReadyRef => ({
   run,
   node: row.id,
   attempt: row.attempt,
@@ -95,6 +99,7 @@ const readyRef = (run: string) => (row: Row): ReadyRef => ({
   leaseMs: row.lease_ms ?? 0,
   dueAt: millis(row.due_at) ?? 0,
   queue: row.queue ?? null,
+  ...carried(headers),
 })
 
 class Lost extends Error {}
@@ -171,7 +176,13 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     if (channel !== null && ready.length > 0) await sql`select pg_notify(${channel}, '')`.execute(q)
   }
 
-  const insertNodes = async (q: Db, run: string, nodes: ReadonlyArray<NewNode>, now: number): Promise<Array<ReadyRef>> => {
+  const insertNodes = async (
+    q: Db,
+    run: string,
+    nodes: ReadonlyArray<NewNode>,
+    now: number,
+    headers?: Readonly<Record<string, string>>,
+  ): Promise<Array<ReadyRef>> => {
     if (nodes.length === 0) return []
     const rows = await sql<Row>`
       insert into taskgraph_nodes (run_id, id, template, kind, state, handler, input, due_at, expected, queue, task, iteration, lease_ms, updated_at)
@@ -185,7 +196,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
                   ${nodes.map((n) => n.leaseMs)}::int[])
         as n(id, template, kind, state, handler, input, due_at, expected, queue, task, iteration, lease_ms)
       returning id, state, attempt, claims, lease_ms, due_at, queue`.execute(q)
-    return rows.rows.filter((r) => r.state === "ready").map(readyRef(run))
+    return rows.rows.filter((r) => r.state === "ready").map(readyRef(run, headers))
   }
 
   const createRun = (run: NewRun, transaction?: unknown): Effect.Effect<Created, StoreError> => {
@@ -196,9 +207,9 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       // another payload, a conflict), never a DuplicateTaskError, and takes no deduplication key for
       // a run it did not create.
       const inserted = await sql<Row>`
-        insert into taskgraph_runs (id, workflow, graph_hash, status, input, idempotency_key, created_at, updated_at)
+        insert into taskgraph_runs (id, workflow, graph_hash, status, input, idempotency_key, headers, created_at, updated_at)
         values (${run.id}::uuid, ${run.workflow}, ${run.graph.hash}, 'running', ${json(run.input)}::jsonb, ${run.idempotencyKey ?? null},
-                ${date(run.now)}, ${date(run.now)})
+                ${carried(run.headers).headers === undefined ? null : json(run.headers)}::jsonb, ${date(run.now)}, ${date(run.now)})
         on conflict (workflow, idempotency_key) where idempotency_key is not null do nothing
         returning id`.execute(q)
       if (inserted.rows.length === 0) {
@@ -223,7 +234,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
           return { run: other.rows[0]!.run_id, created: false, duplicate: true, ready: [] }
         }
       }
-      const ready = await insertNodes(q, run.id, run.nodes, run.now)
+      const ready = await insertNodes(q, run.id, run.nodes, run.now, run.headers)
       await notify(q, ready)
       return { run: run.id, created: true, ready }
     }
@@ -261,6 +272,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     dueAt: millis(row.due_at) ?? millis(row.started_at) ?? 0,
     queue: row.queue ?? null,
     leaseUntil: millis(row.lease_until) ?? 0,
+    ...carried(row.headers),
   })
 
   /** Join and collect inputs are assembled when the node is claimed, after every member committed. */
@@ -268,7 +280,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     case when n.kind in ('join', 'collect')
       then (select coalesce(jsonb_agg(i.value order by i.slot), '[]'::jsonb) from taskgraph_node_inputs i
             where i.run_id = n.run_id and i.node_id = n.id)
-      else n.input end as input, r.idempotency_key`
+      else n.input end as input, r.idempotency_key, r.headers`
 
   const claim = (run: string, node: string, attemptNo: number, now: number, scope?: ClaimScope): Effect.Effect<Claimed | NotClaimed, StoreError> => {
     if (!uuidPattern.test(run)) return Effect.succeed({ _tag: "NotClaimed", state: "missing", attempt: null, runStatus: null, dueAt: null })
@@ -285,7 +297,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         returning ${claimReturning}`)
       if (claimed.rows.length > 0) return claimedFrom(claimed.rows[0]!)
       const found = await sql<Row>`
-        select r.status, n.state, n.attempt, n.claims, n.lease_ms, n.queue, n.due_at, n.task, n.iteration from taskgraph_runs r
+        select r.status, r.headers, n.state, n.attempt, n.claims, n.lease_ms, n.queue, n.due_at, n.task, n.iteration from taskgraph_runs r
         left join taskgraph_nodes n on n.run_id = r.id and n.id = ${node}
         where r.id = ${run}::uuid`.execute(db)
       const row = found.rows[0]
@@ -300,6 +312,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         queue: row?.queue ?? null,
         task: row?.task ?? null,
         iteration: row?.iteration ?? null,
+        ...carried(row?.headers),
       } satisfies NotClaimed
     })
   }
@@ -389,10 +402,11 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
   const undispatched = (olderThan: number, limit: number): Effect.Effect<ReadonlyArray<ReadyRef>, StoreError> =>
     attempt(async () => {
       const rows = await sql<Row>`
-        select run_id, id, attempt, claims, lease_ms, due_at, queue from taskgraph_nodes
-        where state = 'ready' and updated_at < ${date(olderThan)}
-        order by due_at limit ${limit}`.execute(db)
-      return rows.rows.map((row) => readyRef(row.run_id)(row))
+        select n.run_id, n.id, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue, r.headers from taskgraph_nodes n
+        join taskgraph_runs r on r.id = n.run_id
+        where n.state = 'ready' and n.updated_at < ${date(olderThan)}
+        order by n.due_at limit ${limit}`.execute(db)
+      return rows.rows.map((row) => readyRef(row.run_id, row.headers)(row))
     })
 
   const finishRun = async (q: Db, run: string, now: number, set: { status: RunStatus; output?: unknown; error?: ErrorRecord }, from: ReadonlyArray<RunStatus>) => {
@@ -416,7 +430,8 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     attempt(() =>
       db.transaction().execute(async (q): Promise<RevokeResult> => {
         const now = date(request.now)
-        const run = await sql<Row>`select status from taskgraph_runs where id = ${request.run}::uuid for update`.execute(q)
+        const run = await sql<Row>`select status, headers from taskgraph_runs where id = ${request.run}::uuid for update`.execute(q)
+        const headers = run.rows[0]?.headers as Readonly<Record<string, string>> | null | undefined
         const status = run.rows[0]?.status as RunStatus | undefined
         if (status === undefined) return { _tag: "NotFound" }
         if (finalRunStatuses.has(status)) return { _tag: "Finished", status }
@@ -449,13 +464,13 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
               update taskgraph_nodes set state = 'ready', input = ${json(request.hook.input)}::jsonb, due_at = ${now}, updated_at = ${now}
               where run_id = ${request.run}::uuid and id = ${request.hook.node} and state = 'waiting'
               returning id, attempt, claims, lease_ms, due_at, queue`.execute(q)
-            ready.push(...hook.rows.map(readyRef(request.run)))
+            ready.push(...hook.rows.map(readyRef(request.run, headers)))
           }
         }
         await notify(q, ready)
         return {
           _tag: "Revoked",
-          nodes: rows.rows.map((row) => ({ ref: readyRef(request.run)(row), was: row.was as NodeState })),
+          nodes: rows.rows.map((row) => ({ ref: readyRef(request.run, headers)(row), was: row.was as NodeState })),
           runRevoked: endsRun,
           ready,
         }
@@ -537,9 +552,10 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
           dueAt: millis(row.due_at) ?? step.now,
           queue: row.queue ?? null,
           leaseUntil: millis(row.lease_until) ?? step.now,
+          ...carried(step.headers),
         })
       } else if (row.state === "ready") {
-        ready.push(readyRef(step.run)(row))
+        ready.push(readyRef(step.run, step.headers)(row))
       }
     }
   }
@@ -613,7 +629,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         switch (r._tag) {
           case "Continue":
           case "Retry":
-            ready.push(readyRef(step.run)(guarded.rows[0]!.node))
+            ready.push(readyRef(step.run, step.headers)(guarded.rows[0]!.node))
             break
           case "Succeeded": {
             const single = r.deliveries.filter((d) => d.slot === undefined)
@@ -639,10 +655,10 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
                 from counts
                 where n.run_id = ${step.run}::uuid and n.id = counts.node_id and n.state = 'waiting'
                 returning n.id, n.state, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue`.execute(q)
-              ready.push(...rows.rows.filter((row) => row.state === "ready").map(readyRef(step.run)))
+              ready.push(...rows.rows.filter((row) => row.state === "ready").map(readyRef(step.run, step.headers)))
             }
             if (r.expand !== undefined) {
-              ready.push(...await insertNodes(q, step.run, r.expand.nodes, step.now))
+              ready.push(...await insertNodes(q, step.run, r.expand.nodes, step.now, step.headers))
               const rows = await sql<Row>`
                 update taskgraph_nodes set expected = ${r.expand.expected},
                   state = case when ${r.expand.expected}::int = 0 then 'ready' else state end,
@@ -650,7 +666,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
                   updated_at = ${now}
                 where run_id = ${step.run}::uuid and id = ${r.expand.collect} and state = 'waiting'
                 returning id, state, attempt, claims, lease_ms, due_at, queue`.execute(q)
-              ready.push(...rows.rows.filter((row) => row.state === "ready").map(readyRef(step.run)))
+              ready.push(...rows.rows.filter((row) => row.state === "ready").map(readyRef(step.run, step.headers)))
             }
             if (r.runEnds !== undefined) {
               if (r.runEnds.status === "succeeded") {
@@ -668,7 +684,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
                   due_at = ${date(r.handler.dueAt)}, updated_at = ${now}
                 where run_id = ${step.run}::uuid and id = ${r.handler.node} and state = 'waiting'
                 returning id, attempt, claims, lease_ms, due_at, queue`.execute(q)
-              ready.push(...rows.rows.map(readyRef(step.run)))
+              ready.push(...rows.rows.map(readyRef(step.run, step.headers)))
               await sql`update taskgraph_runs set status = 'failing', error = ${json(r.error)}::jsonb, updated_at = ${now}
                 where id = ${step.run}::uuid and status in ('running', 'parked')`.execute(q)
               // everything else stops: nothing but the handler runs after a failure
@@ -771,7 +787,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     if (!uuidPattern.test(run)) return Effect.succeed({ _tag: "NotFound" })
     return attempt(() =>
       db.transaction().execute(async (q): Promise<ResumeResult> => {
-        const found = await sql<Row>`select status from taskgraph_runs where id = ${run}::uuid for update`.execute(q)
+        const found = await sql<Row>`select status, headers from taskgraph_runs where id = ${run}::uuid for update`.execute(q)
         const status = found.rows[0]?.status as RunStatus | undefined
         if (status === undefined) return { _tag: "NotFound" }
         if (finalRunStatuses.has(status)) return { _tag: "NotParked", status }
@@ -788,7 +804,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
           where id = ${run}::uuid and status = 'parked'
             and not exists (select 1 from taskgraph_nodes where run_id = ${run}::uuid and state = 'parked')
           returning status`.execute(q)
-        const ready = rows.rows.map(readyRef(run))
+        const ready = rows.rows.map(readyRef(run, found.rows[0]?.headers))
         await notify(q, ready)
         return { _tag: "Resumed", nodes: ready, runStatus: (after.rows[0]?.status ?? status) as RunStatus }
       })

@@ -28,6 +28,8 @@ export const TaskgraphRun = defineEntity({
     output: p.json<unknown>().nullable(),
     error: p.json<{ tag: string; message: string }>().nullable(),
     idempotencyKey: p.text().nullable(),
+    /** The headers the run carries (`traceparent` …), null when none. */
+    headers: p.json<Record<string, string>>().nullable(),
     createdAt: p.datetime(),
     updatedAt: p.datetime(),
     finishedAt: p.datetime().nullable(),

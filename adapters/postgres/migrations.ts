@@ -168,5 +168,14 @@ const deadMessages: Migration = {
   ],
 }
 
+/**
+ * The headers a run carries (dsl/Headers.ts: `traceparent` and the like): stored with the run,
+ * read with every claim, sent on its callbacks. Null for a run that carries none.
+ */
+const runHeaders: Migration = {
+  name: "Migration20261201_RunHeaders",
+  statements: [`alter table "taskgraph_runs" add column "headers" jsonb null`],
+}
+
 /** Every migration of the store, in order. */
-export const migrations: ReadonlyArray<Migration> = [init, dedup, claimScope, schedules, deadMessages]
+export const migrations: ReadonlyArray<Migration> = [init, dedup, claimScope, schedules, deadMessages, runHeaders]
