@@ -149,7 +149,7 @@ export interface ModelPublisher<E, A> {
   /** The message and attributes the builders make of `entity`: what `workflow` takes (throws a `MessageError` for attributes Pub/Sub refuses). */
   readonly request: (entity: E, event?: string) => PublishRequest<A>
   /** Publishes `entity` now (the ancestors' `.sync()`); `id` chooses our message id. */
-  readonly publish: (entity: E, options?: { readonly event?: string; readonly id?: string }) => Effect.Effect<Published, MessageError | PublishFailed, TopicPublisher | TaskContext>
+  readonly publish: (entity: E, options?: { readonly event?: string; readonly id?: string }) => Effect.Effect<Published, MessageError | PublishFailed, TopicPublisher>
   /** The workflow that publishes a request later: `publishWorkflow(topic)`; register it in the runtime's workflows. */
   readonly workflow: Workflow<string, PublishRequest<A>, Published, TopicPublisher | TaskContext>
   /**

@@ -32,6 +32,8 @@ export interface HarnessOptions {
   readonly sweeper?: false | (SweepOptions & { readonly interval?: DurationInput })
   /** Overrides of the dispatcher's configuration. */
   readonly dispatcher?: Partial<CloudTasksDispatcherConfig>
+  /** Sees the app before the routes are mounted (e.g. a middleware that records requests). */
+  readonly beforeRoutes?: (app: Hono) => void
 }
 
 export interface Harness {
@@ -77,6 +79,7 @@ export const startHarness = async (options: HarnessOptions): Promise<Harness> =>
     ...(options.sweeper === undefined ? {} : { sweeper: options.sweeper }),
   })
   const root = new Hono()
+  options.beforeRoutes?.(root)
   root.route("/taskgraph", taskgraphRoutes(tg, {
     authenticate: oidcAuthenticator({ audience: callbackUrl, allowedServiceAccounts: [serviceAccount], keySource: emulator.certs }),
     onError: (error) => routeErrors.push(error),
