@@ -1,55 +1,77 @@
 /**
- * The `taskgraph` command. `main(argv)` returns the exit code: 0 ok, 1 failure, 2 usage.
- * Every command has its own help (`taskgraph <command> --help`); a command loads only the
- * modules it uses (the Cloud Tasks client and the emulator are not loaded to migrate or to
- * print help). src/bin.ts is the executable.
+ * The `taskgraph` command, on `effect/cli`: typed flags and arguments, `--help` on every command
+ * (and `taskgraph help <command>`), `--version`, `--completions bash|zsh|fish|powershell`.
+ * `main(argv)` returns the exit code: 0 ok, 1 failure, 2 usage; src/bin.ts is the executable.
+ * A command loads only the modules it uses, inside its handler: printing help, or migrating,
+ * loads neither the Google clients nor the emulators. Every command that prints a result takes
+ * `--json` and then prints one JSON document on stdout.
  */
-import { existsSync } from "node:fs"
-import { parseArgs, type ParseArgsConfig } from "node:util"
+import { existsSync, readFileSync } from "node:fs"
+import { Cause, Effect, Exit, Option } from "effect"
+import { Argument, CliError, Command, Flag } from "effect/cli"
+import { cliEnvironment, ExitCode, UsageError, usageFailure } from "./cli/output.ts"
 
-/** A usage problem: printed with the command's usage, exit code 2. */
-class UsageError extends Error {}
+// --- shared flags ----------------------------------------------------------------------------
 
-type Options = NonNullable<ParseArgsConfig["options"]>
+const url = Flag.String("url").pipe(
+  Flag.withMetavar("URL"),
+  Flag.withDescription("the PostgreSQL URL (default: $DATABASE_URL)"),
+  Flag.optional,
+)
+const json = Flag.Boolean("json").pipe(Flag.withDescription("print the result as one JSON document on stdout"), Flag.withDefault(false))
+const config = Flag.String("config").pipe(
+  Flag.withMetavar("FILE"),
+  Flag.withDescription("the configuration file (default: taskgraph.config.ts or taskgraph.config.json here)"),
+  Flag.optional,
+)
+const dryRun = Flag.Boolean("dry-run").pipe(Flag.withDescription("print the differences only; change nothing"), Flag.withDefault(false))
+const emulatorFlag = (variable: string) =>
+  Flag.String("emulator").pipe(
+    Flag.withMetavar("HOST:PORT"),
+    Flag.withDescription(`talk to an emulator at this address instead of Google (default: $${variable})`),
+    Flag.optional,
+  )
+const runId = Argument.String("run").pipe(Argument.withDescription("the run's id"))
+const node = (what: string) => Flag.String("node").pipe(Flag.withMetavar("NODE"), Flag.withDescription(what), Flag.optional)
 
-interface Command {
-  /** The words that name it, e.g. ["runs", "show"]. */
-  readonly path: ReadonlyArray<string>
-  readonly synopsis: string
-  readonly description: string
-  readonly options: Options
-  readonly positionals?: boolean
-  readonly run: (values: Record<string, unknown>, positionals: ReadonlyArray<string>) => Promise<number>
-}
+const some = <A>(option: Option.Option<A>): A | undefined => Option.getOrUndefined(option)
 
-const databaseUrl = (values: Record<string, unknown>): string => {
-  const url = (values.url as string | undefined) ?? process.env.DATABASE_URL
-  if (url === undefined || url === "") throw new UsageError("give --url or set DATABASE_URL")
-  return url
-}
-
-/** Where the database URL came from, for error messages. */
-const urlSource = (values: Record<string, unknown>): string => (values.url === undefined ? "DATABASE_URL" : "--url")
+// --- running a handler -------------------------------------------------------------------------
 
 /**
- * Runs a command that takes `--url` with its URL checked first (a malformed one is refused before
+ * A command's handler: the Promise it runs resolves to the exit code (0 or 1); a `UsageError` it
+ * throws is shown with the command's help (exit 2); anything else it throws ends the command
+ * with exit 1, its message on stderr (src/bin.ts).
+ */
+const handler = <I>(path: ReadonlyArray<string>, run: (input: I) => Promise<number>) => (input: I) =>
+  Effect.tryPromise({ try: () => run(input), catch: (error) => error }).pipe(
+    Effect.flatMap((code) => ExitCode.use((exit) =>
+      Effect.sync(() => {
+        exit.code = code
+      })
+    )),
+    Effect.catch((error) => Effect.fail(error instanceof UsageError ? usageFailure(["taskgraph", ...path], error.message) : error)),
+  )
+
+const databaseUrl = (given: Option.Option<string>): { readonly url: string; readonly source: string } => {
+  const url = some(given) ?? process.env.DATABASE_URL
+  if (url === undefined || url === "") throw new UsageError("give --url or set DATABASE_URL")
+  return { url, source: Option.isSome(given) ? "--url" : "DATABASE_URL" }
+}
+
+/**
+ * Runs a command on the database: its URL checked first (a malformed one is refused before
  * anything connects) and a failed connect named: host, port, database and where the URL came from.
  */
-const onDatabase = async (values: Record<string, unknown>, run: () => Promise<number>): Promise<number> => {
-  const url = databaseUrl(values)
+const onDatabase = async (given: Option.Option<string>, run: (url: string, source: string) => Promise<number>): Promise<number> => {
+  const { url, source } = databaseUrl(given)
   const { withDatabaseErrors } = await import("../adapters/postgres/DatabaseUrl.ts")
-  return withDatabaseErrors(url, urlSource(values), run)
+  return withDatabaseErrors(url, source, () => run(url, source))
 }
 
-const oneRun = (positionals: ReadonlyArray<string>, command: string): string => {
-  const run = positionals[0]
-  if (run === undefined || positionals.length > 1) throw new UsageError(`${command}: give exactly one RUN id`)
-  return run
-}
-
-const configFile = async (given: string | undefined): Promise<string> => {
+const configFile = async (given: Option.Option<string>): Promise<string> => {
   const { defaultConfigFiles } = await import("./ConfigFile.ts")
-  if (given !== undefined) return given
+  if (Option.isSome(given)) return given.value
   const found = defaultConfigFiles.find((file) => existsSync(file))
   if (found === undefined) throw new UsageError(`no --config given and no ${defaultConfigFiles.join(" or ")} here`)
   return found
@@ -57,313 +79,345 @@ const configFile = async (given: string | undefined): Promise<string> => {
 
 const cloudTasksSettings = async (file: string) => {
   const { loadConfig } = await import("./ConfigFile.ts")
-  const config = await loadConfig(file)
-  if (config.cloudTasks === undefined) throw new UsageError(`${file} has no "cloudTasks" section`)
-  return { ...config.cloudTasks, queues: config.cloudTasks.queues ?? [] }
+  const loaded = await loadConfig(file)
+  if (loaded.cloudTasks === undefined) throw new UsageError(`${file} has no "cloudTasks" section`)
+  return { ...loaded.cloudTasks, queues: loaded.cloudTasks.queues ?? [] }
 }
 
-/** Resolves on the first SIGINT or SIGTERM. */
-const untilSignal = () =>
-  new Promise<NodeJS.Signals>((resolve) => {
-    const on = (signal: NodeJS.Signals) => {
-      process.off("SIGINT", on)
-      process.off("SIGTERM", on)
-      resolve(signal)
-    }
-    process.on("SIGINT", on)
-    process.on("SIGTERM", on)
-  })
+const emulatorAddress = (given: Option.Option<string>, variable: string): string | undefined => {
+  const address = some(given) ?? process.env[variable]
+  return address === undefined || address === "" ? undefined : address
+}
 
-const commands: ReadonlyArray<Command> = [
-  {
-    path: ["migrate"],
-    synopsis: "taskgraph migrate [--url URL]",
-    description: "Apply the store's migrations to URL (default: $DATABASE_URL). Safe to run again, and from several processes at once.",
-    options: { url: { type: "string" } },
-    run: async (values) => {
-      const url = databaseUrl(values)
+const printJson = (value: unknown) => console.log(JSON.stringify(value, null, 2))
+
+// --- the commands ------------------------------------------------------------------------------
+
+const migrate = Command.make(
+  "migrate",
+  { url, json },
+  handler(["migrate"], (input) =>
+    onDatabase(input.url, async (databaseUrl, source) => {
       const { migrate } = await import("../adapters/postgres/migrate.ts")
-      const applied = await migrate(url, undefined, { source: urlSource(values) })
-      console.log(applied.length === 0 ? "taskgraph migrate: up to date" : `taskgraph migrate: applied ${applied.join(", ")}`)
+      const applied = await migrate(databaseUrl, undefined, { source })
+      if (input.json) printJson({ applied })
+      else console.log(applied.length === 0 ? "taskgraph migrate: up to date" : `taskgraph migrate: applied ${applied.join(", ")}`)
       return 0
-    },
-  },
-  {
-    path: ["runs", "show"],
-    synopsis: "taskgraph runs show RUN [--url URL]",
-    description: "Print a run: its status and every node's state, attempt and result (default URL: $DATABASE_URL).",
-    options: { url: { type: "string" } },
-    positionals: true,
-    run: async (values, positionals) => {
-      const url = databaseUrl(values)
-      const run = oneRun(positionals, "runs show")
+    })),
+).pipe(
+  Command.withDescription("Apply the store's migrations to URL (default: $DATABASE_URL). Safe to run again, and from several processes at once."),
+  Command.withShortDescription("apply the store's migrations"),
+)
+
+const runsShow = Command.make(
+  "show",
+  { run: runId, url, json },
+  handler(["runs", "show"], (input) =>
+    onDatabase(input.url, async (databaseUrl) => {
       const { showRun } = await import("./runs.ts")
-      return showRun(url, run)
-    },
-  },
-  {
-    path: ["runs", "revoke"],
-    synopsis: "taskgraph runs revoke RUN [--node NODE] [--reason TEXT] [--url URL]",
-    description: "Revoke a run, or one node and everything after it (default URL: $DATABASE_URL).",
-    options: { url: { type: "string" }, node: { type: "string" }, reason: { type: "string" } },
-    positionals: true,
-    run: async (values, positionals) => {
-      const url = databaseUrl(values)
-      const run = oneRun(positionals, "runs revoke")
+      return showRun(databaseUrl, input.run, { json: input.json })
+    })),
+).pipe(
+  Command.withDescription("Print a run: its status and every node's state, attempt and result (default URL: $DATABASE_URL)."),
+  Command.withShortDescription("print a run and its nodes"),
+)
+
+const runsRevoke = Command.make(
+  "revoke",
+  { run: runId, node: node("revoke this node and everything after it only"), reason: Flag.String("reason").pipe(Flag.withMetavar("TEXT"), Flag.withDescription("recorded as the revoked run's error"), Flag.optional), url, json },
+  handler(["runs", "revoke"], (input) =>
+    onDatabase(input.url, async (databaseUrl) => {
       const { revokeRun } = await import("./runs.ts")
-      return revokeRun(url, run, {
-        ...(values.node === undefined ? {} : { node: values.node as string }),
-        ...(values.reason === undefined ? {} : { reason: values.reason as string }),
-      })
-    },
-  },
-  {
-    path: ["runs", "resume"],
-    synopsis: "taskgraph runs resume RUN [--node NODE] [--url URL]",
-    description: [
+      const nodeId = some(input.node)
+      const reason = some(input.reason)
+      return revokeRun(databaseUrl, input.run, { ...(nodeId === undefined ? {} : { node: nodeId }), ...(reason === undefined ? {} : { reason }) }, { json: input.json })
+    })),
+).pipe(
+  Command.withDescription("Revoke a run, or one node and everything after it (default URL: $DATABASE_URL)."),
+  Command.withShortDescription("revoke a run, or a node and what follows"),
+)
+
+const runsResume = Command.make(
+  "resume",
+  { run: runId, node: node("resume this parked node only"), url, json },
+  handler(["runs", "resume"], (input) =>
+    onDatabase(input.url, async (databaseUrl) => {
+      const { resumeRun } = await import("./runs.ts")
+      const nodeId = some(input.node)
+      return resumeRun(databaseUrl, input.run, nodeId === undefined ? {} : { node: nodeId }, { json: input.json })
+    })),
+).pipe(
+  Command.withDescription(
+    [
       "Put a parked run's nodes (or one node) back to ready, due now: once a deployed process has the missing task,",
       "it runs them (default URL: $DATABASE_URL). Exits 1 when the run is unknown or nothing of it is parked.",
     ].join("\n"),
-    options: { url: { type: "string" }, node: { type: "string" } },
-    positionals: true,
-    run: async (values, positionals) => {
-      const url = databaseUrl(values)
-      const run = oneRun(positionals, "runs resume")
-      const { resumeRun } = await import("./runs.ts")
-      return resumeRun(url, run, values.node === undefined ? {} : { node: values.node as string })
-    },
-  },
-  {
-    path: ["queues", "sync"],
-    synopsis: "taskgraph queues sync [--config FILE] [--dry-run] [--emulator HOST:PORT]",
-    description: [
+  ),
+  Command.withShortDescription("put a parked run's nodes back to ready"),
+)
+
+const runs = Command.make("runs").pipe(
+  Command.withDescription("Operate on stored runs: no workflow code is needed, every run's graph is stored."),
+  Command.withShortDescription("show, revoke or resume stored runs"),
+  Command.withSubcommands([runsShow, runsRevoke, runsResume]),
+)
+
+const queuesSync = Command.make(
+  "sync",
+  { config, dryRun, emulator: emulatorFlag("CLOUD_TASKS_EMULATOR_HOST"), json },
+  handler(["queues", "sync"], async (input) => {
+    const file = await configFile(input.config)
+    const settings = await cloudTasksSettings(file)
+    const emulator = emulatorAddress(input.emulator, "CLOUD_TASKS_EMULATOR_HOST")
+    const [{ cloudTasksClient, emulatorClient }, { formatQueuePlan, syncQueues }] = await Promise.all([
+      import("../adapters/cloud-tasks/Client.ts"),
+      import("../adapters/cloud-tasks/Queues.ts"),
+    ])
+    const client = emulator === undefined ? cloudTasksClient({ projectId: settings.project }) : emulatorClient(emulator, settings.project)
+    try {
+      const result = await Effect.runPromise(syncQueues(client, settings, { dryRun: input.dryRun }))
+      if (input.json) printJson(result)
+      else console.log(formatQueuePlan(result).join("\n"))
+      return 0
+    } finally {
+      await client.close()
+    }
+  }),
+).pipe(
+  Command.withDescription(
+    [
       "Create missing and update changed Cloud Tasks queues declared in FILE (default: taskgraph.config.ts",
       "or taskgraph.config.json). --dry-run prints the differences only; --emulator (or",
       "$CLOUD_TASKS_EMULATOR_HOST) talks to an emulator instead of Google.",
     ].join("\n"),
-    options: { config: { type: "string" }, "dry-run": { type: "boolean" }, emulator: { type: "string" } },
-    run: async (values) => {
-      const file = await configFile(values.config as string | undefined)
-      const settings = await cloudTasksSettings(file)
-      const emulator = (values.emulator as string | undefined) ?? process.env.CLOUD_TASKS_EMULATOR_HOST
-      const [{ Effect }, { cloudTasksClient, emulatorClient }, { formatQueuePlan, syncQueues }] = await Promise.all([
-        import("effect"),
-        import("../adapters/cloud-tasks/Client.ts"),
-        import("../adapters/cloud-tasks/Queues.ts"),
-      ])
-      const client = emulator !== undefined && emulator !== ""
-        ? emulatorClient(emulator, settings.project)
-        : cloudTasksClient({ projectId: settings.project })
-      try {
-        const result = await Effect.runPromise(syncQueues(client, settings, { dryRun: values["dry-run"] === true }))
-        console.log(formatQueuePlan(result).join("\n"))
-        return 0
-      } finally {
-        await client.close()
-      }
-    },
-  },
+  ),
+  Command.withShortDescription("provision the Cloud Tasks queues"),
+)
+
+const pubsubSync = Command.make(
+  "sync",
   {
-    path: ["pubsub", "sync"],
-    synopsis: "taskgraph pubsub sync [--config FILE] [--dry-run] [--prune] [--emulator HOST:PORT]",
-    description: [
+    config,
+    dryRun,
+    prune: Flag.Boolean("prune").pipe(Flag.withDescription("delete this application's subscriptions no subscriber asks for"), Flag.withDefault(false)),
+    emulator: emulatorFlag("PUBSUB_EMULATOR_HOST"),
+    json,
+  },
+  handler(["pubsub", "sync"], async (input) => {
+    const file = await configFile(input.config)
+    const { loadConfig } = await import("./ConfigFile.ts")
+    const loaded = await loadConfig(file)
+    if (loaded.pubsub === undefined) throw new UsageError(`${file} has no "pubsub" section`)
+    const settings = loaded.pubsub
+    const emulator = emulatorAddress(input.emulator, "PUBSUB_EMULATOR_HOST")
+    const [{ emulatorPubSubClient, pubSubClient }, { formatPubSubPlan, syncPubSub }] = await Promise.all([
+      import("../adapters/pubsub/Client.ts"),
+      import("../adapters/pubsub/Provision.ts"),
+    ])
+    const client = emulator === undefined ? pubSubClient({ projectId: settings.project }) : emulatorPubSubClient(emulator, settings.project)
+    try {
+      const result = await Effect.runPromise(
+        syncPubSub(client, settings, loaded.topics ?? [], loaded.subscribers ?? [], { dryRun: input.dryRun, prune: input.prune }),
+      )
+      if (input.json) printJson(result)
+      else console.log(formatPubSubPlan(result).join("\n"))
+      return 0
+    } finally {
+      await client.close()
+    }
+  }),
+).pipe(
+  Command.withDescription(
+    [
       "Create this application's Pub/Sub topics and subscriptions (named <prefix>--…; pull or push with OIDC,",
       "dead-letter topics) from the \"pubsub\" section, the \"topics\" and the \"subscribers\" of FILE (default:",
       "taskgraph.config.ts), and update the changed subscriptions. Other applications' resources are never",
       "touched and topics never deleted; --prune deletes this application's subscriptions no subscriber asks",
       "for. --dry-run prints the differences only; --emulator (or $PUBSUB_EMULATOR_HOST) talks to an emulator.",
     ].join("\n"),
-    options: { config: { type: "string" }, "dry-run": { type: "boolean" }, prune: { type: "boolean" }, emulator: { type: "string" } },
-    run: async (values) => {
-      const file = await configFile(values.config as string | undefined)
-      const { loadConfig } = await import("./ConfigFile.ts")
-      const config = await loadConfig(file)
-      if (config.pubsub === undefined) throw new UsageError(`${file} has no "pubsub" section`)
-      const settings = config.pubsub
-      const emulator = (values.emulator as string | undefined) ?? process.env.PUBSUB_EMULATOR_HOST
-      const [{ Effect }, { emulatorPubSubClient, pubSubClient }, { formatPubSubPlan, syncPubSub }] = await Promise.all([
-        import("effect"),
-        import("../adapters/pubsub/Client.ts"),
-        import("../adapters/pubsub/Provision.ts"),
-      ])
-      const client = emulator !== undefined && emulator !== "" ? emulatorPubSubClient(emulator, settings.project) : pubSubClient({ projectId: settings.project })
-      try {
-        const result = await Effect.runPromise(
-          syncPubSub(client, settings, config.topics ?? [], config.subscribers ?? [], { dryRun: values["dry-run"] === true, prune: values.prune === true }),
-        )
-        console.log(formatPubSubPlan(result).join("\n"))
-        return 0
-      } finally {
-        await client.close()
-      }
-    },
-  },
-  {
-    path: ["schedules", "sync"],
-    synopsis: "taskgraph schedules sync [--config FILE] [--dry-run] [--emulator HOST:PORT]",
-    description: [
+  ),
+  Command.withShortDescription("provision the Pub/Sub topics and subscriptions"),
+)
+
+const schedulesSync = Command.make(
+  "sync",
+  { config, dryRun, emulator: emulatorFlag("CLOUD_SCHEDULER_EMULATOR_HOST"), json },
+  handler(["schedules", "sync"], async (input) => {
+    const file = await configFile(input.config)
+    const { loadConfig } = await import("./ConfigFile.ts")
+    const loaded = await loadConfig(file)
+    if (loaded.scheduler === undefined) throw new UsageError(`${file} has no "scheduler" section`)
+    const settings = loaded.scheduler
+    const emulator = emulatorAddress(input.emulator, "CLOUD_SCHEDULER_EMULATOR_HOST")
+    const [{ cloudSchedulerClient, emulatorSchedulerClient }, { formatJobPlan, syncJobs }] = await Promise.all([
+      import("../adapters/cloud-scheduler/Client.ts"),
+      import("../adapters/cloud-scheduler/Jobs.ts"),
+    ])
+    const client = emulator === undefined ? cloudSchedulerClient({ projectId: settings.project }) : emulatorSchedulerClient(emulator, settings.project)
+    try {
+      const result = await Effect.runPromise(syncJobs(client, settings, loaded.schedules ?? [], { dryRun: input.dryRun }))
+      if (input.json) printJson(result)
+      else console.log(formatJobPlan(result).join("\n"))
+      return 0
+    } finally {
+      await client.close()
+    }
+  }),
+).pipe(
+  Command.withDescription(
+    [
       "Create, update and delete this application's Cloud Scheduler jobs (named <prefix>--beat--<schedule>,",
       "and the sweep job <prefix>--sweep) from the \"scheduler\" section and the \"schedules\" of FILE (default:",
       "taskgraph.config.ts). Jobs of other applications are never touched. --dry-run prints the differences",
       "only; --emulator (or $CLOUD_SCHEDULER_EMULATOR_HOST) talks to an emulator instead of Google.",
     ].join("\n"),
-    options: { config: { type: "string" }, "dry-run": { type: "boolean" }, emulator: { type: "string" } },
-    run: async (values) => {
-      const file = await configFile(values.config as string | undefined)
-      const { loadConfig } = await import("./ConfigFile.ts")
-      const config = await loadConfig(file)
-      if (config.scheduler === undefined) throw new UsageError(`${file} has no "scheduler" section`)
-      const settings = config.scheduler
-      const emulator = (values.emulator as string | undefined) ?? process.env.CLOUD_SCHEDULER_EMULATOR_HOST
-      const [{ Effect }, { cloudSchedulerClient, emulatorSchedulerClient }, { formatJobPlan, syncJobs }] = await Promise.all([
-        import("effect"),
-        import("../adapters/cloud-scheduler/Client.ts"),
-        import("../adapters/cloud-scheduler/Jobs.ts"),
-      ])
-      const client = emulator !== undefined && emulator !== ""
-        ? emulatorSchedulerClient(emulator, settings.project)
-        : cloudSchedulerClient({ projectId: settings.project })
-      try {
-        const result = await Effect.runPromise(syncJobs(client, settings, config.schedules ?? [], { dryRun: values["dry-run"] === true }))
-        console.log(formatJobPlan(result).join("\n"))
-        return 0
-      } finally {
-        await client.close()
-      }
-    },
-  },
+  ),
+  Command.withShortDescription("provision the Cloud Scheduler jobs"),
+)
+
+const group = <I>(name: string, description: string, sync: Command.Command<"sync", I, {}, unknown, ExitCode>) =>
+  Command.make(name).pipe(Command.withDescription(description), Command.withShortDescription(description), Command.withSubcommands([sync]))
+
+const emulator = Command.make(
+  "emulator",
   {
-    path: ["emulator"],
-    synopsis: "taskgraph emulator [--port P] [--config FILE] [--certs-file FILE]",
-    description: [
+    port: Flag.Int("port").pipe(Flag.withMetavar("P"), Flag.withDescription("the port on 127.0.0.1 (default: a free one)"), Flag.withDefault(0)),
+    config: Flag.String("config").pipe(Flag.withMetavar("FILE"), Flag.withDescription("create the queues this configuration declares first"), Flag.optional),
+    certsFile: Flag.String("certs-file").pipe(
+      Flag.withMetavar("FILE"),
+      Flag.withDescription("where to write the OIDC verification keys (default: a file in the temporary directory)"),
+      Flag.optional,
+    ),
+  },
+  handler(["emulator"], async (input) => {
+    if (input.port < 0 || input.port > 65535) throw new UsageError(`--port must be a port number, got "${input.port}"`)
+    const settings = Option.isNone(input.config) ? undefined : await cloudTasksSettings(input.config.value)
+    const { runEmulators } = await import("./cli/emulator.ts")
+    return runEmulators({ port: input.port, settings, certsFile: some(input.certsFile) })
+  }),
+).pipe(
+  Command.withDescription(
+    [
       "Run the emulators on one gRPC server at 127.0.0.1:P (default: a free port) until Ctrl-C; it prints the APIs",
       "it serves, and every client points at that one address. With --config, create the",
       "declared queues first. The OIDC verification keys are written to FILE (default: a file in the temporary",
       "directory) for oidcAuthenticator({ keySource: emulatorKeySource(FILE) }).",
     ].join("\n"),
-    options: { port: { type: "string" }, config: { type: "string" }, "certs-file": { type: "string" } },
-    run: (values) => emulator(values),
+  ),
+  Command.withShortDescription("run the Cloud Tasks, Cloud Scheduler and Pub/Sub emulators"),
+)
+
+const worker = Command.make(
+  "worker",
+  {
+    module: Flag.String("module").pipe(
+      Flag.withMetavar("PATH"),
+      Flag.withDescription("the application's module (.js, .mjs, or .ts on Node 24), from the current directory"),
+    ),
+    export: Flag.String("export").pipe(
+      Flag.withMetavar("NAME"),
+      Flag.withDescription("the export holding the runtime options (default: taskgraph, then default)"),
+      Flag.optional,
+    ),
+    subscription: Flag.String("subscription").pipe(
+      Flag.withMetavar("S"),
+      Flag.withDescription("also pull this Pub/Sub subscription (a subscriber's name; repeatable)"),
+      Flag.atLeast(0),
+    ),
+    queue: Flag.String("queue").pipe(
+      Flag.withMetavar("Q"),
+      Flag.withDescription("serve only this queue (repeatable; \"default\": nodes naming none; default: every queue)"),
+      Flag.atLeast(0),
+    ),
+    concurrency: Flag.Int("concurrency").pipe(
+      Flag.withMetavar("N"),
+      Flag.withDescription("nodes advanced at once, and Pub/Sub messages handled at once (defaults 8 and 10)"),
+      Flag.optional,
+    ),
+    url,
+    config: Flag.String("config").pipe(
+      Flag.withMetavar("FILE"),
+      Flag.withDescription("the configuration whose \"pubsub\" section names the project and prefix (for --subscription)"),
+      Flag.optional,
+    ),
+    emulator: emulatorFlag("PUBSUB_EMULATOR_HOST"),
   },
-]
+  handler(["worker"], async (input) => {
+    const concurrency = some(input.concurrency)
+    if (concurrency !== undefined && concurrency < 1) throw new UsageError(`--concurrency must be a positive integer, got ${concurrency}`)
+    const { loadWorkerModule, runWorker } = await import("./cli/worker.ts")
+    // the module and the subscriptions are checked before anything connects
+    const loaded = await loadWorkerModule(input.module, some(input.export), input.subscription)
+    const pubsub = input.subscription.length === 0 ? undefined : await (async () => {
+      const file = await configFile(input.config)
+      const { loadConfig } = await import("./ConfigFile.ts")
+      const settings = (await loadConfig(file)).pubsub
+      if (settings === undefined) throw new UsageError(`${file} has no "pubsub" section (--subscription needs its project and prefix)`)
+      return { settings, emulator: emulatorAddress(input.emulator, "PUBSUB_EMULATOR_HOST") }
+    })()
+    return onDatabase(input.url, (databaseUrl) =>
+      runWorker(loaded, {
+        url: databaseUrl,
+        queues: input.queue,
+        subscriptions: input.subscription,
+        ...(concurrency === undefined ? {} : { concurrency }),
+        ...(pubsub === undefined ? {} : { pubsub }),
+      }))
+  }),
+).pipe(
+  Command.withDescription(
+    [
+      "Run the Postgres worker for the workflows of MODULE until SIGTERM or Ctrl-C. MODULE exports the runtime options",
+      "createRuntime takes, without orm ({ workflows, schedules?, subscribers?, services?, defaults?, … }); the worker",
+      "connects to URL (default: $DATABASE_URL), fires the module's schedules, and with --subscription also pulls",
+      "those Pub/Sub subscriptions (project and prefix from the \"pubsub\" section of FILE; --emulator or",
+      "$PUBSUB_EMULATOR_HOST for an emulator). On SIGTERM it stops pulling, lets the steps in flight finish within",
+      "the grace, gives back the rest, and exits 0.",
+    ].join("\n"),
+  ),
+  Command.withShortDescription("run the Postgres worker (and Pub/Sub pull) for a module's workflows"),
+)
 
-const emulator = async (values: Record<string, unknown>): Promise<number> => {
-  const port = values.port === undefined ? 0 : Number(values.port)
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number, got "${String(values.port)}"`)
-  const settings = values.config === undefined ? undefined : await cloudTasksSettings(values.config as string)
-  const [{ Effect }, { mkdir, rm, writeFile }, os, path, { startEmulators }, { emulatorClient }, { formatQueuePlan, syncQueues }] =
-    await Promise.all([
-      import("effect"),
-      import("node:fs/promises"),
-      import("node:os"),
-      import("node:path"),
-      import("../emulators/Emulators.ts"),
-      import("../adapters/cloud-tasks/Client.ts"),
-      import("../adapters/cloud-tasks/Queues.ts"),
-    ])
-  const signal = untilSignal()
-  const server = await startEmulators({ port })
-  const certsFile = path.resolve((values["certs-file"] as string | undefined) ?? path.join(os.tmpdir(), `taskgraph-emulator-${server.port}`, "certs.json"))
-  const jwksFile = path.join(path.dirname(certsFile), "jwks.json")
-  try {
-    await mkdir(path.dirname(certsFile), { recursive: true })
-    await writeFile(certsFile, `${JSON.stringify(server.certs, null, 2)}\n`)
-    await writeFile(jwksFile, `${JSON.stringify(server.jwks, null, 2)}\n`)
-    if (settings !== undefined) {
-      const client = emulatorClient(server.address, settings.project)
-      try {
-        const result = await Effect.runPromise(syncQueues(client, settings))
-        console.log(formatQueuePlan(result).join("\n"))
-      } finally {
-        await client.close()
-      }
+const taskgraph = Command.make("taskgraph").pipe(
+  Command.withDescription("Durable, typed workflows on PostgreSQL and Google Cloud."),
+  Command.withSubcommands([
+    migrate,
+    worker,
+    runs,
+    group("queues", "provision the Cloud Tasks queues", queuesSync),
+    group("pubsub", "provision the Pub/Sub topics and subscriptions", pubsubSync),
+    group("schedules", "provision the Cloud Scheduler jobs", schedulesSync),
+    emulator,
+  ]),
+)
+
+/** This package's version, from its package.json (two folders up from the sources, three from dist/src). */
+const version = (): string => {
+  for (const up of ["../package.json", "../../package.json"]) {
+    try {
+      const manifest = JSON.parse(readFileSync(new URL(up, import.meta.url), "utf8")) as { name?: string; version?: string }
+      if (manifest.name === "taskgraph" && manifest.version !== undefined) return manifest.version
+    } catch {
+      // not there: the next folder up
     }
-    console.log(
-      [
-        `Emulators listening on ${server.address} (every client: apiEndpoint "127.0.0.1", port ${server.port}, insecure)`,
-        ...server.services.map((api) => `  ${`${api.title}:`.padEnd(13)}${api.hostVariable}=${server.address}  (${api.name})`),
-        `  issuer:      ${server.issuer}`,
-        `  certs:       ${certsFile}  (oidcAuthenticator keySource: emulatorKeySource(file))`,
-        `  jwks:        ${jwksFile}`,
-        "Ctrl-C stops them.",
-      ].join("\n"),
-    )
-    const received = await signal
-    console.log(`${received}: stopping the emulators`)
-    return 0
-  } finally {
-    await server.stop()
-    await rm(certsFile, { force: true })
-    await rm(jwksFile, { force: true })
   }
+  return "unknown"
 }
 
-const optionHelp = (options: Options): string =>
-  Object.keys(options).length === 0 ? "" : `\noptions:\n${Object.entries(options).map(([name, o]) => `  --${name}${o.type === "string" ? " VALUE" : ""}`).join("\n")}\n  --help`
-
-const commandHelp = (command: Command): string => `usage: ${command.synopsis}\n\n${command.description}\n${optionHelp(command.options)}`
-
-/** The overview `taskgraph --help` prints. */
-export const usage = [
-  "usage: taskgraph <command> [options]",
-  "",
-  "commands:",
-  ...commands.map((c) => `  ${c.synopsis}`),
-  "",
-  "`taskgraph <command> --help` describes one command. Exit codes: 0 ok, 1 failure, 2 usage.",
-].join("\n")
-
-const isHelp = (word: string | undefined) => word === "--help" || word === "-h" || word === "help"
-
-const isParseError = (error: unknown) => {
-  const code = (error as { code?: unknown } | null)?.code
-  return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS_")
-}
-
-/** Runs one command line; resolves to the exit code (0 ok, 1 failure, 2 usage). Throws on failure. */
+/** Runs one command line; resolves to the exit code (0 ok, 1 failure, 2 usage). Rejects on failure. */
 export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
-  const [first, ...afterFirst] = argv
-  if (first === undefined) {
-    console.error(usage)
-    return 2
-  }
-  if (isHelp(first)) {
-    // `taskgraph help runs show` is `taskgraph runs show --help`
-    if (afterFirst.length === 0) {
-      console.log(usage)
-      return 0
-    }
-    return main([...afterFirst, "--help"])
-  }
-  const group = commands.filter((c) => c.path[0] === first)
-  if (group.length === 0) {
-    console.error(`taskgraph: unknown command "${first}"\n\n${usage}`)
-    return 2
-  }
-  const command = group.find((c) => c.path.length === 1 || c.path[1] === afterFirst[0])
-  if (command === undefined) {
-    const sub = afterFirst[0]
-    const list = group.map((c) => c.synopsis).join("\n  ")
-    if (sub === undefined || isHelp(sub)) {
-      ;(sub === undefined ? console.error : console.log)(`usage:\n  ${list}`)
-      return sub === undefined ? 2 : 0
-    }
-    console.error(`taskgraph: unknown command "${first} ${sub}"\n\nusage:\n  ${list}`)
-    return 2
-  }
-  const args = argv.slice(command.path.length)
-  if (args.includes("--help") || args.includes("-h")) {
-    console.log(commandHelp(command))
-    return 0
-  }
-  try {
-    const { values, positionals } = parseArgs({ args: [...args], options: command.options, allowPositionals: command.positionals === true })
-    const run = () => command.run(values, positionals)
-    return await ("url" in command.options ? onDatabase(values, run) : run())
-  } catch (error) {
-    if (error instanceof UsageError || isParseError(error)) {
-      console.error(`taskgraph ${command.path.join(" ")}: ${(error as Error).message}\n\n${commandHelp(command)}`)
-      return 2
-    }
-    throw error
-  }
+  // `taskgraph help runs show` is `taskgraph runs show --help`
+  const args = argv[0] === "help" ? [...argv.slice(1), "--help"] : argv
+  const exitCode = { code: 0 }
+  const exit = await Effect.runPromiseExit(
+    Command.runWith(taskgraph, { version: version() })(args).pipe(
+      Effect.provideService(ExitCode, exitCode),
+      Effect.provide(cliEnvironment),
+    ),
+  )
+  if (Exit.isSuccess(exit)) return exitCode.code
+  const error = Cause.squash(exit.cause)
+  // a bad command line, or a command line naming no command: the help was shown on stderr
+  if (CliError.isCliError(error)) return 2
+  throw error
 }

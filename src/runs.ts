@@ -3,7 +3,8 @@
  * no workflow code is needed here: `show` prints a run, `revoke` revokes it (or a node and what
  * follows), `resume` puts its parked nodes back to ready. Callbacks still queued in Cloud Tasks
  * find nothing to do when they arrive; resumed nodes are dispatched by the deployment (its
- * workers' LISTEN or poll, or its sweeper).
+ * workers' LISTEN or poll, or its sweeper). With `json`, each prints one JSON document on stdout
+ * instead: the run as `status()` returns it, or the outcome of the action (its `_tag` says which).
  */
 import { defineConfig, MikroORM } from "@mikro-orm/postgresql"
 import type { RunView } from "../engine/RunView.ts"
@@ -44,20 +45,33 @@ export const formatRun = (run: RunView): string => {
   return lines.join("\n")
 }
 
-export const showRun = (url: string, run: string): Promise<number> =>
+/** How a command prints: for a person (default), or one JSON document on stdout. */
+export interface PrintOptions {
+  readonly json?: boolean
+}
+
+const printJson = (value: unknown) => console.log(JSON.stringify(value, null, 2))
+
+export const showRun = (url: string, run: string, print: PrintOptions = {}): Promise<number> =>
   withRuntime(url, async (tg) => {
     const view = await tg.status(run)
     if (view === null) {
-      console.error(`taskgraph runs show: no run ${run}`)
+      if (print.json === true) printJson({ _tag: "NotFound", run, message: `no run ${run}` })
+      else console.error(`taskgraph runs show: no run ${run}`)
       return 1
     }
-    console.log(formatRun(view))
+    if (print.json === true) printJson(view)
+    else console.log(formatRun(view))
     return 0
   })
 
-export const revokeRun = (url: string, run: string, options: { node?: string; reason?: string }): Promise<number> =>
+export const revokeRun = (url: string, run: string, options: { node?: string; reason?: string }, print: PrintOptions = {}): Promise<number> =>
   withRuntime(url, async (tg) => {
     const outcome = await tg.revoke(run, options)
+    if (print.json === true) {
+      printJson(outcome)
+      return outcome._tag === "NotFound" ? 1 : 0
+    }
     switch (outcome._tag) {
       case "Revoked":
         console.log(`revoked ${outcome.nodes} node(s) of run ${run}${outcome.runRevoked ? "; the run is revoked" : ""}`)
@@ -71,9 +85,13 @@ export const revokeRun = (url: string, run: string, options: { node?: string; re
     }
   })
 
-export const resumeRun = (url: string, run: string, options: { node?: string }): Promise<number> =>
+export const resumeRun = (url: string, run: string, options: { node?: string }, print: PrintOptions = {}): Promise<number> =>
   withRuntime(url, async (tg) => {
     const outcome = await tg.resume(run, options)
+    if (print.json === true) {
+      printJson(outcome)
+      return outcome._tag === "Resumed" ? 0 : 1
+    }
     switch (outcome._tag) {
       case "Resumed":
         console.log(`resumed ${outcome.nodes.join(", ")} of run ${run}; the run is ${outcome.status}`)

@@ -123,9 +123,13 @@ describe("taskgraph runs", () => {
     }
   })
 
-  it("refuses a missing RUN id with the usage", async () => {
+  it("refuses a missing RUN id, or a second one, with the usage", async () => {
     const result = await run(["runs", "revoke", "--url", db.url])
     expect(result.code).toBe(2)
-    expect(result.stderr).toContain("give exactly one RUN id")
+    expect(result.stderr).toContain("taskgraph runs revoke: Missing required argument: run")
+    expect(result.stderr).toContain("usage: taskgraph runs revoke RUN [--node NODE] [--reason TEXT] [--url URL] [--json]")
+    const two = await run(["runs", "show", "a", "b", "--url", db.url])
+    expect(two.code).toBe(2)
+    expect(two.stderr).toContain('Unexpected positional argument: "b"')
   })
 })
