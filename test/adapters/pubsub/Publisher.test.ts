@@ -36,7 +36,6 @@ const projectId = "tg-publisher"
 const prefix = "shop"
 const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 const Order = Schema.Struct({ id: Schema.String, total: Schema.Number })
-type Order = typeof Order.Type
 const orders = topic("orders", Order)
 const shipped = topic("shipped", Order)
 const flaky = topic("flaky", Order)
