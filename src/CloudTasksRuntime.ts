@@ -15,6 +15,7 @@
  * app.route("/taskgraph", taskgraphRoutes(tg, { authenticate: oidcAuthenticator({ audience, allowedServiceAccounts }) }))
  * ```
  */
+import type { ClientConfig as PubSubClientConfig, PubSub } from "@google-cloud/pubsub"
 import { readFile, stat } from "node:fs/promises"
 import { CloudTasksDispatcher, type CloudTasksDispatcherConfig } from "../adapters/cloud-tasks/CloudTasksDispatcher.ts"
 import type { OidcCerts, OidcKeySource } from "../adapters/hono/OidcAuthenticator.ts"
@@ -22,8 +23,11 @@ import type { CloudSchedulerClient } from "@google-cloud/scheduler"
 import type { CloudTasksClient } from "@google-cloud/tasks"
 import type { CloudSchedulerClientOptions } from "../adapters/cloud-scheduler/Client.ts"
 import type { SchedulerSettings } from "../adapters/cloud-scheduler/JobSpec.ts"
+import type { CloudTasksClientOptions } from "../adapters/cloud-tasks/Client.ts"
 import type { QueueSpec } from "../adapters/cloud-tasks/QueueSpec.ts"
+import type { PubSubStartSync } from "../adapters/pubsub/Provision.ts"
 import type { AnyPeriodic } from "../dsl/Periodic.ts"
+import type { AnySubscriber } from "../dsl/Subscriber.ts"
 import { checkRuntimeOptions, createRuntime, type Runtime, type RuntimeOptions } from "./Runtime.ts"
 
 /**
@@ -46,12 +50,21 @@ export interface CloudTasksRuntimeOptions<R> extends Omit<RuntimeOptions<R>, "di
    * Provision before starting (opt-in, as the ancestors' start-up checks): the Cloud Tasks
    * `queues` declared (in the dispatcher's project and location, through its client), and the
    * runtime's `schedules` as Cloud Scheduler jobs (`scheduler`, with the client to use: Google's
-   * by default). What each sync did is logged; a sync that fails refuses the start.
+   * by default), and the runtime's `subscribers` with the topics they name as Pub/Sub
+   * subscriptions and topics (`pubsub`, the same settings `taskgraph pubsub sync` reads, with the
+   * client to use: Google's by default; never pruning). What each sync did is logged; a sync that
+   * fails refuses the start.
    */
   readonly syncOnStart?: {
     readonly queues?: ReadonlyArray<QueueSpec>
     readonly scheduler?: SchedulerSettings & { readonly client?: CloudSchedulerClient | CloudSchedulerClientOptions }
+    readonly pubsub?: PubSubSyncOnStart
   }
+}
+
+/** `syncOnStart.pubsub`: the `pubsub` settings, a `PubSub` client (kept open) or the options to build one (`pubSubClient`, closed after the sync), a deadline per call (default 30 seconds) and topics no subscriber names. */
+export interface PubSubSyncOnStart extends PubSubStartSync {
+  readonly client?: PubSub | PubSubClientConfig
 }
 
 /**
@@ -62,9 +75,10 @@ export interface CloudTasksRuntimeOptions<R> extends Omit<RuntimeOptions<R>, "di
 export const cloudTasksRuntime = async <R>(options: CloudTasksRuntimeOptions<R>): Promise<Runtime> => {
   const { cloudTasks, syncOnStart, ...rest } = options
   // the options are checked (a DefinitionError) before anything is provisioned
-  checkRuntimeOptions(rest)
+  const { subscribers } = checkRuntimeOptions(rest)
   if (syncOnStart?.queues !== undefined) await syncQueuesOnStart(cloudTasks, syncOnStart.queues)
   if (syncOnStart?.scheduler !== undefined) await syncJobsOnStart(syncOnStart.scheduler, options.schedules ?? [])
+  if (syncOnStart?.pubsub !== undefined) await syncSubscriptionsOnStart(syncOnStart.pubsub, subscribers.all)
   return createRuntime({ ...rest, worker: false, dispatcher: CloudTasksDispatcher.layer(cloudTasks) })
 }
 
@@ -74,14 +88,10 @@ const syncQueuesOnStart = async (cloudTasks: CloudTasksDispatcherConfig, queues:
     import("../adapters/cloud-tasks/Queues.ts"),
     import("../adapters/cloud-tasks/Client.ts"),
   ])
-  const given = cloudTasks.client
-  const client = isClient<CloudTasksClient>(given, "createQueue") ? given : cloudTasksClient({ projectId: cloudTasks.project, ...given })
-  try {
+  await withClient<CloudTasksClient, CloudTasksClientOptions>(cloudTasks.client, "createQueue", (given) => cloudTasksClient({ projectId: cloudTasks.project, ...given }), async (client) => {
     const result = await Effect.runPromise(syncQueues(client, { project: cloudTasks.project, location: cloudTasks.location, queues }))
     console.info(`taskgraph: ${formatQueuePlan(result).join("\n  ")}`)
-  } finally {
-    if (client !== given) await client.close()
-  }
+  })
 }
 
 const syncJobsOnStart = async (
@@ -94,10 +104,32 @@ const syncJobsOnStart = async (
     import("../adapters/cloud-scheduler/Client.ts"),
   ])
   const { client: given, ...jobSettings } = settings
-  const client = isClient<CloudSchedulerClient>(given, "createJob") ? given : cloudSchedulerClient({ projectId: settings.project, ...given })
-  try {
+  await withClient<CloudSchedulerClient, CloudSchedulerClientOptions>(given, "createJob", (options) => cloudSchedulerClient({ projectId: settings.project, ...options }), async (client) => {
     const result = await Effect.runPromise(syncJobs(client, jobSettings, schedules))
     console.info(`taskgraph: ${formatJobPlan(result).join("\n  ")}`)
+  })
+}
+
+const syncSubscriptionsOnStart = async (settings: PubSubSyncOnStart, subscribers: ReadonlyArray<AnySubscriber>) => {
+  const [provision, { pubSubClient }] = await Promise.all([import("../adapters/pubsub/Provision.ts"), import("../adapters/pubsub/Client.ts")])
+  const { client: given, ...sync } = settings
+  await withClient<PubSub, PubSubClientConfig>(given, "createTopic", (options) => pubSubClient({ projectId: settings.project, ...options }), (client) =>
+    provision.syncPubSubOnStart("cloudTasksRuntime (syncOnStart.pubsub)", client, sync, subscribers, { all: true }))
+}
+
+/**
+ * Runs `use` on the client `given`, or on one built from the options `given` (closed after: the
+ * process keeps no client it only needed to provision).
+ */
+const withClient = async <C extends { readonly close: () => Promise<void> }, O>(
+  given: C | O | undefined,
+  method: string,
+  build: (options: O | undefined) => C,
+  use: (client: C) => Promise<unknown>,
+): Promise<void> => {
+  const client = isClient<C>(given, method) ? given : build(given as O | undefined)
+  try {
+    await use(client)
   } finally {
     if (client !== given) await client.close()
   }

@@ -4,7 +4,7 @@
  * the client builders (for Google, or for the emulator on a laptop).
  */
 /** A runtime that dispatches through Cloud Tasks, with the sweeper on. */
-export { cloudTasksRuntime, type CloudTasksRuntimeOptions, emulatorKeySource } from "./CloudTasksRuntime.ts"
+export { cloudTasksRuntime, type CloudTasksRuntimeOptions, emulatorKeySource, type PubSubSyncOnStart } from "./CloudTasksRuntime.ts"
 /** The Cloud Tasks `Dispatcher` (as a Layer), its configuration and its errors. */
 export {
   CloudTasksConfigError,

@@ -11,10 +11,15 @@
  * `<prefix>--<subscription>--dead`. Topics are never deleted (their messages would go with
  * them); an owned subscription no subscriber asks for any more is reported, and deleted only
  * with `prune`.
+ *
+ * `syncPubSubOnStart` is the same sync before a process starts (opt-in, the ancestors'
+ * `run_queue_create_command_on_startup`: cloudTasksRuntime's `syncOnStart.pubsub`,
+ * startPullWorker's `sync`), with a deadline, so an unreachable Pub/Sub refuses the start
+ * rather than holding it for the client's minute of retries.
  */
 import type { PubSub } from "@google-cloud/pubsub"
 import { Data, Effect } from "effect"
-import type { AnySubscriber, AnyTopic } from "../../dsl/index.ts"
+import { type AnySubscriber, type AnyTopic, DefinitionError, type DurationInput, durationMillis } from "../../dsl/index.ts"
 import { isPrefix, prefixRule, topicId } from "./ResourceName.ts"
 import type { PubSubSettings } from "./PubSubSpec.ts"
 
@@ -37,6 +42,16 @@ export interface PubSubPlan {
 
 export interface PubSubSyncResult extends PubSubPlan {
   readonly applied: boolean
+}
+
+export interface PubSubCallOptions {
+  /** Each Pub/Sub call's deadline, its retries included (a duration; a number is seconds); default: the client's (a minute for most calls). */
+  readonly timeout?: DurationInput
+}
+
+export interface PubSubSyncOptions extends PubSubCallOptions {
+  readonly dryRun?: boolean
+  readonly prune?: boolean
 }
 
 interface DesiredSubscription {
@@ -117,8 +132,16 @@ const fromMetadata = (m: SubscriptionMetadata) =>
     deadLetter: m.deadLetterPolicy?.deadLetterTopic ? { topic: m.deadLetterPolicy.deadLetterTopic, maxDeliveryAttempts: m.deadLetterPolicy.maxDeliveryAttempts ?? null } : null,
   })
 
+// the client's error lists every retry's error after the last one: the last says it all
 const tryRpc = <A>(what: string, f: () => Promise<A>) =>
-  Effect.tryPromise({ try: f, catch: (cause) => failure(`${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause) })
+  Effect.tryPromise({ try: f, catch: (cause) => failure(`${what}: ${(cause instanceof Error ? cause.message : String(cause)).split(" : Previous errors")[0]}`, cause) })
+
+/** The `gaxOpts` of every call: the deadline, when one is given. */
+const callOptions = (options: PubSubCallOptions): Effect.Effect<{ readonly timeout?: number }, PubSubSyncError> =>
+  Effect.try({
+    try: () => (options.timeout === undefined ? {} : { timeout: durationMillis("pubsub: timeout", options.timeout, { positive: true }) }),
+    catch: (error) => failure(error instanceof DefinitionError ? error.message : String(error), error),
+  })
 
 /** Compares what the topics and subscribers ask for with what exists in the project. */
 export const planPubSub = (
@@ -126,12 +149,14 @@ export const planPubSub = (
   settings: PubSubSettings,
   topics: ReadonlyArray<AnyTopic>,
   subscribers: ReadonlyArray<AnySubscriber>,
+  options: PubSubCallOptions = {},
 ): Effect.Effect<PubSubPlan, PubSubSyncError> =>
   Effect.gen(function*() {
     const want = desired(settings, topics, subscribers)
     if (want.problems.length > 0) return yield* failure(`the Pub/Sub configuration is invalid:\n  ${want.problems.join("\n  ")}`)
-    const [existingTopics] = yield* tryRpc(`cannot list the topics of ${settings.project}`, () => client.getTopics())
-    const [existingSubscriptions] = yield* tryRpc(`cannot list the subscriptions of ${settings.project}`, () => client.getSubscriptions())
+    const gaxOpts = yield* callOptions(options)
+    const [existingTopics] = yield* tryRpc(`cannot list the topics of ${settings.project}`, () => client.getTopics({ gaxOpts }))
+    const [existingSubscriptions] = yield* tryRpc(`cannot list the subscriptions of ${settings.project}`, () => client.getSubscriptions({ gaxOpts }))
     const haveTopics = new Set(existingTopics.map((t) => t.name))
     const haveSubscriptions = new Map(existingSubscriptions.map((s) => [s.name, s.metadata as SubscriptionMetadata | undefined]))
     const actions: Array<PubSubAction> = []
@@ -170,12 +195,13 @@ export const syncPubSub = (
   settings: PubSubSettings,
   topics: ReadonlyArray<AnyTopic>,
   subscribers: ReadonlyArray<AnySubscriber>,
-  options: { readonly dryRun?: boolean; readonly prune?: boolean } = {},
+  options: PubSubSyncOptions = {},
 ): Effect.Effect<PubSubSyncResult, PubSubSyncError> =>
   Effect.gen(function*() {
-    const plan = yield* planPubSub(client, settings, topics, subscribers)
+    const plan = yield* planPubSub(client, settings, topics, subscribers, options)
     const actions = options.prune === true ? [...plan.actions, ...plan.stale.map((name) => ({ _tag: "DeleteSubscription", name }) as const)] : plan.actions
     if (options.dryRun === true) return { ...plan, actions, applied: false }
+    const gaxOpts = yield* callOptions(options)
     const { subscriptions } = desired(settings, topics, subscribers)
     const message = (s: DesiredSubscription) => ({
       ackDeadlineSeconds: s.ackDeadlineSeconds,
@@ -185,19 +211,19 @@ export const syncPubSub = (
     const short = (name: string) => name.slice(name.lastIndexOf("/") + 1)
     // topics first: a subscription (and its dead-letter policy) names them
     for (const action of actions) {
-      if (action._tag === "CreateTopic") yield* tryRpc(`cannot create topic ${action.name}`, () => client.createTopic(short(action.name)))
+      if (action._tag === "CreateTopic") yield* tryRpc(`cannot create topic ${action.name}`, () => client.createTopic(short(action.name), gaxOpts))
     }
     for (const action of actions) {
       const s = subscriptions.find((d) => d.name === action.name)
       switch (action._tag) {
         case "CreateSubscription":
-          yield* tryRpc(`cannot create subscription ${action.name}`, () => client.topic(short(s!.topic)).createSubscription(short(action.name), message(s!)))
+          yield* tryRpc(`cannot create subscription ${action.name}`, () => client.topic(short(s!.topic)).createSubscription(short(action.name), { ...message(s!), gaxOpts }))
           break
         case "UpdateSubscription":
-          yield* tryRpc(`cannot update subscription ${action.name}`, () => client.subscription(short(action.name)).setMetadata(message(s!)))
+          yield* tryRpc(`cannot update subscription ${action.name}`, () => client.subscription(short(action.name)).setMetadata(message(s!), gaxOpts))
           break
         case "DeleteSubscription":
-          yield* tryRpc(`cannot delete subscription ${action.name}`, () => client.subscription(short(action.name)).delete())
+          yield* tryRpc(`cannot delete subscription ${action.name}`, () => client.subscription(short(action.name)).delete(gaxOpts))
           break
         default:
           break
@@ -236,4 +262,37 @@ export const formatPubSubPlan = (result: PubSubPlan & { readonly applied?: boole
   const changed = result.actions.filter((a) => a._tag !== "Unchanged").length
   lines.push(changed === 0 ? "no changes" : dry ? `dry run: ${changed} change(s); nothing was changed` : `${changed} change(s) applied`)
   return lines
+}
+
+/** What a start-up sync takes beside the client: the `pubsub` settings, a deadline, and topics no subscriber names. */
+export interface PubSubStartSync extends PubSubSettings, PubSubCallOptions {
+  /** Topics to create besides those the subscribers name (topics this process only publishes to). */
+  readonly topics?: ReadonlyArray<AnyTopic>
+}
+
+/** The start-up sync's deadline for each call when none is given: well within a platform's start-up probe. */
+const startTimeoutSeconds = 30
+
+/**
+ * Syncs `subscribers` (the topics they name, and `sync.topics`) before `starting` starts: as
+ * `syncPubSub`, never pruning, each call within `sync.timeout` (default 30 seconds). What it did
+ * is logged. `all` says whether `subscribers` are all the process has: only then is a
+ * subscription no one asks for reported as stale. Rejects with a `PubSubSyncError` that names
+ * `starting`, so the start is refused with the reason.
+ */
+export const syncPubSubOnStart = async (
+  starting: string,
+  client: PubSub,
+  sync: PubSubStartSync,
+  subscribers: ReadonlyArray<AnySubscriber>,
+  { all }: { readonly all: boolean },
+): Promise<PubSubSyncResult> => {
+  const { topics = [], timeout = startTimeoutSeconds, ...settings } = sync
+  const result = await Effect.runPromise(
+    syncPubSub(client, settings, topics, subscribers, { timeout }).pipe(
+      Effect.mapError((error) => failure(`${starting}: Pub/Sub provisioning failed, so nothing was started: ${error.message}`, error.cause ?? error)),
+    ),
+  )
+  console.info(`taskgraph: ${formatPubSubPlan(all ? result : { ...result, stale: [] }).join("\n  ")}`)
+  return result
 }

@@ -29,6 +29,10 @@
  * `stop()` closes the streams (no new messages), nacks the messages still waiting for a slot,
  * lets the handlers in flight finish and ack within `shutdownGrace`, then nacks what is left.
  *
+ * With `sync`, the subscriptions it pulls (and their topics) are provisioned first, through its
+ * client, as `taskgraph pubsub sync` would (./Provision.ts `syncPubSubOnStart`): a worker
+ * deployment with no `cloudTasksRuntime` to do it at start-up. A failed sync rejects the start.
+ *
  * ```ts no-run
  * const tg = await createRuntime({ orm, workflows: [], subscribers: [onOrder] })
  * const worker = await startPullWorker(tg, { client: pubSubClient({ projectId: "my-project" }), prefix: "shop" })
@@ -43,6 +47,7 @@ import { type AnySubscriber, DefinitionError, type DurationInput, optionalDurati
 import type { DeadMessages } from "../../engine/DeadMessages.ts"
 import { type IncomingMessage, type Received, receive } from "../../engine/Receive.ts"
 import { Subscribers } from "../../engine/Subscribers.ts"
+import { type PubSubStartSync, PubSubSyncError, syncPubSubOnStart } from "./Provision.ts"
 import { topicId } from "./ResourceName.ts"
 
 /** What the worker needs of a runtime (`createRuntime(…)` is one). */
@@ -54,8 +59,13 @@ export interface PullWorkerOptions {
   readonly client: PubSub
   /** The subscriptions to pull (subscribers' names, before the prefix); default: every subscriber of the runtime. */
   readonly subscriptions?: ReadonlyArray<string>
-  /** Subscription ids are `<prefix>--<subscription>` (default: no prefix), as topics are. */
+  /** Subscription ids are `<prefix>--<subscription>` (default: `sync.prefix`, else no prefix), as topics are. */
   readonly prefix?: string
+  /**
+   * Provision the pulled subscriptions and their topics before pulling (opt-in): the `pubsub`
+   * settings (their `prefix` is the worker's) and a deadline per call (default 30 seconds).
+   */
+  readonly sync?: Omit<PubSubStartSync, "topics">
   /** Messages handled at once, across the subscriptions (default 10). */
   readonly concurrency?: number
   /** The delivery attempt at which a message that can never be processed is stored and acknowledged (default 5, the dead-letter policy's default). */
@@ -117,8 +127,16 @@ const positiveInteger = (label: string, value: number | undefined, fallback: num
   return n
 }
 
-/** Starts pulling; see the module header. Rejects with a `DefinitionError` for a subscription the runtime has no subscriber for. */
+/**
+ * Starts pulling; see the module header. Rejects with a `DefinitionError` for a subscription the
+ * runtime has no subscriber for (or a `prefix` other than `sync.prefix`), with a `PubSubSyncError`
+ * when `sync` fails.
+ */
 export const startPullWorker = async (runtime: PullWorkerRuntime, options: PullWorkerOptions): Promise<PullWorker> => {
+  if (options.sync !== undefined && options.prefix !== undefined && options.prefix !== options.sync.prefix) {
+    throw new DefinitionError({ message: `startPullWorker: prefix ${JSON.stringify(options.prefix)} is not sync.prefix ${JSON.stringify(options.sync.prefix)}` })
+  }
+  const prefix = options.prefix ?? options.sync?.prefix
   const concurrency = positiveInteger("concurrency", options.concurrency, defaultConcurrency)
   const maxDeliveryAttempts = positiveInteger("maxDeliveryAttempts", options.maxDeliveryAttempts, defaultMaxDeliveryAttempts)
   const maxExtensionMs = optionalDurationMillis("startPullWorker: maxExtension", options.maxExtension, defaultMaxExtensionMs, { positive: true })
@@ -133,6 +151,11 @@ export const startPullWorker = async (runtime: PullWorkerRuntime, options: PullW
   })
   if (chosen.length === 0) throw new DefinitionError({ message: "startPullWorker: no subscription to pull (give the runtime subscribers)" })
   const onError = options.onError ?? ((error, subscription) => console.error(`taskgraph: pull on ${subscription}:`, error))
+  if (options.sync !== undefined) {
+    const pushed = chosen.filter((s) => options.sync?.subscriptions?.[s.subscription]?.push === true).map((s) => JSON.stringify(s.subscription))
+    if (pushed.length > 0) throw new DefinitionError({ message: `startPullWorker: sync makes ${pushed.join(", ")} push subscriptions, which cannot be pulled` })
+    await syncPubSubOnStart("startPullWorker (sync)", options.client, options.sync, chosen, { all: chosen.length === known.all.length })
+  }
 
   const stats: PullWorkerStats = { received: 0, acked: 0, nacked: 0, dead: 0, failed: 0, inFlight: 0, maxInFlight: 0 }
   let stopping = false
@@ -194,7 +217,7 @@ export const startPullWorker = async (runtime: PullWorkerRuntime, options: PullW
   }
 
   const subscriptions: Array<Subscription> = chosen.map((subscriber) => {
-    const id = topicId(subscriber.subscription, options.prefix)
+    const id = topicId(subscriber.subscription, prefix)
     const subscription = options.client.subscription(id, {
       // the server keeps at most `concurrency` messages outstanding on the stream; the excess it
       // may still send is dispatched at once and waits on the semaphore, so stop() can nack it
@@ -227,13 +250,14 @@ export const startPullWorker = async (runtime: PullWorkerRuntime, options: PullW
  */
 export const runPullWorker = (
   options: PullWorkerOptions,
-): Effect.Effect<PullWorker, DefinitionError, Scope.Scope | Subscribers | WorkflowStarter | DeadMessages> =>
+): Effect.Effect<PullWorker, DefinitionError | PubSubSyncError, Scope.Scope | Subscribers | WorkflowStarter | DeadMessages> =>
   Effect.acquireRelease(
     Effect.flatMap(Effect.context<Subscribers | WorkflowStarter | DeadMessages>(), (context) => {
       const run = Effect.runPromiseWith(context)
       return Effect.tryPromise({
         try: () => startPullWorker({ runPromise: (effect) => run(effect) }, options),
-        catch: (error) => (error instanceof DefinitionError ? error : new DefinitionError({ message: `startPullWorker: ${String(error)}` })),
+        catch: (error) =>
+          error instanceof DefinitionError || error instanceof PubSubSyncError ? error : new DefinitionError({ message: `startPullWorker: ${String(error)}` }),
       })
     }),
     (worker) => Effect.promise(() => worker.stop()),
