@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from "node:fs"
 import { Cause, Effect, Exit, Option } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
 import { cliEnvironment, ExitCode, UsageError, usageFailure } from "./cli/output.ts"
+import { announcingJobs, announcingPubSub, announcingQueues } from "./cli/progress.ts"
 
 // --- shared flags ----------------------------------------------------------------------------
 
@@ -90,6 +91,9 @@ const emulatorAddress = (given: Option.Option<string>, variable: string): string
 }
 
 const printJson = (value: unknown) => console.log(JSON.stringify(value, null, 2))
+
+/** Each change as it is made, then the summary; with --json, only the summary (one document). */
+const progress = (json: boolean) => (json ? () => {} : (line: string) => console.log(line))
 
 // --- the commands ------------------------------------------------------------------------------
 
@@ -175,7 +179,7 @@ const queuesSync = Command.make(
     ])
     const client = emulator === undefined ? cloudTasksClient({ projectId: settings.project }) : emulatorClient(emulator, settings.project)
     try {
-      const result = await Effect.runPromise(syncQueues(client, settings, { dryRun: input.dryRun }))
+      const result = await Effect.runPromise(syncQueues(announcingQueues(client, progress(input.json)), settings, { dryRun: input.dryRun }))
       if (input.json) printJson(result)
       else console.log(formatQueuePlan(result).join("\n"))
       return 0
@@ -217,7 +221,10 @@ const pubsubSync = Command.make(
     const client = emulator === undefined ? pubSubClient({ projectId: settings.project }) : emulatorPubSubClient(emulator, settings.project)
     try {
       const result = await Effect.runPromise(
-        syncPubSub(client, settings, loaded.topics ?? [], loaded.subscribers ?? [], { dryRun: input.dryRun, prune: input.prune }),
+        syncPubSub(announcingPubSub(client, settings.project, progress(input.json)), settings, loaded.topics ?? [], loaded.subscribers ?? [], {
+          dryRun: input.dryRun,
+          prune: input.prune,
+        }),
       )
       if (input.json) printJson(result)
       else console.log(formatPubSubPlan(result).join("\n"))
@@ -255,7 +262,7 @@ const schedulesSync = Command.make(
     ])
     const client = emulator === undefined ? cloudSchedulerClient({ projectId: settings.project }) : emulatorSchedulerClient(emulator, settings.project)
     try {
-      const result = await Effect.runPromise(syncJobs(client, settings, loaded.schedules ?? [], { dryRun: input.dryRun }))
+      const result = await Effect.runPromise(syncJobs(announcingJobs(client, progress(input.json)), settings, loaded.schedules ?? [], { dryRun: input.dryRun }))
       if (input.json) printJson(result)
       else console.log(formatJobPlan(result).join("\n"))
       return 0

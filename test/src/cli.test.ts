@@ -1,10 +1,14 @@
 import { execFile } from "node:child_process"
+import { mkdtemp, rm, writeFile } from "node:fs/promises"
+import os from "node:os"
+import path from "node:path"
 import { fileURLToPath } from "node:url"
 import { defineConfig, MikroORM } from "@mikro-orm/postgresql"
 import { Effect, Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { chain, task, workflow } from "../../dsl/index.ts"
 import { Engine } from "../../engine/Engine.ts"
+import { type Emulators, startEmulators } from "../../emulators/index.ts"
 import { createRuntime } from "../../src/Runtime.ts"
 import { freshDatabase, type FreshDatabase } from "../support/db.ts"
 
@@ -32,6 +36,18 @@ describe("taskgraph CLI", () => {
     expect(second.stdout).toContain("up to date")
   })
 
+  it("migrate --json prints one JSON document: what it applied", async () => {
+    const other = await freshDatabase()
+    try {
+      const first = await run(["migrate", "--url", other.url, "--json"])
+      expect(first.code).toBe(0)
+      expect(JSON.parse(first.stdout).applied).toContain("Migration20261123_Init")
+      expect(JSON.parse((await run(["migrate", "--url", other.url, "--json"])).stdout)).toEqual({ applied: [] })
+    } finally {
+      await other.drop()
+    }
+  })
+
   it("migrate without a database URL exits 2 with a clear message", async () => {
     const result = await run(["migrate"])
     expect(result.code).toBe(2)
@@ -56,7 +72,35 @@ describe("taskgraph CLI", () => {
   it("an unknown command exits 2 and prints the usage", async () => {
     const result = await run(["frobnicate"])
     expect(result.code).toBe(2)
-    expect(result.stderr).toContain('unknown command "frobnicate"')
+    expect(result.stderr).toContain('taskgraph: unknown command "frobnicate"')
+    expect(result.stderr).toContain("usage: taskgraph <command> [options]")
+    const sub = await run(["runs", "frobnicate"])
+    expect(sub.code).toBe(2)
+    expect(sub.stderr).toContain('taskgraph: unknown command "runs frobnicate"')
+    expect(sub.stderr).toContain("usage: taskgraph runs <command> [options]")
+  })
+
+  it("help: on stdout when asked (exit 0), on stderr when no command is named (exit 2); help <command>, --version, --completions", async () => {
+    const asked = await run(["--help"])
+    expect(asked).toMatchObject({ code: 0, stderr: "" })
+    for (const command of ["migrate", "worker", "runs", "queues", "pubsub", "schedules", "emulator"]) expect(asked.stdout).toMatch(new RegExp(`^  ${command} +\\S`, "m"))
+    const none = await run([])
+    expect(none).toMatchObject({ code: 2, stdout: "" })
+    expect(none.stderr).toContain("usage: taskgraph <command> [options]")
+    const group = await run(["queues"])
+    expect(group.code).toBe(2)
+    expect(group.stderr).toContain("usage: taskgraph queues <command> [options]")
+    const viaHelp = await run(["help", "queues", "sync"])
+    expect(viaHelp.code).toBe(0)
+    expect(viaHelp.stdout).toContain("usage: taskgraph queues sync [--config FILE] [--dry-run] [--emulator HOST:PORT] [--json]")
+    expect((await run(["--version"])).stdout.trim()).toMatch(/^taskgraph \d+\.\d+\.\d+/)
+    const completions = await run(["--completions", "bash"])
+    expect(completions.code).toBe(0)
+    expect(completions.stdout).toContain("taskgraph")
+    expect(completions.stdout).toContain("worker")
+    const badFlag = await run(["migrate", "--bogus"])
+    expect(badFlag.code).toBe(2)
+    expect(badFlag.stderr).toContain("taskgraph migrate: Unrecognized flag: --bogus")
   })
 })
 
@@ -80,6 +124,12 @@ describe("taskgraph runs", () => {
       expect(shown.code).toBe(0)
       expect(shown.stdout).toContain(`run ${started.id}  workflow cliWf  status running`)
       expect(shown.stdout).toMatch(/0-cliFirst\s+ready/)
+      const asJson = await run(["runs", "show", started.id, "--url", db.url, "--json"])
+      expect(asJson.code).toBe(0)
+      expect(JSON.parse(asJson.stdout)).toMatchObject({ id: started.id, workflow: "cliWf", status: "running", nodes: [{ id: "0-cliFirst", state: "ready" }, { state: "waiting" }] })
+      const missingJson = await run(["runs", "show", "00000000-0000-4000-8000-000000000000", "--url", db.url, "--json"])
+      expect(missingJson).toMatchObject({ code: 1, stderr: "" })
+      expect(JSON.parse(missingJson.stdout)).toMatchObject({ _tag: "NotFound" })
 
       const revoked = await run(["runs", "revoke", started.id, "--reason", "from the shell", "--url", db.url])
       expect(revoked.stdout).toContain("the run is revoked")
@@ -88,6 +138,8 @@ describe("taskgraph runs", () => {
 
       const again = await run(["runs", "revoke", started.id, "--url", db.url])
       expect(again.stdout).toContain("already finished (revoked)")
+      const againJson = await run(["runs", "revoke", started.id, "--url", db.url, "--json"])
+      expect(JSON.parse(againJson.stdout)).toEqual({ _tag: "AlreadyFinished", run: started.id, status: "revoked" })
       const missing = await run(["runs", "revoke", "00000000-0000-4000-8000-000000000000", "--url", db.url])
       expect(missing.code).toBe(1)
       expect(missing.stderr).toContain("no run")
@@ -114,6 +166,9 @@ describe("taskgraph runs", () => {
       const again = await run(["runs", "resume", started.id, "--url", db.url])
       expect(again.code).toBe(1)
       expect(again.stderr).toContain("has no parked node")
+      const againJson = await run(["runs", "resume", started.id, "--url", db.url, "--json"])
+      expect(againJson.code).toBe(1)
+      expect(JSON.parse(againJson.stdout)).toMatchObject({ _tag: "NotParked", run: started.id, status: "running" })
       const help = await run(["runs", "resume", "--help"])
       expect(help.stdout).toContain("usage: taskgraph runs resume RUN [--node NODE] [--url URL]")
     } finally {
@@ -131,5 +186,45 @@ describe("taskgraph runs", () => {
     const two = await run(["runs", "show", "a", "b", "--url", db.url])
     expect(two.code).toBe(2)
     expect(two.stderr).toContain('Unexpected positional argument: "b"')
+  })
+})
+
+describe("the sync commands", () => {
+  let emulators: Emulators
+  let dir: string
+  beforeAll(async () => {
+    emulators = await startEmulators()
+    dir = await mkdtemp(path.join(os.tmpdir(), "taskgraph-cli-sync-"))
+  })
+  afterAll(async () => {
+    await emulators?.stop()
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+  })
+
+  it("print each change as it is made, then the summary; with --json, one JSON document", async () => {
+    const file = path.join(dir, "taskgraph.config.json")
+    await writeFile(file, JSON.stringify({ cloudTasks: { project: "cli-sync", location: "us-east1", queues: [{ name: "first" }, { name: "second", maxAttempts: 3 }] } }))
+    const queues = ["queues", "sync", "--config", file, "--emulator", emulators.address]
+    const dry = await run([...queues, "--dry-run", "--json"])
+    expect(dry.code).toBe(0)
+    expect(JSON.parse(dry.stdout)).toMatchObject({ applied: false, actions: [{ _tag: "Create", queue: "first" }, { _tag: "Create", queue: "second" }] })
+    const applied = await run(queues)
+    expect(applied.code).toBe(0)
+    const lines = applied.stdout.split("\n")
+    const parent = "projects/cli-sync/locations/us-east1/queues"
+    expect(lines.slice(0, 3)).toEqual([`created queue ${parent}/first`, `created queue ${parent}/second`, "queues in projects/cli-sync/locations/us-east1:"])
+    const again = await run([...queues, "--json"])
+    expect(JSON.parse(again.stdout)).toMatchObject({ applied: true, actions: [{ _tag: "Unchanged" }, { _tag: "Unchanged" }] })
+
+    const config = fileURLToPath(new URL("../fixtures/schedules.config.ts", import.meta.url))
+    const env = { SCHEDULER_PROJECT: "cli-sync", SCHEDULES: "nightly", CLOUD_SCHEDULER_EMULATOR_HOST: "" }
+    const schedules = ["schedules", "sync", "--config", config, "--emulator", emulators.address]
+    const created = await run(schedules, env)
+    expect(created.code, created.stderr).toBe(0)
+    expect(created.stdout).toMatch(/^created job projects\/cli-sync\/locations\/us-central1\/jobs\/clitest--beat--nightly\n/m)
+    expect(created.stdout.indexOf("created job")).toBeLessThan(created.stdout.indexOf("Cloud Scheduler jobs in"))
+    const removed = await run([...schedules, "--json"], { ...env, SCHEDULES: "" })
+    expect(removed.code).toBe(0)
+    expect(JSON.parse(removed.stdout)).toMatchObject({ applied: true, actions: expect.arrayContaining([{ _tag: "Delete", job: "clitest--beat--nightly", name: expect.any(String) }]) })
   })
 })

@@ -116,7 +116,15 @@ describe("taskgraph worker", () => {
     // the subscription, as an application provisions it
     const synced = await run(["pubsub", "sync", "--config", config, "--emulator", emulator.address])
     expect(synced.code, synced.stderr).toBe(0)
+    // each change as it is made, then the summary
+    expect(synced.stdout.split("\n").slice(0, 3)).toEqual([
+      `created topic projects/${project}/topics/cliw--orders`,
+      `created subscription projects/${project}/subscriptions/cliw--orders-pull`,
+      "Pub/Sub:",
+    ])
     expect(synced.stdout).toContain(`+ subscription projects/${project}/subscriptions/cliw--orders-pull: created`)
+    const again = await run(["pubsub", "sync", "--config", config, "--emulator", emulator.address, "--json"])
+    expect(JSON.parse(again.stdout)).toMatchObject({ applied: true, actions: [{ _tag: "Unchanged", name: `projects/${project}/subscriptions/cliw--orders-pull` }], stale: [] })
     // the other process: starts runs, runs none
     tg = await createRuntime({ orm: db.orm, workflows: [doubling, napping], worker: false })
 
