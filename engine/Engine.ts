@@ -93,6 +93,12 @@ export interface EngineShape {
    * after `parkAfter`.
    */
   readonly resume: (run: string, options?: ResumeOptions) => Effect.Effect<ResumeOutcome, StoreError>
+  /**
+   * Retries a failed run from where it failed: each failed node gets a new attempt, the nodes its
+   * failure cancelled are put back, what succeeded is kept (its outputs feed what follows), and the
+   * onError handlers fire again if it fails again. See `WorkflowStore.retry`.
+   */
+  readonly retry: (run: string) => Effect.Effect<RetryOutcome, StoreError>
   /** The tasks and iterations this process has: what its claims may take. */
   readonly scope: ClaimScope
 }
@@ -105,6 +111,11 @@ export interface ResumeOptions {
 export type ResumeOutcome =
   | { readonly _tag: "Resumed"; readonly run: string; readonly nodes: ReadonlyArray<string>; readonly status: string }
   | { readonly _tag: "NotParked"; readonly run: string; readonly status: string; readonly message: string }
+  | { readonly _tag: "NotFound"; readonly run: string; readonly message: string }
+
+export type RetryOutcome =
+  | { readonly _tag: "Retried"; readonly run: string; readonly nodes: ReadonlyArray<string>; readonly ready: number }
+  | { readonly _tag: "NotFailed"; readonly run: string; readonly status: string; readonly message: string }
   | { readonly _tag: "NotFound"; readonly run: string; readonly message: string }
 
 export interface RevokeOptions {
@@ -846,6 +857,21 @@ const make = Effect.gen(function*() {
       }
     })
 
+  const retry = (run: string): Effect.Effect<RetryOutcome, StoreError> =>
+    Effect.gen(function*() {
+      if (!storableId(run)) return { _tag: "NotFound", run: storableText(run), message: "no such run" } as const
+      const result = yield* store.retry(run, yield* Clock.currentTimeMillis)
+      switch (result._tag) {
+        case "NotFound":
+          return { _tag: "NotFound", run, message: `no run ${run}` } as const
+        case "NotFailed":
+          return { _tag: "NotFailed", run, status: result.status, message: `run ${run} is ${result.status}, not failed: only a failed run is retried` } as const
+        case "Retried":
+          if (result.ready.length > 0) yield* dispatcher.dispatch(result.ready)
+          return { _tag: "Retried", run, nodes: result.failed, ready: result.ready.length } as const
+      }
+    })
+
   const start = (workflow: AnyWorkflow, input: unknown, options: StartOptions = {}): Effect.Effect<RunRef, StartError> =>
     Effect.gen(function*() {
       // as the registry compiles it: the runtime's task defaults are part of the run's graph
@@ -940,7 +966,7 @@ const make = Effect.gen(function*() {
       return { id: created.run, workflow: workflow.name, created: created.created }
     })
 
-  return { advance, execute, step, start, graph, revoke, resume, scope } satisfies EngineShape
+  return { advance, execute, step, start, graph, revoke, resume, retry, scope } satisfies EngineShape
 })
 
 export class Engine extends Context.Service<Engine, EngineShape>()("taskgraph/Engine") {

@@ -185,6 +185,12 @@ export type ResumeResult =
   | { readonly _tag: "NotParked"; readonly status: RunStatus }
   | { readonly _tag: "NotFound" }
 
+/** A failed run put back to running by `retry`: its failed nodes (retried) and every node now ready. */
+export type RetryResult =
+  | { readonly _tag: "Retried"; readonly failed: ReadonlyArray<string>; readonly ready: ReadonlyArray<ReadyRef> }
+  | { readonly _tag: "NotFailed"; readonly status: RunStatus }
+  | { readonly _tag: "NotFound" }
+
 export interface NotClaimed {
   readonly _tag: "NotClaimed"
   readonly state: NodeState | "missing"
@@ -371,6 +377,14 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
   readonly parkUnclaimable: (dueBefore: number, now: number) => Effect.Effect<number, StoreError>
   /** Parked nodes of a run (or the one named) back to ready, due now; the run is running again once none is parked. */
   readonly resume: (run: string, node: string | undefined, now: number) => Effect.Effect<ResumeResult, StoreError>
+  /**
+   * A failed run back to running, from where it failed, in one transaction: each failed node gets
+   * a new attempt (ready, due now; its tries so far stay recorded), the nodes the failure cancelled
+   * go back to what they were (ready when their input had arrived, else waiting), the onError
+   * handlers are reset so they fire again on a new failure, and what succeeded stays. The run's
+   * deduplication key is held again if no other run took it meanwhile.
+   */
+  readonly retry: (run: string, now: number) => Effect.Effect<RetryResult, StoreError>
   /** Records (or renews) a live worker and what it can run; expired entries are dropped. */
   readonly announce: (worker: WorkerPresence, now: number) => Effect.Effect<void, StoreError>
   /** Removes a worker's entry (it stopped). */

@@ -17,7 +17,7 @@ import { requestHeaders } from "../engine/RequestHeaders.ts"
 import { AmbientTransaction } from "../engine/AmbientTransaction.ts"
 import { beatTimings, type FireSchedulesOptions, runBeat } from "../engine/Beat.ts"
 import { Dispatcher } from "../engine/Dispatcher.ts"
-import { defaultTaskTimeoutMs, Engine, EngineConfig, leaseMillis, parkAfterMillis, type ResumeOptions, type ResumeOutcome, type RevokeOptions, type RevokeOutcome } from "../engine/Engine.ts"
+import { defaultTaskTimeoutMs, Engine, EngineConfig, leaseMillis, parkAfterMillis, type ResumeOptions, type ResumeOutcome, type RetryOutcome, type RevokeOptions, type RevokeOutcome } from "../engine/Engine.ts"
 import { EagerDispatcher } from "../engine/Inline.ts"
 import { Registry } from "../engine/Registry.ts"
 import { runTaskNow } from "../engine/RunNow.ts"
@@ -73,6 +73,8 @@ export interface RunHandle<O> {
   readonly revoke: (options?: RevokeOptions) => Promise<RevokeOutcome>
   /** Puts the run's parked nodes (or the one named) back to ready: see `Engine.resume`. */
   readonly resume: (options?: ResumeOptions) => Promise<ResumeOutcome>
+  /** Retries the failed run from its failed nodes, keeping what succeeded: see `Engine.retry`. */
+  readonly retry: () => Promise<RetryOutcome>
 }
 
 export interface RuntimeOptions<R = never> {
@@ -158,6 +160,8 @@ export interface Runtime {
   readonly revoke: (run: string, options?: RevokeOptions) => Promise<RevokeOutcome>
   /** Puts a run's parked nodes (or the one named) back to ready, due now: see `Engine.resume`. */
   readonly resume: (run: string, options?: ResumeOptions) => Promise<ResumeOutcome>
+  /** Retries a failed run from its failed nodes, keeping what succeeded: see `Engine.retry`. */
+  readonly retry: (run: string) => Promise<RetryOutcome>
   /**
    * Runs one task now, in this process, once: its input and output checked by its schemas
    * (`InvalidTaskInput`, `InvalidTaskOutput`), with the runtime's services and a `TaskContext`.
@@ -387,6 +391,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
   const status = (run: string) => runtime.runPromise(describeRun(run))
   const revoke = (run: string, revokeOptions?: RevokeOptions) => runtime.runPromise(Engine.use((engine) => engine.revoke(run, revokeOptions)))
   const resume = (run: string, resumeOptions?: ResumeOptions) => runtime.runPromise(Engine.use((engine) => engine.resume(run, resumeOptions)))
+  const retry = (run: string) => runtime.runPromise(Engine.use((engine) => engine.retry(run)))
 
   /** What parked a run: its parked nodes, with the task each needs and why it parked. */
   const parkedError = async (id: string): Promise<RunParked> => {
@@ -418,6 +423,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
       graph: async () => (await view()).graph,
       revoke: (revokeOptions) => revoke(id, revokeOptions),
       resume: (resumeOptions) => resume(id, resumeOptions),
+      retry: () => retry(id),
       result: async ({ timeout } = {}) => {
         const timeoutMs = optionalDurationMillis("result(): timeout", timeout, Infinity, { infinite: true })
         const deadline = Date.now() + timeoutMs
@@ -453,6 +459,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     status,
     revoke,
     resume,
+    retry,
     run: async (task, input) => {
       // the runtime's layer holds TaskServices (the base layer is merged all the way up)
       const exit = await runtime.runPromiseExit(

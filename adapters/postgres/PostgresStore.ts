@@ -31,6 +31,7 @@ import {
   defaultQueueName,
   finalRunStatuses,
   type ResumeResult,
+  type RetryResult,
   type RevokeRequest,
   type RevokeResult,
   type RunRow,
@@ -811,6 +812,49 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     )
   }
 
+  const retry = (run: string, now: number): Effect.Effect<RetryResult, StoreError> => {
+    if (!uuidPattern.test(run)) return Effect.succeed({ _tag: "NotFound" })
+    return attempt(() =>
+      db.transaction().execute(async (q): Promise<RetryResult> => {
+        const at = date(now)
+        const found = await sql<Row>`select status, headers from taskgraph_runs where id = ${run}::uuid for update`.execute(q)
+        const status = found.rows[0]?.status as RunStatus | undefined
+        if (status === undefined) return { _tag: "NotFound" }
+        if (status !== "failed") return { _tag: "NotFailed", status }
+        // a new attempt and a new generation (a fresh callback name; a straggler's commit no longer matches)
+        const failed = await sql<Row>`
+          update taskgraph_nodes set state = 'ready', attempt = attempt + 1, claims = claims + 1, due_at = ${at}, error = null,
+            output = null, finished_at = null, started_at = null, lease_until = null, updated_at = ${at}
+          where run_id = ${run}::uuid and state = 'failed' and not handler
+          returning id, attempt, claims, lease_ms, due_at, queue`.execute(q)
+        if (failed.rows.length === 0) return { _tag: "NotFailed", status }
+        // what the failure cut short: ready again when its input had arrived (a join or collect: all
+        // of them), else waiting for it; a cut try's late commit no longer matches its generation
+        const restored = await sql<Row>`
+          update taskgraph_nodes set
+            state = case when (kind in ('join', 'collect') and expected is not null and arrived >= expected)
+                           or (kind not in ('join', 'collect') and input is not null) then 'ready' else 'waiting' end,
+            due_at = case when (kind in ('join', 'collect') and expected is not null and arrived >= expected)
+                            or (kind not in ('join', 'collect') and input is not null) then ${at}::timestamptz else due_at end,
+            claims = claims + 1, lease_until = null, started_at = null, updated_at = ${at}
+          where run_id = ${run}::uuid and state = 'cancelled' and not handler
+          returning id, state, attempt, claims, lease_ms, due_at, queue`.execute(q)
+        // the handlers wait again for a failure (one that ran keeps its tries recorded)
+        await sql`update taskgraph_nodes set state = 'waiting', input = null, output = null, error = null, arrived = 0,
+            attempt = case when state = 'waiting' then attempt else attempt + 1 end, claims = claims + 1,
+            due_at = null, started_at = null, finished_at = null, lease_until = null, updated_at = ${at}
+          where run_id = ${run}::uuid and handler and state <> 'waiting'`.execute(q)
+        await sql`update taskgraph_runs set status = 'running', output = null, error = null, finished_at = null, updated_at = ${at}
+          where id = ${run}::uuid`.execute(q)
+        await sql`update taskgraph_dedup set expires_at = null where run_id = ${run}::uuid`.execute(q)
+        const headers = found.rows[0]?.headers
+        const ready = [...failed.rows, ...restored.rows.filter((row) => row.state === "ready")].map(readyRef(run, headers))
+        await notify(q, ready)
+        return { _tag: "Retried", failed: failed.rows.map((row) => row.id as string), ready }
+      })
+    )
+  }
+
   const announce = (worker: WorkerPresence, now: number): Effect.Effect<void, StoreError> =>
     attempt(async () => {
       await sql`
@@ -927,6 +971,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     park,
     parkUnclaimable,
     resume,
+    retry,
     announce,
     withdraw,
   })
