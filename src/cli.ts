@@ -348,8 +348,13 @@ const worker = Command.make(
       Flag.optional,
     ),
     emulator: emulatorFlag("PUBSUB_EMULATOR_HOST"),
+    sync: Flag.Boolean("sync").pipe(
+      Flag.withDescription("create the pulled subscriptions and their topics first, as pubsub sync would (never deleting)"),
+      Flag.withDefault(false),
+    ),
   },
   handler(["worker"], async (input) => {
+    if (input.sync && input.subscription.length === 0) throw new UsageError("--sync provisions the pulled subscriptions: give --subscription too")
     const concurrency = some(input.concurrency)
     if (concurrency !== undefined && concurrency < 1) throw new UsageError(`--concurrency must be a positive integer, got ${concurrency}`)
     const { loadWorkerModule, runWorker } = await import("./cli/worker.ts")
@@ -360,7 +365,7 @@ const worker = Command.make(
       const { loadConfig } = await import("./ConfigFile.ts")
       const settings = (await loadConfig(file)).pubsub
       if (settings === undefined) throw new UsageError(`${file} has no "pubsub" section (--subscription needs its project and prefix)`)
-      return { settings, emulator: emulatorAddress(input.emulator, "PUBSUB_EMULATOR_HOST") }
+      return { settings, emulator: emulatorAddress(input.emulator, "PUBSUB_EMULATOR_HOST"), sync: input.sync }
     })()
     return onDatabase(input.url, (databaseUrl) =>
       runWorker(loaded, {
@@ -378,8 +383,8 @@ const worker = Command.make(
       "createRuntime takes, without orm ({ workflows, schedules?, subscribers?, services?, defaults?, … }); the worker",
       "connects to URL (default: $DATABASE_URL), fires the module's schedules, and with --subscription also pulls",
       "those Pub/Sub subscriptions (project and prefix from the \"pubsub\" section of FILE; --emulator or",
-      "$PUBSUB_EMULATOR_HOST for an emulator). On SIGTERM it stops pulling, lets the steps in flight finish within",
-      "the grace, gives back the rest, and exits 0.",
+      "$PUBSUB_EMULATOR_HOST for an emulator; --sync creates them first). On SIGTERM it stops pulling, lets the",
+      "steps in flight finish within the grace, gives back the rest, and exits 0.",
     ].join("\n"),
   ),
   Command.withShortDescription("run the Postgres worker (and Pub/Sub pull) for a module's workflows"),

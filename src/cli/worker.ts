@@ -10,7 +10,7 @@
  * ```
  *
  * `taskgraph worker --module worker.ts --subscription orders` then runs the checkout workflow's
- * nodes and pulls `<prefix>--orders`. On the signal it stops pulling (handlers in flight finish
+ * nodes and pulls `<prefix>--orders` (with `--sync`, created first if missing). On the signal it stops pulling (handlers in flight finish
  * and ack within their grace), then closes the runtime (steps in flight finish within the
  * worker's grace, the rest are given back), and exits 0.
  *
@@ -86,7 +86,12 @@ export interface WorkerRun {
   readonly subscriptions: ReadonlyArray<string>
   readonly concurrency?: number
   /** Where the subscriptions are, when there are any. */
-  readonly pubsub?: { readonly settings: PubSubSettings; readonly emulator: string | undefined }
+  readonly pubsub?: {
+    readonly settings: PubSubSettings
+    readonly emulator: string | undefined
+    /** Provision the pulled subscriptions and their topics before pulling. */
+    readonly sync: boolean
+  }
 }
 
 /** Runs until SIGTERM or SIGINT, then stops gracefully; resolves to the exit code (0). */
@@ -147,6 +152,7 @@ const startPulling = async (tg: Awaited<ReturnType<typeof createRuntime>>, pubsu
       client,
       prefix: settings.prefix,
       subscriptions: run.subscriptions,
+      ...(pubsub.sync ? { sync: settings } : {}),
       ...(run.concurrency === undefined ? {} : { concurrency: run.concurrency }),
     })
     return { client, worker }

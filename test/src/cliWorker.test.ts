@@ -2,7 +2,7 @@
 // test/fixtures/cli-worker/, on a real PostgreSQL database and the Pub/Sub emulator. A run started
 // in the database by another process is run by the worker; a message published to the pulled
 // subscription starts a run that finishes; SIGTERM in the middle of a step stops the worker with
-// exit 0 and leaves no node running. Also: help loads neither the Google clients nor the
+// exit 0 and leaves no node running; --sync creates the pulled subscription first. Also: help loads neither the Google clients nor the
 // emulators nor the database, and usage errors (exit 2) are found before anything connects.
 import { type ChildProcess, execFile, spawn } from "node:child_process"
 import { mkdtemp, readFile, rm } from "node:fs/promises"
@@ -183,5 +183,53 @@ describe("taskgraph worker", () => {
     expect(await state()).toBe("ready")
     expect(await db.count("taskgraph_nodes", "state = 'running'")).toBe(0)
     expect(stderr).toBe("")
+  })
+})
+
+describe("taskgraph worker --sync", () => {
+  let db: TestDatabase
+  let emulator: PubSubEmulator
+  beforeAll(async () => {
+    db = await testDatabase()
+    emulator = await startPubSubEmulator()
+  }, 60_000)
+  afterAll(async () => {
+    await emulator?.stop()
+    await db?.close()
+  })
+
+  it("creates the pulled subscription and its topic before pulling; --sync without --subscription is a usage error", async () => {
+    const refused = await run(["worker", "--module", app, "--sync"])
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toContain("--sync provisions the pulled subscriptions: give --subscription too")
+
+    const fresh = "tg-cli-worker-sync"
+    const started = spawn(process.execPath, [cli, "worker", "--module", app, "--subscription", "orders-pull", "--config", config, "--sync"], {
+      env: childEnv({ DATABASE_URL: db.url, PUBSUB_EMULATOR_HOST: emulator.address, CLI_WORKER_PROJECT: fresh }),
+      stdio: ["ignore", "pipe", "pipe"],
+    })
+    let out = ""
+    let err = ""
+    started.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk))
+    started.stderr.setEncoding("utf8").on("data", (chunk: string) => (err += chunk))
+    const exited = new Promise<number | null>((resolve) => started.on("exit", (code) => resolve(code)))
+    try {
+      await until("the worker's banner", () => {
+        if (started.exitCode !== null) throw new Error(`the worker exited ${started.exitCode}: ${out}${err}`)
+        return out.includes("SIGTERM or Ctrl-C stops it.")
+      })
+      expect(out).toContain(`+ subscription projects/${fresh}/subscriptions/cliw--orders-pull: created`)
+      const local = emulatorPubSubClient(emulator.address, fresh)
+      try {
+        const [exists] = await local.subscription("cliw--orders-pull").exists()
+        expect(exists).toBe(true)
+      } finally {
+        await local.close()
+      }
+    } finally {
+      started.kill("SIGINT")
+    }
+    expect(await exited).toBe(0)
+    expect(out).toContain("SIGINT: stopping the worker")
   })
 })
