@@ -231,6 +231,9 @@ const ResumeBody = Schema.fromJsonString(Schema.Struct({
   node: Schema.optionalKey(StorableString(maxNodeIdLength)),
 }))
 
+// nothing to say: an empty object (a record no key may be in), or no body
+const RetryBody = Schema.fromJsonString(Schema.Record(Schema.String, Schema.Never))
+
 /** The Hono app serving callbacks, run status and actions, beats and sweeps for `runtime`. */
 export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutesOptions): Hono => {
   const authenticator = options?.authenticate
@@ -364,6 +367,21 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
     const outcome = result.value
     if (outcome._tag === "NotFound") return problem(c, 404, "not_found", outcome.message)
     if (outcome._tag === "NotParked") return problem(c, 409, "not_parked", outcome.message)
+    const { _tag, ...fields } = outcome
+    return c.json({ outcome: _tag, ...fields }, 200)
+  })
+
+  // a failed run from its failed nodes (what succeeded is kept); any other run is a 409
+  app.post("/runs/:id/retry", async (c) => {
+    const admitted = await admitRun(c)
+    if (admitted instanceof Response) return admitted
+    const options = optionsBody(c, admitted.body, RetryBody, "retry", "empty or {}")
+    if (options instanceof Response) return options
+    const result = await run(c, Engine.use((engine) => engine.retry(admitted.id)))
+    if (result instanceof Response) return result
+    const outcome = result.value
+    if (outcome._tag === "NotFound") return problem(c, 404, "not_found", outcome.message)
+    if (outcome._tag === "NotFailed") return problem(c, 409, "not_failed", outcome.message)
     const { _tag, ...fields } = outcome
     return c.json({ outcome: _tag, ...fields }, 200)
   })

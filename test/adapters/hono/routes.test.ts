@@ -816,6 +816,44 @@ describe("POST /runs/:id/resume", () => {
   })
 })
 
+describe("POST /runs/:id/retry", () => {
+  const retryRun = (run: string, body = "", options: Omit<Send, "body" | "path"> = {}) =>
+    send({ ...options, path: `/taskgraph/runs/${run}/retry`, body })
+  /** A run of `doomed` failed by its one callback. */
+  const failedRun = async (k: string) => {
+    const run = await tg.start(doomed, { k })
+    expect((await send({ body: callback(run.id, "0-doomedTask") })).json).toMatchObject({ outcome: "Failed" })
+    return run.id
+  }
+
+  it("puts the failed node back to ready with a new attempt (200 Retried); its callback then runs that attempt", async () => {
+    const run = await failedRun("retry-me")
+    const response = await retryRun(run)
+    expect(response).toMatchObject({ status: 200, json: { outcome: "Retried", run, nodes: ["0-doomedTask"], ready: 1 } })
+    expect(await nodeRow(run, "0-doomedTask")).toEqual({ state: "ready", attempt: 2, claims: 2 })
+    expect(await tg.status(run)).toMatchObject({ status: "running", error: null })
+    // the old attempt's callback is stale; the new one runs (and fails again: the task always does)
+    expect((await send({ body: callback(run, "0-doomedTask", 1) })).json).toMatchObject({ outcome: "Stale" })
+    expect((await send({ body: callback(run, "0-doomedTask", 2) })).json).toMatchObject({ outcome: "Failed" })
+  })
+
+  it("answers 409 not_failed for a run that did not fail, 404 for an unknown one, 400/415/401 for bad requests; nothing is written", async () => {
+    const running = await tg.start(pipeline, { k: "retry-running" })
+    const before = await snapshot(running.id)
+    expect(await retryRun(running.id)).toMatchObject({ status: 409, json: { error: "not_failed", message: expect.stringContaining("running") } })
+    for (const id of [crypto.randomUUID(), "not-a-uuid"]) {
+      expect(await retryRun(id)).toMatchObject({ status: 404, json: { error: "not_found" } })
+    }
+    expect(await snapshot(running.id)).toEqual(before)
+    const failed = await failedRun("retry-bad")
+    const failedBefore = await snapshot(failed)
+    for (const body of ["not json", "null", "5"]) expect((await retryRun(failed, body)).status, body).toBe(400)
+    expect(await retryRun(failed, "{}", { headers: { "content-type": "text/plain" } })).toMatchObject({ status: 415 })
+    expect(await retryRun(failed, "", { sign: false })).toMatchObject({ status: 401 })
+    expect(await snapshot(failed)).toEqual(failedBefore)
+  })
+})
+
 describe("POST /runs/:id/revoke", () => {
   const revokePath = (run: string) => `/taskgraph/runs/${run}/revoke`
   const revokeRun = (run: string, body = "", options: Omit<Send, "body" | "path"> = {}) =>
