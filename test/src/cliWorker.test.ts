@@ -85,6 +85,15 @@ describe("taskgraph worker: help and usage", () => {
     expect(noExport.code).toBe(2)
     expect(noExport.stderr).toContain(`${app} has no export "missing" (it exports: `)
 
+    // a .mjs module, its options under --export: read (the subscription is checked against them)
+    const plain = path.join(fixtures, "plain.mjs")
+    const named = await run(["worker", "--module", plain, "--export", "options", "--subscription", "elsewhere"])
+    expect(named.code).toBe(2)
+    expect(named.stderr).toContain(`no subscriber in ${plain} for --subscription "elsewhere" (its subscribers: "orders-pull")`)
+    const noDefault = await run(["worker", "--module", plain])
+    expect(noDefault.code).toBe(2)
+    expect(noDefault.stderr).toContain(`${plain} exports neither "taskgraph" nor a default (it exports: options)`)
+
     const noFile = await run(["worker", "--module", "no/such/module.ts"])
     expect(noFile.code).toBe(2)
     expect(noFile.stderr).toContain("--module no/such/module.ts: no such file")
