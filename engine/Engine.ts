@@ -44,6 +44,7 @@ import { Outcome } from "./Outcome.ts"
 import { planShards, runShard, ShardState, summarize } from "./Iteration.ts"
 import { Registry } from "./Registry.ts"
 import { noHeaders, TaskContext, type TaskContextShape } from "./TaskContext.ts"
+import { parentFromTraceparent, traceparentOf, TracingEnabled } from "./Tracing.ts"
 import { TaskServices } from "./TaskServices.ts"
 import {
   type Claimed,
@@ -272,10 +273,21 @@ const taskContext = (claimed: Claimed, task: string, shard: number | null): Task
  * The services of a body running `claimed`: what it starts or publishes carries the run's headers
  * (under the runtime's propagation settings).
  */
-const bodyServices = <R>(services: Context.Context<R>, claimed: Claimed, propagation: HeaderPropagationShape): Context.Context<R> => {
+const bodyServices = <R>(
+  services: Context.Context<R>,
+  claimed: Claimed,
+  propagation: HeaderPropagationShape,
+  traceparent: string | undefined,
+): Context.Context<R> => {
   const withSettings = Context.add(services, HeaderPropagation, propagation)
-  return claimed.headers === undefined ? withSettings : Context.add(withSettings, CurrentHeaders, claimed.headers)
+  // traced: what the body starts or publishes is a child of this step's span
+  const headers = traceparent === undefined ? claimed.headers : { ...claimed.headers, traceparent }
+  return headers === undefined ? withSettings : Context.add(withSettings, CurrentHeaders, headers)
 }
+
+/** The `traceparent` of the step span the caller runs in, when tracing is on. */
+const stepTraceparent = (tracing: boolean): Effect.Effect<string | undefined> =>
+  tracing ? Effect.map(Effect.option(Effect.currentSpan), (span) => (span._tag === "Some" ? traceparentOf(span.value) : undefined)) : Effect.succeed(undefined)
 
 const make = Effect.gen(function*() {
   const config = yield* EngineConfig
@@ -284,6 +296,7 @@ const make = Effect.gen(function*() {
   const leaseMs = leaseMillis(config)
   const fault = faultAt(yield* Faults)
   const propagation = yield* HeaderPropagation
+  const tracing = yield* TracingEnabled
   const store = yield* WorkflowStore
   const dispatcher = yield* Dispatcher
   const registry = yield* Registry
@@ -431,7 +444,8 @@ const make = Effect.gen(function*() {
         return { _tag: "Invalid", error: { tag: "InvalidInput", message: Cause.pretty(decoded.cause).slice(0, 4000) } } as const
       }
       const timeout = node.timeoutMs ?? defaultTaskTimeoutMs
-      const context = Context.add(bodyServices(services as Context.Context<never>, claimed, propagation), TaskContext, taskContext(claimed, node.task, null))
+      const traceparent = yield* stepTraceparent(tracing)
+      const context = Context.add(bodyServices(services as Context.Context<never>, claimed, propagation, traceparent), TaskContext, taskContext(claimed, node.task, null))
       const body = def.run(decoded.value).pipe(
         // a timeout is a defect of its own kind, so `errorRecord` tells it from a typed failure
         // (Effect.timeout would fail with a typed TimeoutError, recorded as tag "TimeoutError")
@@ -493,6 +507,7 @@ const make = Effect.gen(function*() {
       if (Exit.isFailure(decoded)) return failed(g, node, claimed, node.task, { tag: "InvalidInput", message: "the shard's state is not a ShardState" }, now)
       const iterate = indexOf(g).get(node.scope ?? "") as Extract<Node, { kind: "iterate" }> | undefined
       const budgetMs = iterate?.timeBudgetMs ?? (node.timeoutMs ?? defaultTaskTimeoutMs) / 2
+      const traceparent = yield* stepTraceparent(tracing)
       const outcome = yield* runShard({
         run: claimed.run,
         def: typedWhere(g, node.scope ?? "", def),
@@ -501,7 +516,7 @@ const make = Effect.gen(function*() {
         batch: node.batch,
         batchSize: iterate?.batchSize ?? def.batchSize,
         budgetMs,
-        services: bodyServices(services, claimed, propagation),
+        services: bodyServices(services, claimed, propagation, traceparent),
         context: taskContext(claimed, node.task, null),
         state: decoded.value,
         checkpoint: (state) =>
@@ -539,11 +554,34 @@ const make = Effect.gen(function*() {
       return { outcome: Outcome.Stale({ ...base, reason: "the node was reclaimed or cancelled while it ran" }), next: [] }
     })
 
-  const step = (claimed: Claimed, claimNext: number, queues?: ReadonlyArray<string>): Effect.Effect<StepOutcome, StoreError> =>
+  /**
+   * One step; traced, a span whose parent is the run's stored `traceparent` (the run's start),
+   * whichever process runs it, so a run's steps form one trace.
+   */
+  const step = (claimed: Claimed, claimNext: number, queues?: ReadonlyArray<string>): Effect.Effect<StepOutcome, StoreError> => {
+    if (!tracing) return untracedStep(claimed, claimNext, queues)
+    const parent = parentFromTraceparent(claimed.headers?.traceparent)
+    return untracedStep(claimed, claimNext, queues).pipe(
+      Effect.tap((result) => Effect.annotateCurrentSpan("taskgraph.outcome", result.outcome._tag)),
+      Effect.withSpan(`taskgraph.step ${claimed.template}`, {
+        kind: "consumer",
+        attributes: {
+          "taskgraph.run": claimed.run,
+          "taskgraph.workflow": claimed.workflow,
+          "taskgraph.node": claimed.node,
+          "taskgraph.attempt": claimed.attempt,
+        },
+        ...(parent === undefined ? { root: true } : { parent }),
+      }),
+    )
+  }
+
+  const untracedStep = (claimed: Claimed, claimNext: number, queues?: ReadonlyArray<string>): Effect.Effect<StepOutcome, StoreError> =>
     Effect.gen(function*() {
       const g = yield* graph(claimed.graphHash)
       const node = indexOf(g).get(claimed.template)
       const base = { run: claimed.run, node: claimed.node }
+      if (tracing && node !== undefined) yield* Effect.annotateCurrentSpan("taskgraph.task", needsOf(node).task ?? node.kind)
       // a node whose task this process lacks (its row predates the column, so the claim could
       // not tell) is given back for a process that has it, with what it needs recorded so this
       // process's claims skip it from now on; past the grace it parks
@@ -872,7 +910,28 @@ const make = Effect.gen(function*() {
       }
     })
 
-  const start = (workflow: AnyWorkflow, input: unknown, options: StartOptions = {}): Effect.Effect<RunRef, StartError> =>
+  /**
+   * Starts a run. Traced, the start is a span (a child of the caller's span, else of the
+   * `traceparent` the start carries), and the run stores it as its `traceparent`.
+   */
+  const start = (workflow: AnyWorkflow, input: unknown, options: StartOptions = {}): Effect.Effect<RunRef, StartError> => {
+    if (!tracing) return untracedStart(workflow, input, options, undefined)
+    return Effect.gen(function*() {
+      const current = yield* Effect.option(Effect.currentParentSpan)
+      const carried = options.headers ?? (yield* CurrentHeaders)
+      const parent = current._tag === "Some" ? current.value : parentFromTraceparent(carried.traceparent)
+      return yield* Effect.flatMap(Effect.currentSpan.pipe(Effect.orDie), (span) => untracedStart(workflow, input, options, traceparentOf(span))).pipe(
+        Effect.tap((ref) => Effect.annotateCurrentSpan({ "taskgraph.run": ref.id, "taskgraph.created": ref.created })),
+        Effect.withSpan(`taskgraph.start ${workflow.name}`, {
+          kind: "producer",
+          attributes: { "taskgraph.workflow": workflow.name },
+          ...(parent === undefined ? { root: true } : { parent }),
+        }),
+      )
+    })
+  }
+
+  const untracedStart = (workflow: AnyWorkflow, input: unknown, options: StartOptions, traceparent: string | undefined): Effect.Effect<RunRef, StartError> =>
     Effect.gen(function*() {
       // as the registry compiles it: the runtime's task defaults are part of the run's graph
       const { graph: g } = registry.compile(workflow)
@@ -908,9 +967,11 @@ const make = Effect.gen(function*() {
         if (keyProblem !== undefined) return yield* invalid(`idempotencyKey ${keyProblem}`)
       }
       // given, or those of the work in progress (a task body's run, a captured request)
-      const headers = options.headers ?? (yield* CurrentHeaders)
-      const headerProblem = headersProblem(headers)
+      const carried = options.headers ?? (yield* CurrentHeaders)
+      const headerProblem = headersProblem(carried)
       if (headerProblem !== undefined) return yield* invalid(`headers: ${headerProblem}`)
+      // traced: the run's traceparent is its start's span
+      const headers = traceparent === undefined ? carried : { ...carried, traceparent }
       const now = yield* Clock.currentTimeMillis
       // `delay` (a duration) or `at` (a Date): a bad one is refused before anything is written
       const dueAt = yield* Effect.try({

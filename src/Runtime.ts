@@ -14,6 +14,7 @@ import { type AnyPeriodic, type AnySubscriber, type AnyWorkflow, type DurationIn
 import { type CompileDefaults, DefinitionError, resolveTaskDefaults, type Task, type TaskDefaults, WorkflowStarter } from "../dsl/index.ts"
 import { checkPropagation, CurrentHeaders, HeaderPropagation, type HeaderPropagationShape } from "../dsl/index.ts"
 import { requestHeaders } from "../engine/RequestHeaders.ts"
+import { TracingEnabled } from "../engine/Tracing.ts"
 import { AmbientTransaction } from "../engine/AmbientTransaction.ts"
 import { beatTimings, type FireSchedulesOptions, runBeat } from "../engine/Beat.ts"
 import { Dispatcher } from "../engine/Dispatcher.ts"
@@ -146,6 +147,13 @@ export interface RuntimeOptions<R = never> {
    * Cloud Tasks callbacks, and carried on to what it starts and publishes.
    */
   readonly propagation?: Partial<HeaderPropagationShape>
+  /**
+   * The application's tracer (an Effect Layer providing `Tracer`, e.g. effect/observability's
+   * OTLP exporter): with it every start and every step is a span, and a run stores its start's
+   * span as its `traceparent`, carried on its callbacks and messages, so one trace spans the
+   * whole run across processes (see engine/Tracing.ts). Without it nothing is traced.
+   */
+  readonly tracing?: Layer.Layer<any, unknown>
 }
 
 /** `shutdownOnSignals`: true for SIGTERM and SIGINT, or the signals to handle. */
@@ -358,7 +366,11 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     workerOptions === undefined ? Layer.empty : Layer.effectDiscard(runWorker(workerOptions)),
     sweeperOptions === false ? Layer.empty : Layer.effectDiscard(Effect.forkScoped(sweep(sweeperOptions))),
   )
-  const full = Layer.provide(Layer.provideMerge(background, withStarter), engineConfig)
+  const untraced = Layer.provide(Layer.provideMerge(background, withStarter), engineConfig)
+  // the tracer reaches every fiber the layers fork (the worker's steps) and the runtime's own calls (starts)
+  const full = options.tracing === undefined
+    ? untraced
+    : Layer.provideMerge(untraced, Layer.merge(options.tracing, Layer.succeed(TracingEnabled, true)))
   // connected (MikroORM's first connect) before anything starts: nothing is left connecting
   // that a `close()` would not wait for
   await connectPool(options.orm)

@@ -49,6 +49,8 @@ export interface EmbeddedOptions<R = never> {
   readonly lease?: DurationInput
   /** Which request headers a run carries, and their Pub/Sub attribute prefix (see `RuntimeOptions.propagation`). */
   readonly propagation?: Partial<HeaderPropagationShape>
+  /** The application's tracer Layer: every start and step a span, one trace per run (see `RuntimeOptions.tracing`). */
+  readonly tracing?: Layer.Layer<any, unknown>
 }
 
 export interface Embedded extends Runtime {
@@ -68,6 +70,7 @@ const runtimeOptions = <R>(options: EmbeddedOptions<R>, listenUrl: string | unde
   ...(options.parkAfter === undefined ? {} : { parkAfter: options.parkAfter }),
   ...(options.lease === undefined ? {} : { lease: options.lease }),
   ...(options.propagation === undefined ? {} : { propagation: options.propagation }),
+  ...(options.tracing === undefined ? {} : { tracing: options.tracing }),
   ...(options.eager === true
     ? { eager: true, ...(options.worker === undefined ? {} : { worker: options.worker }) }
     : { worker: { ...(listenUrl === undefined ? {} : { listenUrl }), ...options.worker } }),
