@@ -55,7 +55,9 @@ import { isStorableText } from "../../engine/Storable.ts"
 import type { Outcome } from "../../engine/Outcome.ts"
 import { describeRun } from "../../engine/RunView.ts"
 import type { StoreError, WorkflowStore } from "../../engine/WorkflowStore.ts"
+import type { RunHistoryShape } from "../../engine/History.ts"
 import { type Authenticator, AuthenticatorConfigError, type AuthResult } from "./Authenticator.ts"
+import { addHistoryRoutes } from "./History.ts"
 import { maxPushBytes, pushMessage } from "./PubSubPush.ts"
 import { fireSchedule, parseScheduleTime, scheduleTimeHeader } from "./ScheduleFire.ts"
 import { maxSweepLimit, parseSweepLimit, sweepPass, type SweepRouteOptions } from "./Sweep.ts"
@@ -79,6 +81,8 @@ export interface TaskgraphRoutesOptions {
   readonly onError?: (error: unknown) => void
   /** Timings of the `POST /sweep` pass (`grace`, `stale`; see `SweepOptions`), as the runtime's sweeper would use. */
   readonly sweep?: SweepRouteOptions
+  /** Serve the run history's GET routes (adapters/hono/History.ts) from this store's read side. */
+  readonly history?: RunHistoryShape
 }
 
 const problem = (c: Context, status: ContentfulStatusCode, error: string, message: string) => c.json({ error, message }, status)
@@ -307,6 +311,8 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
   }
 
   const app = new Hono()
+  // before `GET /runs/:id`, which would take `/runs/counts` for a run id
+  if (options.history !== undefined) addHistoryRoutes(app, options.history, { authenticate: authenticator, onError: report })
 
   app.post("/callback", async (c) => {
     const body = await admit(c)

@@ -12,7 +12,9 @@
  *   several workflows and statuses still read at most pairs × limit index entries;
  * - by status only: the same per status on `taskgraph_runs_status_recent`;
  * - by idempotency key: `taskgraph_runs_key`; by error text: the trigram index on the message
- *   when pg_trgm could be installed (else a scan of the runs that have an error).
+ *   when pg_trgm could be installed (else a walk of `taskgraph_runs_errored`), after a short walk
+ *   of the newest errored runs (common text fills a page there); with either, the other filters
+ *   are conditions on what that index finds.
  * Node counts are read for the page's runs only, after the page is cut.
  */
 import type { MikroORM } from "@mikro-orm/postgresql"
@@ -29,6 +31,7 @@ import {
   type FullValue,
   isRunId,
   type NormalizedFilter,
+  type NormalizedList,
   normalizeFilter,
   normalizeGetOptions,
   normalizeListQuery,
@@ -61,14 +64,17 @@ const dateOf = (value: unknown): Date | null =>
 const likeSubstring = (text: string): string => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
 
 /** The filter's conditions on alias `r`, with or without its workflow and status (served by a lateral pair instead). */
-const conditions = (f: NormalizedFilter, options: { readonly workflow: boolean; readonly status: boolean }): RawBuilder<unknown> => {
+const conditions = (
+  f: NormalizedFilter,
+  options: { readonly workflow: boolean; readonly status: boolean; readonly text?: boolean },
+): RawBuilder<unknown> => {
   const parts: Array<RawBuilder<unknown>> = []
   if (options.workflow && f.workflows !== null) parts.push(sql`r.workflow = any(${[...f.workflows]}::text[])`)
   if (options.status && f.statuses !== null) parts.push(sql`r.status = any(${[...f.statuses]}::text[])`)
   if (f.createdFrom !== null) parts.push(sql`r.created_at >= ${f.createdFrom}::timestamptz`)
   if (f.createdTo !== null) parts.push(sql`r.created_at < ${f.createdTo}::timestamptz`)
   if (f.idempotencyKey !== null) parts.push(sql`r.idempotency_key = ${f.idempotencyKey}`)
-  if (f.errorText !== null) {
+  if (f.errorText !== null && options.text !== false) {
     // `error is not null` lets the partial trigram index be used
     parts.push(sql`r.error is not null and (r.error ->> 'message') ilike ${likeSubstring(f.errorText)}`)
   }
@@ -92,6 +98,74 @@ const summaryOf = (row: Row): RunSummary => ({
     : { tag: String(row.error_tag ?? ""), message: String(row.error_message ?? "") },
   nodes: row.nodes ?? {},
 })
+
+/** How many of the newest runs with an error a text search reads before it asks the trigram index instead. */
+const textWalk = 1000
+
+/** Each run of a page (alias `p`) with its node counts: computed after the page is cut. */
+const withNodeCounts = (page: RawBuilder<Row>): RawBuilder<Row> =>
+  sql<Row>`
+    select p.*, (select jsonb_object_agg(c.state, c.n) from (
+        select state, count(*)::int as n from taskgraph_nodes where run_id = p.id group by state
+      ) c) as nodes
+    from (${page}) p
+    order by p.created_at desc, p.id desc`
+
+/**
+ * A list's page as statements: `limit + 1` runs (the one past the page says another follows),
+ * newest first, each with its node counts. A text search comes with a `walk` to try first: the
+ * newest `textWalk` runs with an error (after the cursor, within the other filters), searched in
+ * order. When it finds a whole page, that page is exact (every newer errored run was read); else
+ * `page` asks the trigram index, which finds rare text at once but common text only after
+ * reading every match. Exported for the benchmark's EXPLAIN.
+ */
+export const listStatements = (q: NormalizedList): { readonly walk: RawBuilder<Row> | null; readonly page: RawBuilder<Row> } => {
+  const take = q.limit + 1
+  // a redundant `created_at <=` makes the keyset bound an index condition wherever created_at follows the = columns
+  const after = q.after === null
+    ? sql`true`
+    : sql`r.created_at <= ${q.after.createdAt}::timestamptz and (r.created_at, r.id) < (${q.after.createdAt}::timestamptz, ${q.after.id}::uuid)`
+  const order = sql`order by r.created_at desc, r.id desc limit ${take}::int`
+  const statuses = q.statuses ?? runStatuses
+  // a key or a text narrows through its own index better than pairs scanning their ranges for it
+  const byPairs = q.idempotencyKey === null && q.errorText === null
+  let page: RawBuilder<Row>
+  if (byPairs && q.workflows !== null && q.workflows.length * statuses.length <= maxPairs) {
+    page = sql<Row>`select r.* from unnest(${[...q.workflows]}::text[]) as w(workflow)
+      cross join unnest(${[...statuses]}::text[]) as s(status)
+      cross join lateral (
+        select ${summaryColumns} from taskgraph_runs r
+        where r.workflow = w.workflow and r.status = s.status and ${conditions(q, { workflow: false, status: false })} and ${after}
+        ${order}
+      ) r
+      ${order}`
+  } else if (byPairs && q.workflows === null && q.statuses !== null) {
+    page = sql<Row>`select r.* from unnest(${[...q.statuses]}::text[]) as s(status)
+      cross join lateral (
+        select ${summaryColumns} from taskgraph_runs r
+        where r.status = s.status and ${conditions(q, { workflow: true, status: false })} and ${after}
+        ${order}
+      ) r
+      ${order}`
+  } else {
+    page = sql<Row>`select ${summaryColumns} from taskgraph_runs r
+      where ${conditions(q, { workflow: true, status: true })} and ${after}
+      ${order}`
+  }
+  const walk = q.errorText === null ? null : sql<Row>`select r.* from (
+      select ${summaryColumns} from taskgraph_runs r
+      where r.error is not null and ${conditions(q, { workflow: true, status: true, text: false })} and ${after}
+      order by r.created_at desc, r.id desc limit ${textWalk}::int
+    ) r
+    where r.error_message ilike ${likeSubstring(q.errorText)}
+    ${order}`
+  return { walk: walk === null ? null : withNodeCounts(walk), page: withNodeCounts(page) }
+}
+
+/** Counts by status as one statement. Exported for the benchmark's EXPLAIN. */
+export const countsStatement = (f: NormalizedFilter): RawBuilder<Row> =>
+  sql<Row>`select r.status, count(*)::int as n from taskgraph_runs r
+    where ${conditions(f, { workflow: true, status: true })} group by r.status`
 
 /** A value column of alias `t` as `<name>_bytes`, and whole (`<name>_value`) or cut (`<name>_preview`) past `max` bytes. */
 const valueColumns = (column: string, name: string, max: number | null): RawBuilder<unknown> => {
@@ -128,43 +202,9 @@ export const makePostgresRunHistory = (orm: MikroORM): RunHistoryShape => {
   const list: RunHistoryShape["list"] = (input) =>
     Effect.flatMap(normalizeListQuery(input), (q) =>
       query(async (): Promise<RunPage> => {
-        const take = q.limit + 1
-        // a redundant `created_at <=` makes the keyset bound usable by every index that leads with created_at after = columns
-        const after = q.after === null
-          ? sql`true`
-          : sql`r.created_at <= ${q.after.createdAt}::timestamptz and (r.created_at, r.id) < (${q.after.createdAt}::timestamptz, ${q.after.id}::uuid)`
-        const order = sql`order by r.created_at desc, r.id desc limit ${take}::int`
-        const statuses = q.statuses ?? runStatuses
-        let page: RawBuilder<Row>
-        if (q.workflows !== null && q.workflows.length * statuses.length <= maxPairs) {
-          page = sql<Row>`select r.* from unnest(${[...q.workflows]}::text[]) as w(workflow)
-            cross join unnest(${[...statuses]}::text[]) as s(status)
-            cross join lateral (
-              select ${summaryColumns} from taskgraph_runs r
-              where r.workflow = w.workflow and r.status = s.status and ${conditions(q, { workflow: false, status: false })} and ${after}
-              ${order}
-            ) r
-            ${order}`
-        } else if (q.workflows === null && q.statuses !== null) {
-          page = sql<Row>`select r.* from unnest(${[...q.statuses]}::text[]) as s(status)
-            cross join lateral (
-              select ${summaryColumns} from taskgraph_runs r
-              where r.status = s.status and ${conditions(q, { workflow: true, status: false })} and ${after}
-              ${order}
-            ) r
-            ${order}`
-        } else {
-          page = sql<Row>`select ${summaryColumns} from taskgraph_runs r
-            where ${conditions(q, { workflow: true, status: true })} and ${after}
-            ${order}`
-        }
-        // node counts for the page's runs only: computed after the page is cut
-        const rows = (await sql<Row>`
-          select p.*, (select jsonb_object_agg(c.state, c.n) from (
-              select state, count(*)::int as n from taskgraph_nodes where run_id = p.id group by state
-            ) c) as nodes
-          from (${page}) p
-          order by p.created_at desc, p.id desc`.execute(db)).rows
+        const statements = listStatements(q)
+        const walked = statements.walk === null ? undefined : (await statements.walk.execute(db)).rows
+        const rows = walked !== undefined && walked.length > q.limit ? walked : (await statements.page.execute(db)).rows
         const runs = rows.slice(0, q.limit)
         const last = runs[runs.length - 1]
         return {
@@ -176,8 +216,7 @@ export const makePostgresRunHistory = (orm: MikroORM): RunHistoryShape => {
   const counts: RunHistoryShape["counts"] = (filter) =>
     Effect.flatMap(normalizeFilter(filter), (f) =>
       query(async (): Promise<RunCounts> => {
-        const rows = (await sql<Row>`select r.status, count(*)::int as n from taskgraph_runs r
-          where ${conditions(f, { workflow: true, status: true })} group by r.status`.execute(db)).rows
+        const rows = (await countsStatement(f).execute(db)).rows
         const byStatus = Object.fromEntries(runStatuses.map((s) => [s, 0])) as Record<RunStatus, number>
         let total = 0
         for (const row of rows) {
