@@ -31,3 +31,18 @@ export { type KeyRange, type Page, type Plan, type RowKey, RowSource, RowSourceE
 export { Schedules, type SchedulesShape } from "../engine/Schedules.ts"
 export { type FireRecord, type HeldSchedule, ScheduleStore, type ScheduleStoreShape } from "../engine/ScheduleStore.ts"
 export { beat, type BeatResult, type FirePlan, type FireSchedulesOptions, type FireStart, planFires, runBeat, startFire } from "../engine/Beat.ts"
+/**
+ * Header propagation (`traceparent` …): the headers of the work in progress, which a start or a
+ * publish carries on (provide it to set them from another framework's request), the settings,
+ * and picking them out of a request's headers.
+ */
+export {
+  CurrentHeaders,
+  defaultHeaderAttributePrefix,
+  defaultPropagatedHeaders,
+  HeaderPropagation,
+  type HeaderPropagationShape,
+  pickHeaders,
+} from "../dsl/Headers.ts"
+/** Tracing: whether starts and steps are spans, and the W3C `traceparent` of a span. */
+export { parentFromTraceparent, traceparentOf, TracingEnabled } from "../engine/Tracing.ts"

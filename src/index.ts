@@ -34,11 +34,7 @@ export type { AnySubscriber, Subscriber } from "../dsl/Subscriber.ts"
  */
 export { modelPublisher, publisher, publishWorkflow } from "../dsl/Publisher.ts"
 export type { ModelPublisher, ModelPublisherOptions, PublisherOptions, PublishRequest } from "../dsl/Publisher.ts"
-/**
- * Header propagation (`traceparent` …): the headers of the work in progress, which a start or a
- * publish carries on; the settings; picking them out of a request's headers.
- */
-export { CurrentHeaders, defaultHeaderAttributePrefix, defaultPropagatedHeaders, HeaderPropagation, pickHeaders } from "../dsl/Headers.ts"
+/** The runtime's `propagation` option: which headers a run carries, and their Pub/Sub attribute prefix. */
 export type { HeaderPropagationShape } from "../dsl/Headers.ts"
 /** A topic, what a publish answers, and why a message or a publish failed. */
 export { type AnyTopic, MessageError, type Published, PublishFailed, type Topic } from "../dsl/Topic.ts"
