@@ -26,6 +26,9 @@ import { Schedules } from "../engine/Schedules.ts"
 import { Subscribers } from "../engine/Subscribers.ts"
 import type { DeadMessages } from "../engine/DeadMessages.ts"
 import { PostgresDeadMessages } from "../adapters/postgres/DeadMessages.ts"
+import { PostgresRunHistory } from "../adapters/postgres/History.ts"
+import { RunHistory } from "../engine/History.ts"
+import type { RunHistoryClient } from "./history.ts"
 import { describeRun, type RunView } from "../engine/RunView.ts"
 import { sweep, type SweepOptions } from "../engine/Sweeper.ts"
 import { TaskServices } from "../engine/TaskServices.ts"
@@ -159,7 +162,7 @@ export interface RuntimeOptions<R = never> {
 /** `shutdownOnSignals`: true for SIGTERM and SIGINT, or the signals to handle. */
 export type ShutdownSignals = boolean | ReadonlyArray<NodeJS.Signals>
 
-export type Services = Engine | WorkflowStore | WorkflowStarter | Registry | Schedules | Subscribers | DeadMessages
+export type Services = Engine | WorkflowStore | WorkflowStarter | Registry | Schedules | Subscribers | DeadMessages | RunHistory
 
 export interface Runtime {
   readonly start: <I, O>(workflow: Workflow<string, I, O, any>, input: I, options?: StartOptions) => Promise<RunHandle<O>>
@@ -176,6 +179,11 @@ export interface Runtime {
    * Resolves to the decoded output; rejects with the task's own error. Nothing is stored.
    */
   readonly run: <I, O>(task: Task<string, I, O, any, any>, input: I) => Promise<O>
+  /**
+   * The run history: lists of runs (filters, keyset pages), counts by status, one run in detail,
+   * one value in full (see engine/History.ts). Reads only, on the runtime's ORM.
+   */
+  readonly history: RunHistoryClient
   /** Runs an Effect with the engine's services (for Effect applications and adapters). */
   readonly runPromise: <A, E>(effect: Effect.Effect<A, E, Services>) => Promise<A>
   /**
@@ -337,6 +345,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     Layer.succeed(Subscribers, subscribers),
     Layer.succeed(HeaderPropagation, propagation),
     PostgresDeadMessages.layer(options.orm),
+    PostgresRunHistory.layer(options.orm),
     services,
     WorkerSignal.layer,
     // iterations read their rows through the runtime's ORM (its entities)
@@ -468,6 +477,13 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
       return handle(workflow, exit.value)
     },
     handle: (workflow, run) => handle(workflow, run),
+    // through the gate: after close() a read rejects with RuntimeClosed, as every call does
+    history: {
+      list: (query) => runtime.runPromise(RunHistory.use((h) => h.list(query))),
+      counts: (filter) => runtime.runPromise(RunHistory.use((h) => h.counts(filter))),
+      get: (run, getOptions) => runtime.runPromise(RunHistory.use((h) => h.get(run, getOptions))),
+      value: (run, node, side) => runtime.runPromise(RunHistory.use((h) => h.value(run, node, side))),
+    },
     status,
     revoke,
     resume,
