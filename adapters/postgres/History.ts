@@ -100,7 +100,7 @@ const summaryOf = (row: Row): RunSummary => ({
 })
 
 /** How many of the newest runs with an error a text search reads before it asks the trigram index instead. */
-const textWalk = 1000
+const textWalk = 500
 
 /** Each run of a page (alias `p`) with its node counts: computed after the page is cut. */
 const withNodeCounts = (page: RawBuilder<Row>): RawBuilder<Row> =>
@@ -162,10 +162,33 @@ export const listStatements = (q: NormalizedList): { readonly walk: RawBuilder<R
   return { walk: walk === null ? null : withNodeCounts(walk), page: withNodeCounts(page) }
 }
 
-/** Counts by status as one statement. Exported for the benchmark's EXPLAIN. */
-export const countsStatement = (f: NormalizedFilter): RawBuilder<Row> =>
-  sql<Row>`select r.status, count(*)::int as n from taskgraph_runs r
+/**
+ * Counts by status as one statement. Without a key or a text, one count per (workflow, status)
+ * pair or per status, each an index-only range of the index that leads with them (a whole-table
+ * count reads the 55 MB status index of a million runs instead of the table's 180 MB heap).
+ * Exported for the benchmark's EXPLAIN.
+ */
+export const countsStatement = (f: NormalizedFilter): RawBuilder<Row> => {
+  const statuses = f.statuses ?? runStatuses
+  const byPairs = f.idempotencyKey === null && f.errorText === null
+  if (byPairs && f.workflows !== null && f.workflows.length * statuses.length <= maxPairs) {
+    return sql<Row>`select s.status, sum(c.n)::int as n from unnest(${[...f.workflows]}::text[]) as w(workflow)
+      cross join unnest(${[...statuses]}::text[]) as s(status)
+      cross join lateral (
+        select count(*)::int as n from taskgraph_runs r
+        where r.workflow = w.workflow and r.status = s.status and ${conditions(f, { workflow: false, status: false })}
+      ) c
+      group by s.status`
+  }
+  if (byPairs && f.workflows === null) {
+    return sql<Row>`select s.status, c.n from unnest(${[...statuses]}::text[]) as s(status)
+      cross join lateral (
+        select count(*)::int as n from taskgraph_runs r where r.status = s.status and ${conditions(f, { workflow: true, status: false })}
+      ) c`
+  }
+  return sql<Row>`select r.status, count(*)::int as n from taskgraph_runs r
     where ${conditions(f, { workflow: true, status: true })} group by r.status`
+}
 
 /** A value column of alias `t` as `<name>_bytes`, and whole (`<name>_value`) or cut (`<name>_preview`) past `max` bytes. */
 const valueColumns = (column: string, name: string, max: number | null): RawBuilder<unknown> => {
