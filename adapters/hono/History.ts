@@ -90,7 +90,8 @@ const dateParam = (params: Map<string, ReadonlyArray<string>>, name: string): Da
 
 const filterOf = (params: Map<string, ReadonlyArray<string>>): RunFilter => {
   const workflow = params.get("workflow")
-  const status = params.get("status")?.flatMap((s) => s.split(",")).map((s) => s.trim()).filter((s) => s !== "")
+  const status = params.get("status")?.flatMap((s) => s.split(",")).map((s) => s.trim())
+  if (status?.includes("")) throw new BadParam("status", "status names one or more statuses, comma-separated")
   const from = dateParam(params, "from")
   const to = dateParam(params, "to")
   const key = one(params, "key")

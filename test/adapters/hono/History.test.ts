@@ -145,6 +145,8 @@ describe("GET /runs and /runs/counts", () => {
       ["limit=ten", "limit"],
       ["limit=1&limit=2", "limit"],
       ["status=done", "status"],
+      ["status=", "status"],
+      ["status=failed,", "status"],
       ["from=yesterday", "from"],
       ["to=2026-13-45T00:00:00Z", "to"],
       ["cursor=not-ours", "cursor"],
