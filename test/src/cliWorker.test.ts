@@ -44,7 +44,7 @@ const until = async (what: string, check: () => boolean | Promise<boolean>, time
 }
 
 describe("taskgraph worker: help and usage", () => {
-  it("worker --help prints its usage; help loads neither the Google clients, the emulators, the database nor the worker", async () => {
+  it("worker --help prints its usage; help loads neither the Google clients, the emulators, the database nor the worker; migrate loads no Google client", async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), "taskgraph-cli-imports-"))
     try {
       for (const args of [["--help"], ["worker", "--help"], ["queues", "sync", "--help"], ["emulator", "--help"]]) {
@@ -61,6 +61,13 @@ describe("taskgraph worker: help and usage", () => {
         const heavy = loaded.filter((url) => /\/node_modules\/(@grpc|@google-cloud|google-gax|@mikro-orm|pg)\/|\/emulators\/|\/src\/cli\/worker\.ts|\/adapters\//.test(url))
         expect(heavy, args.join(" ")).toEqual([])
       }
+      // a command loads what it uses only: migrating loads the database's modules, not Google's
+      const record = path.join(dir, "migrate.txt")
+      const migrated = await run(["migrate", "--url", "postgresql://nobody@127.0.0.1:1/none"], { RECORD_IMPORTS: record }, ["--import", path.join(fixtures, "record-imports.mjs")])
+      expect(migrated.code).toBe(1)
+      const loaded = (await readFile(record, "utf8")).split("\n")
+      expect(loaded.some((url) => url.includes("/adapters/postgres/migrate.ts"))).toBe(true)
+      expect(loaded.filter((url) => /\/node_modules\/(@grpc|@google-cloud|google-gax)\/|\/emulators\/|\/src\/cli\/worker\.ts/.test(url))).toEqual([])
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
