@@ -18,7 +18,7 @@ import { InvalidHistoryQuery, type ListQuery, type RunHistoryShape, type RunSumm
 import type { RunStatus } from "../../../engine/WorkflowStore.ts"
 import { runHistory } from "../../../src/history.ts"
 import { createRuntime, type Runtime } from "../../../src/Runtime.ts"
-import { type TestDatabase, testDatabase } from "../../support/runtime.ts"
+import { gate, type TestDatabase, testDatabase } from "../../support/runtime.ts"
 
 /** The store's migrations with the history indexes, whether or not the shipped list has them yet. */
 const withHistoryIndexes = migrations.some((m) => m.name === historyIndexes.name) ? migrations : [...migrations, historyIndexes]
@@ -311,6 +311,43 @@ describe("one run", () => {
     expect(shards.every((s) => s.shard!.pages >= 1 && s.task === "histVisit")).toBe(true)
   })
 
+  it("a run in flight: its running try is on the timeline with no end, and the list counts its nodes by state", async () => {
+    const opened = gate()
+    const started = gate()
+    const slow = task("histSlow", {
+      input: Schema.Number,
+      output: Schema.Number,
+      run: async (n) => {
+        started.open()
+        await opened.promise
+        return n
+      },
+    })
+    const live = workflow("hist-live", chain(start).then(slow).then(double))
+    const worker = await createRuntime({ orm, workflows: [live], worker: { pollInterval: "50 millis" } })
+    try {
+      const handle = await worker.start(live, 3)
+      await started.promise
+      const summary = (await read(history.list({ workflow: "hist-live" }))).runs[0]!
+      expect(summary).toMatchObject({ id: handle.id, status: "running", finishedAt: null, nodes: { succeeded: 1, running: 1, waiting: 1 } })
+      const run = (await read(history.get(handle.id)))!
+      const running = run.nodes.find((n) => n.task === "histSlow")!
+      expect(running).toMatchObject({ state: "running", finishedAt: null, durationMs: null, attempts: [] })
+      expect(run.timeline.map((t) => [t.node, t.outcome, t.finishedAt])).toEqual([
+        [run.nodes.find((n) => n.task === "histStart")!.id, "succeeded", expect.any(Date)],
+        [running.id, "running", null],
+      ])
+      expect((await read(history.counts({ workflow: "hist-live" }))).byStatus.running).toBe(1)
+      opened.open()
+      expect(await handle.result({ timeout: 30 })).toBe(6)
+      const done = (await read(history.get(handle.id)))!
+      expect(done.timeline.map((t) => t.outcome)).toEqual(["succeeded", "succeeded", "succeeded"])
+    } finally {
+      opened.open()
+      await worker.close()
+    }
+  }, 60_000)
+
   it("an unknown or malformed run id is null, not an error", async () => {
     expect(await read(history.get(randomUUID()))).toBeNull()
     expect(await read(history.get("not-a-uuid"))).toBeNull()
@@ -320,7 +357,8 @@ describe("one run", () => {
   it("the Promise facade reads the same, and rejects with the query's own error", async () => {
     const facade = runHistory(orm)
     expect((await facade.list({ workflow: "hist-group" })).runs.map((r) => r.id)).toEqual([ids.group])
-    expect((await facade.counts()).total).toBe(5)
+    expect(await facade.counts({ workflow: "hist-group" })).toEqual(await read(history.counts({ workflow: "hist-group" })))
+    expect((await facade.counts({ workflow: "hist-group" })).total).toBe(1)
     expect((await facade.get(ids.map))!.progress[0]).toMatchObject({ done: 12, expected: 12 })
     await expect(facade.list({ limit: 0 })).rejects.toBeInstanceOf(InvalidHistoryQuery)
   })
