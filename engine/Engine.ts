@@ -775,7 +775,13 @@ const make = Effect.gen(function*() {
       }
       const now = yield* Clock.currentTimeMillis
       const claimed = yield* store.claim(callback.run, callback.node, callback.attempt, now, scope)
-      if (claimed._tag === "Claimed") return yield* execute(claimed)
+      // interrupted (its process shutting down): the node is given back, ready at once, the try
+      // not counted — a commit that landed first makes the release match nothing
+      if (claimed._tag === "Claimed") {
+        return yield* execute(claimed).pipe(
+          Effect.onInterrupt(() => Effect.flatMap(Clock.currentTimeMillis, (at) => Effect.ignore(store.release(claimed, at)))),
+        )
+      }
       const base = { run: callback.run, node: callback.node }
       if (claimed.state === "missing") return Outcome.Stale({ ...base, reason: "no such run or node" })
       if (claimed.state === "revoked" || claimed.runStatus === "revoked") return Outcome.Revoked(base)

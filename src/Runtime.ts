@@ -118,6 +118,14 @@ export interface RuntimeOptions<R = never> {
   /** On SIGTERM/SIGINT (true) or these signals, `close()` and then end the process as the signal would (default: no listener). */
   readonly shutdownOnSignals?: ShutdownSignals
   /**
+   * How long `close()` lets work in flight finish before it gives its nodes back (a duration, a
+   * number is seconds; default 8 s, within Cloud Run's 10 s between SIGTERM and SIGKILL): the
+   * worker's steps (unless `worker.shutdownGrace` says otherwise) and the callbacks the routes
+   * are advancing. A callback still running then is interrupted: its node is ready again at once
+   * (the try not counted), and its sender, answered 503, delivers it again.
+   */
+  readonly shutdownGrace?: DurationInput
+  /**
    * Eager mode, for tests and scripts: `start()` runs the workflow to its end in this process
    * before it returns (same engine, same records), and waits for no delay: a `.delay()`, a
    * start's `delay`/`at` and a retry's backoff are skipped, the run's clock moved to their due
@@ -184,7 +192,11 @@ export interface Runtime {
    * one value in full (see engine/History.ts). Reads only, on the runtime's ORM.
    */
   readonly history: RunHistoryClient
-  /** Runs an Effect with the engine's services (for Effect applications and adapters). */
+  /**
+   * Runs an Effect with the engine's services (for Effect applications and adapters). One still
+   * running when `close()` begins is given `shutdownGrace`, then interrupted (it rejects with
+   * `RuntimeClosed`; a callback the routes were advancing gives its node back first).
+   */
   readonly runPromise: <A, E>(effect: Effect.Effect<A, E, Services>) => Promise<A>
   /**
    * Stops claiming, lets in-flight steps finish within the worker's `shutdownGrace`, gives back
@@ -231,32 +243,55 @@ export const closeOnSignals = (option: ShutdownSignals | undefined, close: () =>
 /** A call on a runtime whose `close()` has begun: nothing was done. */
 export class RuntimeClosed extends Data.TaggedError("RuntimeClosed")<{ readonly message: string }> {}
 
+/** How long `close()` waits, after the grace, for interrupted calls to finish their finalizers (giving nodes back). */
+const settleMs = 2_000
+
 /**
  * The managed runtime behind a gate: once `dispose` begins, new calls are refused with
  * `RuntimeClosed`, and the calls in flight (a start, a status read, a poll of `result()`) end
  * before the layers go (worker, sweeper, the store's users of the pool), so none of them is
- * interrupted half way or runs against a closed pool. `wait: false` (an application's own
- * Effect, which may run for long) is refused after close too, but interrupted by it.
+ * interrupted half way or runs against a closed pool. `wait: false` calls (an application's own
+ * Effect, a callback the routes are advancing, which may run for long) are given `graceMs` to
+ * end, then interrupted, and their finalizers (a callback gives its node back) run before the
+ * layers go too.
  */
-const gated = <R>(managed: ManagedRuntime.ManagedRuntime<R, unknown>) => {
+const gated = <R>(managed: ManagedRuntime.ManagedRuntime<R, unknown>, graceMs: number) => {
   const inFlight = new Set<Promise<unknown>>()
+  const interruptible = new Map<Promise<unknown>, AbortController>()
   let disposing: Promise<void> | undefined
-  const track = <A>(run: () => Promise<A>, wait: boolean): Promise<A> => {
+  const track = <A>(run: (signal: AbortSignal | undefined) => Promise<A>, wait: boolean): Promise<A> => {
     if (disposing !== undefined) return Promise.reject(new RuntimeClosed({ message: "taskgraph: the runtime is closed" }))
-    const promise = run()
-    if (wait) {
-      inFlight.add(promise)
-      const done = () => inFlight.delete(promise)
-      promise.then(done, done)
+    const controller = wait ? undefined : new AbortController()
+    // interrupted by close(): a RuntimeClosed, as a call made after it, not Effect's bare interruption error
+    const promise = controller === undefined ? run(undefined) : run(controller.signal).catch((error: unknown) => {
+      throw controller.signal.aborted ? new RuntimeClosed({ message: "taskgraph: the runtime closed while this call ran: it was interrupted" }) : error
+    })
+    const settled = promise.then(() => undefined, () => undefined)
+    if (controller === undefined) {
+      inFlight.add(settled)
+      settled.then(() => inFlight.delete(settled))
+    } else {
+      interruptible.set(settled, controller)
+      settled.then(() => interruptible.delete(settled))
     }
     return promise
   }
+  const bounded = (promises: ReadonlyArray<Promise<unknown>>, ms: number) =>
+    promises.length === 0 ? Promise.resolve() : Promise.race([Promise.all(promises), sleep(ms)])
+  const shutdown = async () => {
+    await Promise.all([...inFlight])
+    await bounded([...interruptible.keys()], graceMs)
+    // past the grace: interrupted, their finalizers running while the store is still there
+    for (const controller of interruptible.values()) controller.abort()
+    await bounded([...interruptible.keys()], settleMs)
+    await managed.dispose()
+  }
   return {
     runPromise: <A, E>(effect: Effect.Effect<A, E, R>, options: { readonly wait?: boolean } = {}): Promise<A> =>
-      track(() => managed.runPromise(effect), options.wait ?? true),
+      track((signal) => managed.runPromise(effect, signal === undefined ? undefined : { signal }), options.wait ?? true),
     runPromiseExit: <A, E>(effect: Effect.Effect<A, E, R>): Promise<Exit.Exit<A, E | unknown>> =>
       track(() => managed.runPromiseExit(effect), true),
-    dispose: (): Promise<void> => (disposing ??= Promise.allSettled([...inFlight]).then(() => managed.dispose())),
+    dispose: (): Promise<void> => (disposing ??= shutdown()),
   }
 }
 
@@ -318,9 +353,10 @@ export const checkRuntimeOptions = (options: Omit<RuntimeOptions<any>, "orm">) =
   const registry = Registry.make(workflows, compileDefaults)
   if (options.parkAfter !== undefined) parkAfterMillis({ revokeCheck: 1, parkAfter: options.parkAfter })
   if (options.lease !== undefined) leaseMillis({ revokeCheck: 1, lease: options.lease })
+  const shutdownGraceMs = optionalDurationMillis("shutdownGrace", options.shutdownGrace, defaultShutdownGraceMs)
   if (options.eager !== true && typeof options.worker === "object") {
     workerIntervals(options.worker)
-    optionalDurationMillis("shutdownGrace", options.worker.shutdownGrace, defaultShutdownGraceMs)
+    optionalDurationMillis("worker.shutdownGrace", options.worker.shutdownGrace, defaultShutdownGraceMs)
   }
   if (options.fireSchedules !== undefined && typeof options.fireSchedules !== "boolean") beatTimings(options.fireSchedules)
   let propagation: HeaderPropagationShape
@@ -329,15 +365,19 @@ export const checkRuntimeOptions = (options: Omit<RuntimeOptions<any>, "orm">) =
   } catch (error) {
     throw new DefinitionError({ message: `createRuntime: ${(error as Error).message}` })
   }
-  return { defaults, registry, schedules, subscribers, propagation }
+  return { defaults, registry, schedules, subscribers, propagation, shutdownGraceMs }
 }
 
 export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runtime> => {
   const services = options.services === undefined ? TaskServices.empty : TaskServices.fromLayer(options.services)
   // before anything connects or starts (a DefinitionError naming the problem)
-  const { defaults, registry, schedules, subscribers, propagation } = checkRuntimeOptions(options)
+  const { defaults, registry, schedules, subscribers, propagation, shutdownGraceMs } = checkRuntimeOptions(options)
   const eager = options.eager === true ? EagerDispatcher() : undefined
-  const workerOptions: WorkerOptions | undefined = eager !== undefined || options.worker === false ? undefined : options.worker === true || options.worker === undefined ? {} : options.worker
+  const givenWorker: WorkerOptions | undefined = eager !== undefined || options.worker === false ? undefined : options.worker === true || options.worker === undefined ? {} : options.worker
+  // the runtime's grace is the worker's unless the worker names its own
+  const workerOptions: WorkerOptions | undefined = givenWorker === undefined || givenWorker.shutdownGrace !== undefined || options.shutdownGrace === undefined
+    ? givenWorker
+    : { ...givenWorker, shutdownGrace: options.shutdownGrace }
   const base = Layer.mergeAll(
     PostgresStore.layer(options.orm, options.store),
     Layer.succeed(Registry, registry),
@@ -389,7 +429,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     await managed.dispose().catch(() => undefined)
     throw error
   })
-  const runtime = gated(managed)
+  const runtime = gated(managed, shutdownGraceMs)
 
   let closing: Promise<void> | undefined
   // the listeners stay while closing: a second signal joins this close instead of killing the process

@@ -297,7 +297,14 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
 
   /** Runs an engine effect; a store failure becomes its 5xx answer, a defect goes to `onError`. */
   const run = async <A>(c: Context, effect: Effect.Effect<A, StoreError, Engine | WorkflowStore>): Promise<{ value: A } | Response> => {
-    const exit = await runtime.runPromise(Effect.exit(effect))
+    let exit: Exit.Exit<A, StoreError>
+    try {
+      exit = await runtime.runPromise(Effect.exit(effect))
+    } catch (error) {
+      // the runtime is closing (the call refused, or interrupted past its grace): the sender retries
+      if ((error as { _tag?: unknown })?._tag === "RuntimeClosed") return problem(c, 503, "interrupted", "the server is shutting down; retry later")
+      throw error
+    }
     if (Exit.isSuccess(exit)) return { value: exit.value }
     const failure = Cause.findErrorOption(exit.cause)
     if (Option.isSome(failure)) {

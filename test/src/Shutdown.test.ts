@@ -8,6 +8,9 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import type { Hono } from "hono"
+import { hmacAuthenticator, signatureHeader, signRequest } from "../../adapters/hono/HmacAuthenticator.ts"
+import { taskgraphRoutes } from "../../adapters/hono/routes.ts"
 import { createRuntime, type Runtime } from "../../src/Runtime.ts"
 import { shutdownNodes, shutdownWorkflow } from "../fixtures/shutdown-workflow.ts"
 import { gate, testDatabase, type TestDatabase } from "../support/runtime.ts"
@@ -94,6 +97,51 @@ describe("close()", () => {
     expect(secondRan).toBe(0)
     expect(await node(run.id, shutdownNodes.second)).toMatchObject({ state: "ready", attempt: 1, claims: 1, lease_until: null, due: true })
     expect(await attempts(run.id)).toEqual([{ node_id: shutdownNodes.first, outcome: "succeeded" }])
+    expect(await finishElsewhere(run.id)).toBe(20)
+  })
+})
+
+describe("close() with a callback in flight (the routes, no worker: Cloud Tasks' path)", () => {
+  const secret = "a".repeat(64)
+  const callbackOf = (run: string, node: string) => JSON.stringify({ v: 1, run, node, attempt: 1 })
+  const post = async (app: Hono, body: string): Promise<Response> =>
+    app.request("/callback", {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/json", [signatureHeader]: signRequest({ secret, method: "POST", path: "/callback", body }) },
+    })
+
+  it("waits for a callback that ends within the grace: it commits, and its answer is sent", async () => {
+    const began = gate()
+    const wf = shutdownWorkflow((n) => Effect.sync(() => began.open()).pipe(Effect.andThen(Effect.sleep("300 millis")), Effect.as(n + 1)))
+    const tg = await createRuntime({ orm: db.orm, workflows: [wf], worker: false, shutdownGrace: 5 })
+    const app = taskgraphRoutes(tg, { authenticate: hmacAuthenticator({ secret }) })
+    const run = await tg.start(wf, 1)
+    const answer = post(app, callbackOf(run.id, shutdownNodes.first))
+    await within(15_000, "the body beginning", began.promise)
+    await within(15_000, "close", tg.close())
+    expect((await within(15_000, "the answer", answer)).status).toBe(200)
+    expect(await node(run.id, shutdownNodes.first)).toMatchObject({ state: "succeeded", output: 2 })
+  })
+
+  it("gives back a callback that outlives the grace: its node is ready at once, no attempt counted, the answer a 503", async () => {
+    let finalized = 0
+    const began = gate()
+    const wf = shutdownWorkflow((n) =>
+      Effect.sync(() => began.open()).pipe(Effect.andThen(Effect.never), Effect.as(n), Effect.ensuring(Effect.sync(() => finalized++)))
+    )
+    const tg = await createRuntime({ orm: db.orm, workflows: [wf], worker: false, shutdownGrace: "200 millis" })
+    const app = taskgraphRoutes(tg, { authenticate: hmacAuthenticator({ secret }), onError: () => undefined })
+    const run = await tg.start(wf, 1)
+    const answer = post(app, callbackOf(run.id, shutdownNodes.first))
+    await within(15_000, "the body beginning", began.promise)
+    await within(15_000, "close", tg.close())
+    expect(finalized).toBe(1)
+    expect(await node(run.id, shutdownNodes.first)).toMatchObject({ state: "ready", attempt: 1, claims: 1, lease_until: null, due: true })
+    expect(await attempts(run.id)).toEqual([])
+    const response = await within(15_000, "the answer", answer)
+    expect(response.status).toBe(503)
+    expect(await response.json()).toMatchObject({ error: "interrupted" })
     expect(await finishElsewhere(run.id)).toBe(20)
   })
 })
