@@ -5,6 +5,8 @@
  * apply the same statements from `migrations`. Append only: a shipped migration never changes.
  */
 
+import { historyIndexes } from "./Migration20261202_HistoryIndexes.ts"
+
 /** One step of the store's schema: its name (recorded when applied) and its statements. */
 export interface Migration {
   readonly name: string
@@ -178,4 +180,4 @@ const runHeaders: Migration = {
 }
 
 /** Every migration of the store, in order. */
-export const migrations: ReadonlyArray<Migration> = [init, dedup, claimScope, schedules, deadMessages, runHeaders]
+export const migrations: ReadonlyArray<Migration> = [init, dedup, claimScope, schedules, deadMessages, runHeaders, historyIndexes]
