@@ -5,8 +5,11 @@
 // in declarations; an application's tsc would then refuse them (TS5097 without
 // allowImportingTsExtensions). So relative specifiers in the emitted .d.ts files are rewritten
 // here too: `from "./x.ts"` and `import("./x.ts")` become "./x.js".
+//
+// The dashboard's browser files (adapters/hono/dashboard/assets/: plain JavaScript, CSS, SVG) are
+// no TypeScript: they are copied beside the module that serves them, which reads them from there.
 import { execFileSync } from "node:child_process"
-import { chmod, readdir, readFile, rm, writeFile } from "node:fs/promises"
+import { chmod, cp, readdir, readFile, rm, writeFile } from "node:fs/promises"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -29,4 +32,7 @@ for (const entry of await readdir(dist, { recursive: true, withFileTypes: true }
   }
 }
 await chmod(path.join(dist, "src", "bin.js"), 0o755)
-console.log(`dist/: built, relative .ts specifiers rewritten in ${rewritten} declaration files`)
+const assets = path.join("adapters", "hono", "dashboard", "assets")
+await cp(path.join(root, assets), path.join(dist, assets), { recursive: true })
+const copied = (await readdir(path.join(dist, assets))).length
+console.log(`dist/: built, relative .ts specifiers rewritten in ${rewritten} declaration files, ${copied} dashboard assets copied`)

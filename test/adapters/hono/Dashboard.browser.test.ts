@@ -1,0 +1,211 @@
+// The dashboard in a real browser: Debian's headless Chromium, driven by playwright-core (no
+// browser download), against a runtime on the test PostgreSQL, with the dashboard mounted under
+// /taskgraph/ui on a real socket on 127.0.0.1 in local-development mode. The run page of a
+// finished group + map workflow shows every graph node with its state (the map's template as
+// done/expected); a failed run's Retry button makes it succeed. Every page load is checked for
+// script errors and for requests leaving the dashboard's origin. Screenshots go to
+// test-results/screenshots/ and their paths are printed.
+//
+// Skipped, saying so, where no Chromium is installed (CHROMIUM_PATH, default /usr/bin/chromium).
+import { serve, type ServerType } from "@hono/node-server"
+import { Data, Effect, Schema } from "effect"
+import { Hono } from "hono"
+import { existsSync } from "node:fs"
+import { mkdir } from "node:fs/promises"
+import type { AddressInfo } from "node:net"
+import path from "node:path"
+import { fileURLToPath } from "node:url"
+import { type Browser, chromium, type Page } from "playwright-core"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { dashboardRoutes } from "../../../adapters/hono/Dashboard.ts"
+import { makePostgresRunHistory } from "../../../adapters/postgres/History.ts"
+import { migrate } from "../../../adapters/postgres/migrate.ts"
+import { historyIndexes } from "../../../adapters/postgres/Migration20261202_HistoryIndexes.ts"
+import { migrations } from "../../../adapters/postgres/migrations.ts"
+import { chain, task, workflow } from "../../../dsl/index.ts"
+import { RunHistory } from "../../../engine/History.ts"
+import { createRuntime, type Runtime } from "../../../src/Runtime.ts"
+import { type TestDatabase, testDatabase } from "../../support/runtime.ts"
+
+const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
+const haveChromium = existsSync(executablePath)
+if (!haveChromium) {
+  console.warn(`Dashboard.browser.test.ts: SKIPPED, no Chromium at ${executablePath} (apt-get install chromium, or set CHROMIUM_PATH)`)
+}
+
+const root = fileURLToPath(new URL("../../..", import.meta.url))
+const shots = path.join(root, "test-results", "screenshots")
+
+const withHistoryIndexes = migrations.some((m) => m.name === historyIndexes.name) ? migrations : [...migrations, historyIndexes]
+
+// a group then a map whose template has two steps
+const split = task("uiSplit", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n) })
+const increment = task("uiIncrement", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n + 1) })
+const label = task("uiLabel", { input: Schema.Number, output: Schema.String, run: (n) => Effect.succeed(`n=${n}`) })
+const range = task("uiRange", {
+  input: Schema.Tuple([Schema.Number, Schema.String]),
+  output: Schema.Array(Schema.Number),
+  run: ([n]) => Effect.succeed(Array.from({ length: n }, (_, i) => i)),
+})
+const square = task("uiSquare", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n * n) })
+const describeIt = task("uiDescribe", { input: Schema.Number, output: Schema.String, run: (n) => Effect.succeed(`square ${n}`) })
+const report = task("uiReport", { input: Schema.Array(Schema.String), output: Schema.Number, run: (xs) => Effect.succeed(xs.length) })
+const fanOut = workflow("ui-fan-out", chain(split).group([increment, label]).then(range).map(chain(square).then(describeIt)).then(report))
+
+// fails for good while `declining` is set, so the test decides when a retry can succeed
+let declining = true
+class Declined extends Data.TaggedError("Declined")<{ readonly message: string }> {}
+const prepare = task("uiPrepare", { input: Schema.String, output: Schema.String, run: (s) => Effect.succeed(s.toUpperCase()) })
+const charge = task("uiCharge", {
+  input: Schema.String,
+  output: Schema.String,
+  retry: { maxAttempts: 1 },
+  run: (s) => (declining ? Effect.fail(new Declined({ message: `card for ${s} declined` })) : Effect.succeed(`charged ${s}`)),
+})
+const receipt = task("uiReceipt", { input: Schema.String, output: Schema.String, run: (s) => Effect.succeed(`receipt: ${s}`) })
+const checkout = workflow("ui-checkout", chain(prepare).then(charge).then(receipt))
+
+let db: TestDatabase
+let tg: Runtime
+let server: ServerType
+let browser: Browser
+let ui: string
+let origin: string
+const ids = {} as Record<"fanOut" | "checkout", string>
+
+describe.skipIf(!haveChromium)("the dashboard in headless Chromium", () => {
+  beforeAll(async () => {
+    db = await testDatabase()
+    await migrate(db.url, withHistoryIndexes)
+    tg = await createRuntime({ orm: db.orm, workflows: [fanOut, checkout], eager: true })
+    const history = makePostgresRunHistory(db.orm)
+    const runtime = { runPromise: <A, E>(e: Effect.Effect<A, E, any>) => tg.runPromise(Effect.provideService(e, RunHistory, history)) }
+    const app = new Hono().route("/taskgraph/ui", dashboardRoutes(runtime, { localDevelopment: true }))
+    const port = await new Promise<number>((resolve) => {
+      server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) => resolve(info.port))
+    })
+    origin = `http://127.0.0.1:${port}`
+    ui = `${origin}/taskgraph/ui`
+    const fan = await tg.start(fanOut, 2)
+    ids.fanOut = fan.id
+    expect(await fan.result()).toBe(3)
+    ids.checkout = (await tg.start(checkout, "order-7")).id
+    // eager mode runs it inline: failed for good once its one try failed
+    for (let i = 0; i < 400 && (await tg.status(ids.checkout))?.status !== "failed"; i++) await new Promise((r) => setTimeout(r, 50))
+    expect((await tg.status(ids.checkout))?.status).toBe("failed")
+    await mkdir(shots, { recursive: true })
+    browser = await chromium.launch({
+      executablePath,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    })
+  }, 120_000)
+
+  afterAll(async () => {
+    await browser?.close()
+    await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())))
+    await tg?.close()
+    await db?.close()
+  })
+
+  /** A page that records script errors and any request leaving the dashboard's origin. */
+  const open = async (url: string) => {
+    const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } })
+    const problems: Array<string> = []
+    page.on("pageerror", (error) => problems.push(`page error: ${error.message}`))
+    page.on("console", (message) => {
+      if (message.type() === "error") problems.push(`console: ${message.text()}`)
+    })
+    page.on("request", (request) => {
+      if (!request.url().startsWith(`${origin}/`)) problems.push(`request outside the origin: ${request.url()}`)
+    })
+    await page.goto(url)
+    return { page, problems }
+  }
+
+  const shoot = async (page: Page, name: string) => {
+    const file = path.join(shots, name)
+    await page.screenshot({ path: file, fullPage: true })
+    console.log(`screenshot: ${file}`)
+    return file
+  }
+
+  it("lists the runs with live counts by status, and filters them", async () => {
+    const { page, problems } = await open(`${ui}/`)
+    await page.locator(`tr[data-run="${ids.fanOut}"][data-status="succeeded"]`).waitFor()
+    await page.locator(`tr[data-run="${ids.checkout}"][data-status="failed"]`).waitFor()
+    expect(await page.locator('[data-count="total"]').textContent()).toBe("2")
+    expect(await page.locator('[data-count="failed"]').textContent()).toBe("1")
+    expect(await page.locator(`tr[data-run="${ids.checkout}"] .error-cell`).textContent()).toContain("card for ORDER-7 declined")
+    await shoot(page, "runs-list.png")
+    // a filter narrows the list and is kept in the address
+    await page.fill("#f-error", "DECLINED")
+    await page.click("button[type=submit]")
+    await expect.poll(() => page.locator("tr[data-run]").count()).toBe(1)
+    expect(await page.locator("tr[data-run]").getAttribute("data-run")).toBe(ids.checkout)
+    expect(new URL(page.url()).searchParams.get("error")).toBe("DECLINED")
+    // the counts follow the filter, and a count is a filter too
+    expect(await page.locator('[data-count="total"]').textContent()).toBe("1")
+    await page.click("text=Clear")
+    await page.locator('[data-count="total"]:text-is("2")').waitFor()
+    await page.click(".count.st-succeeded")
+    await expect.poll(async () => (await page.locator("tr[data-run]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-run")))).join()).toBe(ids.fanOut)
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
+  it("draws every node of a finished group and map run with its state, the map's template as done/expected", async () => {
+    const { page, problems } = await open(`${ui}/runs/${ids.fanOut}`)
+    const graph = (await tg.status(ids.fanOut))!.graph
+    for (const node of graph.nodes) {
+      await page.locator(`g.node[data-node="${node.id}"][data-state="succeeded"]`).waitFor({ timeout: 15_000 })
+    }
+    expect(await page.locator("g.node").count()).toBe(graph.nodes.length)
+    // three elements: each template node shows 3/3, the map its elements, and no instance is drawn on its own
+    const template = graph.nodes.filter((n) => n.scope !== undefined)
+    expect(template).toHaveLength(2)
+    for (const node of template) expect(await page.locator(`g.node[data-node="${node.id}"]`).getAttribute("data-line")).toBe("3/3 done")
+    const map = graph.nodes.find((n) => n.kind === "map")!
+    expect(await page.locator(`g.node[data-node="${map.id}"]`).getAttribute("data-line")).toBe("3/3 elements")
+    expect(await page.locator("g.cluster").count()).toBe(1)
+    // the timeline has a lane for every node row that ran
+    const rows = (await tg.status(ids.fanOut))!.nodes.filter((n) => n.state === "succeeded")
+    await expect.poll(() => page.locator(".lane").count()).toBe(rows.length)
+    // a template's details list its instances; one instance shows its input and output
+    const squareNode = template.find((n) => n.kind === "task" && n.task === "uiSquare")!
+    await page.click(`g.node[data-node="${squareNode.id}"]`)
+    await page.locator(`tr[data-row="${squareNode.id}#2"]`).click()
+    const detail = page.locator(`.row-details[data-row="${squareNode.id}#2"]`)
+    await detail.waitFor()
+    expect(await detail.locator("pre.value").allTextContents()).toEqual(["2", "4"])
+    await shoot(page, "run-fan-out.png")
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
+  it("shows a failed run's failed node and error; its Retry button makes it succeed", async () => {
+    const { page, problems } = await open(`${ui}/runs/${ids.checkout}`)
+    await page.locator('body[data-status="failed"]').waitFor({ state: "attached" })
+    const graph = (await tg.status(ids.checkout))!.graph
+    const [first, failing, last] = graph.nodes
+    await page.locator(`g.node[data-node="${first!.id}"][data-state="succeeded"]`).waitFor()
+    await page.locator(`g.node[data-node="${failing!.id}"][data-state="failed"]`).waitFor()
+    await page.locator(`g.node[data-node="${last!.id}"][data-state="cancelled"]`).waitFor()
+    expect(await page.locator(".run-head .error-block").textContent()).toContain("card for ORDER-7 declined")
+    expect(await page.locator("#revoke").isDisabled()).toBe(true)
+    await page.click(`g.node[data-node="${failing!.id}"]`)
+    await page.locator(".row-details .error-block").waitFor()
+    await shoot(page, "run-failed.png")
+
+    declining = false
+    await page.click("#retry")
+    await page.locator('body[data-status="succeeded"]').waitFor({ state: "attached", timeout: 20_000 })
+    for (const node of graph.nodes) await page.locator(`g.node[data-node="${node.id}"][data-state="succeeded"]`).waitFor()
+    // the failed try is kept beside the one that succeeded
+    await page.locator('.row-details h4:text-is("Tries (2)")').waitFor()
+    expect(await page.locator("#retry").isDisabled()).toBe(true)
+    await shoot(page, "run-retried.png")
+    expect(await tg.status(ids.checkout)).toMatchObject({ status: "succeeded" })
+    expect(problems).toEqual([])
+    await page.close()
+  })
+})
