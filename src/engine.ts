@@ -46,3 +46,23 @@ export {
 } from "../dsl/Headers.ts"
 /** Tracing: whether starts and steps are spans, and the W3C `traceparent` of a span. */
 export { parentFromTraceparent, traceparentOf, TracingEnabled } from "../engine/Tracing.ts"
+/** The run history's read port (lists, counts, one run in detail, one value in full) and what it reads and answers. */
+export {
+  type AttemptDetail,
+  type FullValue,
+  type GetOptions,
+  InvalidHistoryQuery,
+  type ListQuery,
+  type NodeDetail,
+  type Progress,
+  type RunCounts,
+  type RunDetail,
+  type RunFilter,
+  RunHistory,
+  type RunHistoryShape,
+  type RunPage,
+  type RunSummary,
+  type StoredValue,
+  type TimelineEntry,
+  type ValueSide,
+} from "../engine/History.ts"

@@ -24,3 +24,9 @@ export {
 } from "../adapters/postgres/EmbeddedPostgres.ts"
 /** The Postgres `ScheduleStore`: how far each periodic schedule's fires are done, and the lease of the process firing it. */
 export { makePostgresScheduleStore, PostgresScheduleStore } from "../adapters/postgres/ScheduleStore.ts"
+/**
+ * The run history on PostgreSQL: the `RunHistory` port as a Layer or a value, and `runHistory(orm)`,
+ * its Promise face (lists, counts, one run in detail, one value in full).
+ */
+export { makePostgresRunHistory, PostgresRunHistory } from "../adapters/postgres/History.ts"
+export { runHistory, type RunHistoryClient } from "./history.ts"
