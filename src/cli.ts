@@ -9,6 +9,8 @@
 import { existsSync, readFileSync } from "node:fs"
 import { Cause, Effect, Exit, Option } from "effect"
 import { Argument, CliError, Command, Flag } from "effect/cli"
+import { DefinitionError } from "../dsl/DefinitionError.ts"
+import { type DurationInput, durationMillis } from "../dsl/Time.ts"
 import { cliEnvironment, ExitCode, UsageError, usageFailure } from "./cli/output.ts"
 import { announcingJobs, announcingPubSub, announcingQueues } from "./cli/progress.ts"
 
@@ -36,6 +38,24 @@ const runId = Argument.String("run").pipe(Argument.withDescription("the run's id
 const node = (what: string) => Flag.String("node").pipe(Flag.withMetavar("NODE"), Flag.withDescription(what), Flag.optional)
 
 const some = <A>(option: Option.Option<A>): A | undefined => Option.getOrUndefined(option)
+
+/** A duration flag's text: a bare number is seconds, else an Effect duration ("500 millis", "2 minutes"). */
+const durationFlag = (flag: string, text: string, bounds: { readonly positive?: boolean } = {}): number => {
+  const input: DurationInput = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text.trim()) : (text.trim() as DurationInput)
+  try {
+    return durationMillis(`--${flag}`, input, bounds)
+  } catch (error) {
+    if (error instanceof DefinitionError) throw new UsageError(`${error.message} (a number of seconds, or e.g. "500 millis", "2 minutes")`)
+    throw error
+  }
+}
+
+/** An instant flag's text: an ISO 8601 date or date and time ("2026-12-01", "2026-12-01T15:00:00Z"). */
+const instantFlag = (flag: string, text: string): Date => {
+  const date = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text.trim()) ? new Date(text.trim()) : new Date(Number.NaN)
+  if (Number.isNaN(date.getTime())) throw new UsageError(`--${flag} must be an ISO 8601 date or instant (2026-12-01, 2026-12-01T15:00:00Z), got "${text}"`)
+  return date
+}
 
 // --- running a handler -------------------------------------------------------------------------
 
@@ -115,15 +135,110 @@ const migrate = Command.make(
 
 const runsShow = Command.make(
   "show",
+  {
+    run: runId,
+    watch: Flag.Boolean("watch").pipe(Flag.withDescription("print the run again at every change until it is over or parked"), Flag.withDefault(false)),
+    interval: Flag.String("interval").pipe(
+      Flag.withMetavar("DURATION"),
+      Flag.withDescription("with --watch: how often to read the run (seconds, or e.g. \"500 millis\"; default 1)"),
+      Flag.optional,
+    ),
+    url,
+    json,
+  },
+  handler(["runs", "show"], async (input) => {
+    const interval = some(input.interval)
+    if (interval !== undefined && !input.watch) throw new UsageError("--interval is for --watch")
+    const intervalMs = interval === undefined ? 1000 : durationFlag("interval", interval, { positive: true })
+    return onDatabase(input.url, async (databaseUrl) => {
+      const { showRun, watchRun } = await import("./runs.ts")
+      if (!input.watch) return showRun(databaseUrl, input.run, { json: input.json })
+      return watchRun(databaseUrl, input.run, { json: input.json, intervalMs, redraw: !input.json && process.stdout.isTTY === true })
+    })
+  }),
+).pipe(
+  Command.withDescription(
+    [
+      "Print a run: its status and every node's state, attempt and result (default URL: $DATABASE_URL).",
+      "With --watch, read it every DURATION (default 1 s) and print it at every change until it is over",
+      "or parked: on a terminal each print replaces the last; in a pipe each change follows the last",
+      "(with --json, one JSON line per change). Exit codes with --watch: 0 succeeded, 1 failed or",
+      "revoked (or no such run), 3 parked.",
+    ].join("\n"),
+  ),
+  Command.withShortDescription("print a run and its nodes (--watch: follow it)"),
+)
+
+const runsLs = Command.make(
+  "ls",
+  {
+    workflow: Flag.String("workflow").pipe(Flag.withMetavar("W"), Flag.withDescription("runs of this workflow only (repeatable)"), Flag.atLeast(0)),
+    status: Flag.String("status").pipe(
+      Flag.withMetavar("S"),
+      Flag.withDescription("runs in this status only: running, failing, parked, succeeded, failed, revoked (repeatable)"),
+      Flag.atLeast(0),
+    ),
+    from: Flag.String("from").pipe(Flag.withMetavar("ISO"), Flag.withDescription("runs created at or after this instant (2026-12-01, 2026-12-01T15:00:00Z)"), Flag.optional),
+    to: Flag.String("to").pipe(Flag.withMetavar("ISO"), Flag.withDescription("runs created before this instant"), Flag.optional),
+    key: Flag.String("key").pipe(Flag.withMetavar("K"), Flag.withDescription("the run started with this idempotency key"), Flag.optional),
+    error: Flag.String("error").pipe(Flag.withMetavar("TEXT"), Flag.withDescription("runs whose error message contains TEXT (case-insensitive)"), Flag.optional),
+    limit: Flag.Int("limit").pipe(Flag.withMetavar("N"), Flag.withDescription("runs per page, 1 to 500 (default 50)"), Flag.optional),
+    cursor: Flag.String("cursor").pipe(Flag.withMetavar("C"), Flag.withDescription("the next page: the cursor the previous page printed"), Flag.optional),
+    counts: Flag.Boolean("counts").pipe(Flag.withDescription("print how many runs match, by status, instead of the runs"), Flag.withDefault(false)),
+    url,
+    json,
+  },
+  handler(["runs", "ls"], async (input) => {
+    const from = some(input.from)
+    const to = some(input.to)
+    const key = some(input.key)
+    const errorText = some(input.error)
+    const filter = {
+      ...(input.workflow.length === 0 ? {} : { workflow: input.workflow }),
+      ...(input.status.length === 0 ? {} : { status: input.status as ReadonlyArray<never> }),
+      ...(from === undefined ? {} : { createdFrom: instantFlag("from", from) }),
+      ...(to === undefined ? {} : { createdTo: instantFlag("to", to) }),
+      ...(key === undefined ? {} : { idempotencyKey: key }),
+      ...(errorText === undefined ? {} : { errorText }),
+    }
+    const limit = some(input.limit)
+    const cursor = some(input.cursor)
+    if (input.counts && (limit !== undefined || cursor !== undefined)) throw new UsageError("--counts counts every matching run: --limit and --cursor do not apply")
+    return onDatabase(input.url, async (databaseUrl) => {
+      const { countRuns, listRuns } = await import("./runs.ts")
+      if (input.counts) return countRuns(databaseUrl, filter, { json: input.json })
+      return listRuns(databaseUrl, { ...filter, ...(limit === undefined ? {} : { limit }), ...(cursor === undefined ? {} : { cursor }) }, { json: input.json })
+    })
+  }),
+).pipe(
+  Command.withDescription(
+    [
+      "List runs, newest first, a page at a time: id, workflow, status, creation time, duration, node rows",
+      "by state, and the error. Every filter narrows (a repeated --workflow or --status matches any of them);",
+      "when there are more runs it prints the --cursor of the next page. --counts prints how many runs",
+      "match, by status. Default URL: $DATABASE_URL.",
+    ].join("\n"),
+  ),
+  Command.withShortDescription("list runs (filters, pages) or count them by status"),
+)
+
+const runsRetry = Command.make(
+  "retry",
   { run: runId, url, json },
-  handler(["runs", "show"], (input) =>
+  handler(["runs", "retry"], (input) =>
     onDatabase(input.url, async (databaseUrl) => {
-      const { showRun } = await import("./runs.ts")
-      return showRun(databaseUrl, input.run, { json: input.json })
+      const { retryRun } = await import("./runs.ts")
+      return retryRun(databaseUrl, input.run, { json: input.json })
     })),
 ).pipe(
-  Command.withDescription("Print a run: its status and every node's state, attempt and result (default URL: $DATABASE_URL)."),
-  Command.withShortDescription("print a run and its nodes"),
+  Command.withDescription(
+    [
+      "Retry a failed run from its failed nodes: a new try of each, the nodes the failure cancelled put back,",
+      "what succeeded kept; a deployed worker runs them (default URL: $DATABASE_URL). Exits 1 when the run is",
+      "unknown or has not failed (nothing is changed then).",
+    ].join("\n"),
+  ),
+  Command.withShortDescription("retry a failed run from its failed nodes"),
 )
 
 const runsRevoke = Command.make(
@@ -162,8 +277,8 @@ const runsResume = Command.make(
 
 const runs = Command.make("runs").pipe(
   Command.withDescription("Operate on stored runs: no workflow code is needed, every run's graph is stored."),
-  Command.withShortDescription("show, revoke or resume stored runs"),
-  Command.withSubcommands([runsShow, runsRevoke, runsResume]),
+  Command.withShortDescription("list, show, revoke, retry or resume stored runs"),
+  Command.withSubcommands([runsLs, runsShow, runsRevoke, runsRetry, runsResume]),
 )
 
 const queuesSync = Command.make(
@@ -352,11 +467,18 @@ const worker = Command.make(
       Flag.withDescription("create the pulled subscriptions and their topics first, as pubsub sync would (never deleting)"),
       Flag.withDefault(false),
     ),
+    shutdownGrace: Flag.String("shutdown-grace").pipe(
+      Flag.withMetavar("DURATION"),
+      Flag.withDescription("on SIGTERM, how long steps and pulled messages in flight may finish (seconds, or e.g. \"500 millis\")"),
+      Flag.optional,
+    ),
   },
   handler(["worker"], async (input) => {
     if (input.sync && input.subscription.length === 0) throw new UsageError("--sync provisions the pulled subscriptions: give --subscription too")
     const concurrency = some(input.concurrency)
     if (concurrency !== undefined && concurrency < 1) throw new UsageError(`--concurrency must be a positive integer, got ${concurrency}`)
+    const grace = some(input.shutdownGrace)
+    const shutdownGraceMs = grace === undefined ? undefined : durationFlag("shutdown-grace", grace)
     const { loadWorkerModule, runWorker } = await import("./cli/worker.ts")
     // the module and the subscriptions are checked before anything connects
     const loaded = await loadWorkerModule(input.module, some(input.export), input.subscription)
@@ -373,6 +495,7 @@ const worker = Command.make(
         queues: input.queue,
         subscriptions: input.subscription,
         ...(concurrency === undefined ? {} : { concurrency }),
+        ...(shutdownGraceMs === undefined ? {} : { shutdownGraceMs }),
         ...(pubsub === undefined ? {} : { pubsub }),
       }))
   }),
@@ -384,10 +507,54 @@ const worker = Command.make(
       "connects to URL (default: $DATABASE_URL), fires the module's schedules, and with --subscription also pulls",
       "those Pub/Sub subscriptions (project and prefix from the \"pubsub\" section of FILE; --emulator or",
       "$PUBSUB_EMULATOR_HOST for an emulator; --sync creates them first). On SIGTERM it stops pulling, lets the",
-      "steps in flight finish within the grace, gives back the rest, and exits 0.",
+      "messages and steps in flight finish within the grace (--shutdown-grace, else the module's worker",
+      "shutdownGrace for its steps, else 8 s), gives back the rest, and exits 0.",
     ].join("\n"),
   ),
   Command.withShortDescription("run the Postgres worker (and Pub/Sub pull) for a module's workflows"),
+)
+
+const dev = Command.make(
+  "dev",
+  {
+    module: Flag.String("module").pipe(
+      Flag.withMetavar("PATH"),
+      Flag.withDescription("the application's module (.js, .mjs, or .ts on Node 24), from the current directory"),
+    ),
+    export: Flag.String("export").pipe(
+      Flag.withMetavar("NAME"),
+      Flag.withDescription("the export holding the runtime options (default: taskgraph, then default)"),
+      Flag.optional,
+    ),
+    port: Flag.Int("port").pipe(Flag.withMetavar("P"), Flag.withDescription("the dashboard's port on 127.0.0.1 (default: a free one)"), Flag.withDefault(0)),
+    emulatorPort: Flag.Int("emulator-port").pipe(Flag.withMetavar("P"), Flag.withDescription("the emulators' port on 127.0.0.1 (default: a free one)"), Flag.withDefault(0)),
+    dataDir: Flag.String("data-dir").pipe(
+      Flag.withMetavar("DIR"),
+      Flag.withDescription("keep the database in DIR across restarts (default: a temporary folder removed on exit)"),
+      Flag.optional,
+    ),
+  },
+  handler(["dev"], async (input) => {
+    for (const [flag, port] of [["port", input.port], ["emulator-port", input.emulatorPort]] as const) {
+      if (port < 0 || port > 65535) throw new UsageError(`--${flag} must be a port number, got "${port}"`)
+    }
+    const { loadWorkerModule } = await import("./cli/worker.ts")
+    // the module is checked before anything starts
+    const loaded = await loadWorkerModule(input.module, some(input.export), [])
+    const { runDev } = await import("./cli/dev.ts")
+    return runDev(loaded, { port: input.port, emulatorPort: input.emulatorPort, dataDir: some(input.dataDir) })
+  }),
+).pipe(
+  Command.withDescription(
+    [
+      "Local development in one command: an embedded PostgreSQL (migrated), the emulators on one port, the",
+      "Postgres worker for the workflows of MODULE (as taskgraph worker runs it), and the dashboard on",
+      "127.0.0.1 (this machine's clients only). It prints the dashboard's URL, the emulators' address and the",
+      "DATABASE_URL to start runs with (a script, taskgraph runs), and runs until SIGTERM or Ctrl-C, then stops",
+      "everything it started (the database's temporary folder removed, unless --data-dir) and exits 0.",
+    ].join("\n"),
+  ),
+  Command.withShortDescription("embedded PostgreSQL, worker, emulators and dashboard in one command"),
 )
 
 const taskgraph = Command.make("taskgraph").pipe(
@@ -395,6 +562,7 @@ const taskgraph = Command.make("taskgraph").pipe(
   Command.withSubcommands([
     migrate,
     worker,
+    dev,
     runs,
     group("queues", "provision the Cloud Tasks queues", queuesSync),
     group("pubsub", "provision the Pub/Sub topics and subscriptions", pubsubSync),

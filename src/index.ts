@@ -70,6 +70,8 @@ export { toMermaid } from "../dsl/Mermaid.ts"
 export { embedded, type Embedded, type EmbeddedOptions } from "./embedded.ts"
 /** A runtime on the application's own MikroORM: the engine, a store and a dispatcher. */
 export { createRuntime, type Runtime, type RuntimeOptions, type RunHandle } from "./Runtime.ts"
+/** What an application's module exports for `taskgraph worker --module` and `taskgraph dev --module`: `createRuntime`'s options without `orm`. */
+export type { TaskgraphModule } from "./cli/worker.ts"
 /** A run as stored: its status, output or error, and every node's state and attempts. */
 export type { NodeView, RunView } from "../engine/RunView.ts"
 /** What `revoke` takes and answers. */

@@ -83,7 +83,7 @@ describe("taskgraph CLI", () => {
   it("help: on stdout when asked (exit 0), on stderr when no command is named (exit 2); help <command>, --version, --completions", async () => {
     const asked = await run(["--help"])
     expect(asked).toMatchObject({ code: 0, stderr: "" })
-    for (const command of ["migrate", "worker", "runs", "queues", "pubsub", "schedules", "emulator"]) expect(asked.stdout).toMatch(new RegExp(`^  ${command} +\\S`, "m"))
+    for (const command of ["migrate", "worker", "dev", "runs", "queues", "pubsub", "schedules", "emulator"]) expect(asked.stdout).toMatch(new RegExp(`^  ${command} +\\S`, "m"))
     const none = await run([])
     expect(none).toMatchObject({ code: 2, stdout: "" })
     expect(none.stderr).toContain("usage: taskgraph <command> [options]")

@@ -47,14 +47,15 @@ describe("taskgraph worker: help and usage", () => {
   it("worker --help prints its usage; help loads neither the Google clients, the emulators, the database nor the worker; migrate loads no Google client", async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), "taskgraph-cli-imports-"))
     try {
-      for (const args of [["--help"], ["worker", "--help"], ["queues", "sync", "--help"], ["emulator", "--help"]]) {
+      for (const args of [["--help"], ["worker", "--help"], ["dev", "--help"], ["runs", "ls", "--help"], ["queues", "sync", "--help"], ["emulator", "--help"]]) {
         const record = path.join(dir, `${args.join("-")}.txt`)
         const result = await run(args, { RECORD_IMPORTS: record }, ["--import", path.join(fixtures, "record-imports.mjs")])
         expect(result.code, result.stderr).toBe(0)
         expect(result.stdout).toMatch(/^usage: taskgraph /)
         if (args[0] === "worker") {
           expect(result.stdout).toContain("usage: taskgraph worker --module PATH [--export NAME] [--subscription S ...] [--queue Q ...] [--concurrency N] [--url URL]")
-          expect(result.stdout).toContain("--subscription S      also pull this Pub/Sub subscription")
+          expect(result.stdout).toMatch(/^ {2}--subscription S +also pull this Pub\/Sub subscription/m)
+          expect(result.stdout).toMatch(/^ {2}--shutdown-grace DURATION +on SIGTERM, how long steps and pulled messages in flight may finish/m)
         }
         const loaded = (await readFile(record, "utf8")).split("\n")
         expect(loaded.some((url) => url.endsWith("/src/cli.ts")), "the probe saw the CLI").toBe(true)
@@ -104,6 +105,10 @@ describe("taskgraph worker: help and usage", () => {
     const noFile = await run(["worker", "--module", "no/such/module.ts"])
     expect(noFile.code).toBe(2)
     expect(noFile.stderr).toContain("--module no/such/module.ts: no such file")
+
+    const badGrace = await run(["worker", "--module", app, "--shutdown-grace", "a while"])
+    expect(badGrace.code).toBe(2)
+    expect(badGrace.stderr).toContain('taskgraph worker: --shutdown-grace is not a duration: "a while"')
 
     const badConcurrency = await run(["worker", "--module", app, "--concurrency", "0"])
     expect(badConcurrency.code).toBe(2)
@@ -200,6 +205,48 @@ describe("taskgraph worker", () => {
     expect(await db.count("taskgraph_nodes", "state = 'running'")).toBe(0)
     expect(stderr).toBe("")
   })
+})
+
+describe("taskgraph worker --shutdown-grace", () => {
+  let db: TestDatabase
+  let tg: Runtime
+  beforeAll(async () => {
+    db = await testDatabase()
+    tg = await createRuntime({ orm: db.orm, workflows: [napping], worker: false })
+  }, 60_000)
+  afterAll(async () => {
+    await tg?.close()
+    await db?.close()
+  })
+
+  it("replaces the module's grace: a step in flight at SIGTERM finishes within it instead of being given back", async () => {
+    // the module's grace is 0.2 s: a nap of 1.5 s would be given back, as the test above shows
+    const started = spawn(process.execPath, [cli, "worker", "--module", app, "--shutdown-grace", "30 seconds"], {
+      env: childEnv({ DATABASE_URL: db.url }),
+      stdio: ["ignore", "pipe", "pipe"],
+    })
+    let out = ""
+    let err = ""
+    started.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk))
+    started.stderr.setEncoding("utf8").on("data", (chunk: string) => (err += chunk))
+    const exited = new Promise<number | null>((resolve) => started.on("exit", (code) => resolve(code)))
+    try {
+      await until("the worker's banner", () => {
+        if (started.exitCode !== null) throw new Error(`the worker exited ${started.exitCode}: ${out}${err}`)
+        return out.includes("SIGTERM or Ctrl-C stops it.")
+      })
+      const sleeping = await tg.start(napping, 1500)
+      const state = async () => (await db.sql<{ state: string }>("select state from taskgraph_nodes where run_id = $1", [sleeping.id]))[0]?.state
+      await until("the nap to be running", async () => (await state()) === "running")
+      started.kill("SIGTERM")
+      expect(await exited).toBe(0)
+      expect(await state()).toBe("succeeded")
+      expect((await sleeping.status()).status).toBe("succeeded")
+    } finally {
+      if (started.exitCode === null) started.kill("SIGKILL")
+    }
+    expect(err).toBe("")
+  }, 60_000)
 })
 
 describe("taskgraph worker --sync", () => {
