@@ -3,8 +3,8 @@
  * server, so the browser only draws boxes and paths. What is drawn follows `toMermaid`
  * (dsl/Mermaid.ts): one box per graph node (a map's template once, however many instances run),
  * a map's or an iteration's template inside a cluster ("for each element" / "for each shard"),
- * graph edges solid with a join's slot as their label, `onError` edges dotted, handler and
- * onRevoke nodes marked by their role.
+ * graph edges solid with a join's slot as their label, an `onError` handler hung below what it
+ * covers by one dotted edge, handler and onRevoke nodes marked by their role.
  *
  * A layout depends on the graph alone, and a graph never changes once stored (its hash names
  * it), so layouts are cached by hash.
@@ -43,6 +43,8 @@ export interface LayoutEdge {
   readonly kind: "flow" | "onError"
   /** A join's input position. */
   readonly slot: number | null
+  /** An onError edge: how many steps the handler covers (the edge is drawn from the last of them). */
+  readonly covers: number | null
   readonly points: ReadonlyArray<{ readonly x: number; readonly y: number }>
 }
 
@@ -104,23 +106,34 @@ export const layoutGraph = (graph: Graph): GraphLayout => {
   g.setDefaultEdgeLabel(() => ({}))
   const known = new Set(graph.nodes.map((n) => n.id))
   const templates = graph.nodes.filter((n) => n.kind === "map" || n.kind === "iterate")
-  for (const t of templates) g.setNode(clusterKey(t.id), { width: 0, height: 0, paddingTop: 24 })
+  for (const t of templates) g.setNode(clusterKey(t.id), { width: 0, height: 0 })
   for (const node of graph.nodes) {
     g.setNode(node.id, { width: widthOf(node), height: nodeHeight })
     if (node.scope !== undefined && known.has(node.scope)) g.setParent(node.id, clusterKey(node.scope))
   }
   // a nested template's cluster sits inside the cluster of the template holding its map
   for (const t of templates) if (t.scope !== undefined && known.has(t.scope)) g.setParent(clusterKey(t.id), clusterKey(t.scope))
-  const edges: Array<{ from: string; to: string; kind: LayoutEdge["kind"]; slot: number | null; name: string }> = []
+  const edges: Array<{ from: string; to: string; kind: LayoutEdge["kind"]; slot: number | null; name: string; covers?: number }> = []
   graph.edges.forEach((e, i) => {
     if (!known.has(e.from) || !known.has(e.to)) return
     edges.push({ from: e.from, to: e.to, kind: "flow", slot: e.slot ?? null, name: `e${i}` })
   })
-  graph.nodes.forEach((node, i) => {
+  // One dotted edge per onError handler, from the last step it covers (in graph order, which
+  // follows the flow), instead of one from every covered step as toMermaid draws: a handler
+  // covers a whole chain, and its edges from each step would cross the whole diagram. The handler
+  // then hangs below what it covers; `covers` says how many steps it does.
+  const covered = new Map<string, Array<string>>()
+  for (const node of graph.nodes) {
     if (node.kind === "task" && node.onError !== undefined && known.has(node.onError)) {
-      edges.push({ from: node.id, to: node.onError, kind: "onError", slot: null, name: `h${i}` })
+      covered.set(node.onError, [...(covered.get(node.onError) ?? []), node.id])
     }
-  })
+  }
+  let h = 0
+  for (const [handler, steps] of covered) {
+    const outer = steps.filter((id) => graph.nodes.find((n) => n.id === id)?.scope === undefined)
+    const from = (outer.length > 0 ? outer : steps).at(-1)!
+    edges.push({ from, to: handler, kind: "onError", slot: null, name: `h${h++}`, covers: steps.length })
+  }
   // a handler hangs below what it covers but does not pull the main flow apart
   for (const e of edges) g.setEdge(e.from, e.to, { minlen: 1, weight: e.kind === "flow" ? 2 : 1 }, e.name)
   dagre.layout(g)
@@ -157,6 +170,7 @@ export const layoutGraph = (graph: Graph): GraphLayout => {
     to: e.to,
     kind: e.kind,
     slot: e.slot,
+    covers: e.covers ?? null,
     points: (g.edge(e.from, e.to, e.name)?.points ?? []).map((p: { x: number; y: number }) => ({ x: round(p.x), y: round(p.y) })),
   }))
   const label = g.graph()

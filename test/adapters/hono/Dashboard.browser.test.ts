@@ -22,10 +22,10 @@ import { makePostgresRunHistory } from "../../../adapters/postgres/History.ts"
 import { migrate } from "../../../adapters/postgres/migrate.ts"
 import { historyIndexes } from "../../../adapters/postgres/Migration20261202_HistoryIndexes.ts"
 import { migrations } from "../../../adapters/postgres/migrations.ts"
-import { chain, task, workflow } from "../../../dsl/index.ts"
+import { chain, task, TaskFailure, workflow } from "../../../dsl/index.ts"
 import { RunHistory } from "../../../engine/History.ts"
 import { createRuntime, type Runtime } from "../../../src/Runtime.ts"
-import { type TestDatabase, testDatabase } from "../../support/runtime.ts"
+import { gate, type TestDatabase, testDatabase } from "../../support/runtime.ts"
 
 const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
 const haveChromium = existsSync(executablePath)
@@ -65,13 +65,26 @@ const charge = task("uiCharge", {
 const receipt = task("uiReceipt", { input: Schema.String, output: Schema.String, run: (s) => Effect.succeed(`receipt: ${s}`) })
 const checkout = workflow("ui-checkout", chain(prepare).then(charge).then(receipt))
 
+// a map whose later elements wait for the test: a run the page must follow live, run by a worker
+const held = gate()
+const liveRange = task("uiLiveRange", { input: Schema.Number, output: Schema.Array(Schema.Number), run: (n) => Effect.succeed(Array.from({ length: n }, (_, i) => i)) })
+const liveSquare = task("uiLiveSquare", {
+  input: Schema.Number,
+  output: Schema.Number,
+  run: (n) => (n < 2 ? Effect.succeed(n * n) : Effect.as(Effect.promise(() => held.promise), n * n)),
+})
+const liveSum = task("uiLiveSum", { input: Schema.Array(Schema.Number), output: Schema.Number, run: (xs) => Effect.succeed(xs.reduce((a, b) => a + b, 0)) })
+const liveRefund = task("uiLiveRefund", { input: TaskFailure, output: Schema.Boolean, run: () => Effect.succeed(true) })
+const live = workflow("ui-live", chain(liveRange).map(chain(liveSquare)).then(liveSum).onError(liveRefund))
+
 let db: TestDatabase
 let tg: Runtime
+let worker: Runtime
 let server: ServerType
 let browser: Browser
 let ui: string
 let origin: string
-const ids = {} as Record<"fanOut" | "checkout", string>
+const ids = {} as Record<"fanOut" | "checkout" | "live", string>
 
 describe.skipIf(!haveChromium)("the dashboard in headless Chromium", () => {
   beforeAll(async () => {
@@ -101,7 +114,9 @@ describe.skipIf(!haveChromium)("the dashboard in headless Chromium", () => {
   }, 120_000)
 
   afterAll(async () => {
+    held.open()
     await browser?.close()
+    await worker?.close()
     await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())))
     await tg?.close()
     await db?.close()
@@ -178,6 +193,35 @@ describe.skipIf(!haveChromium)("the dashboard in headless Chromium", () => {
     await detail.waitFor()
     expect(await detail.locator("pre.value").allTextContents()).toEqual(["2", "4"])
     await shoot(page, "run-fan-out.png")
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
+  it("follows a running run live: a map half done, then done, without a reload", async () => {
+    worker = await createRuntime({ orm: db.orm, workflows: [live] })
+    ids.live = (await worker.start(live, 4)).id
+    const { page, problems } = await open(`${ui}/runs/${ids.live}`)
+    const graph = (await tg.status(ids.live))!.graph
+    const map = graph.nodes.find((n) => n.kind === "map")!
+    const body = graph.nodes.find((n) => n.scope === map.id)!
+    const sum = graph.nodes.find((n) => n.kind === "task" && n.task === "uiLiveSum")!
+    await page.locator(`g.node[data-node="${map.id}"][data-line="2/4 elements"]`).waitFor({ timeout: 20_000 })
+    await page.locator(`g.node[data-node="${body.id}"][data-state="running"][data-line="2/4 running"]`).waitFor()
+    await page.locator('body[data-status="running"]').waitFor({ state: "attached" })
+    expect(await page.locator(`g.node[data-node="${sum.id}"]`).getAttribute("data-state")).toMatch(/^(none|waiting)$/)
+    expect(await page.locator("#revoke").isDisabled()).toBe(false)
+    await page.click(`g.node[data-node="${body.id}"]`)
+    await page.locator(`tr[data-row="${body.id}#3"]`).waitFor()
+    await shoot(page, "run-live.png")
+    held.open()
+    await page.locator('body[data-status="succeeded"]').waitFor({ state: "attached", timeout: 20_000 })
+    await page.locator(`g.node[data-node="${map.id}"][data-line="4/4 elements"]`).waitFor()
+    await page.locator(`g.node[data-node="${sum.id}"][data-state="succeeded"]`).waitFor()
+    // the onError handler stayed dormant: its nodes were cancelled when the run succeeded
+    for (const handler of graph.nodes.filter((n) => n.role === "handler")) {
+      expect(await page.locator(`g.node[data-node="${handler.id}"]`).getAttribute("data-state")).toBe("cancelled")
+    }
+    await shoot(page, "run-live-done.png")
     expect(problems).toEqual([])
     await page.close()
   })

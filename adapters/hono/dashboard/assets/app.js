@@ -419,10 +419,12 @@ const drawGraph = (layout, onSelect) => {
     s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, s("path", { d: "M0,0 L10,5 L0,10 z", class: "arrowhead" })),
   ))
   const clusterLayer = s("g", { class: "clusters" })
+  // a cluster's label sits above the edges that cross its top, on a halo of the cluster's colour
+  const clusterLabels = s("g", { class: "cluster-labels" })
   for (const c of layout.clusters) {
     clusterLayer.append(s("g", { class: "cluster", "data-cluster": c.id },
-      s("rect", { x: c.x - c.width / 2, y: c.y - c.height / 2, width: c.width, height: c.height, rx: 10 }),
-      s("text", { x: c.x - c.width / 2 + 10, y: c.y - c.height / 2 + 16, class: "cluster-label" }, c.label)))
+      s("rect", { x: c.x - c.width / 2, y: c.y - c.height / 2, width: c.width, height: c.height, rx: 10 })))
+    clusterLabels.append(s("text", { x: c.x - c.width / 2 + 8, y: c.y - c.height / 2 + 14, class: "cluster-label" }, c.label))
   }
   const edgeLayer = s("g", { class: "edges" })
   for (const e of layout.edges) {
@@ -431,7 +433,7 @@ const drawGraph = (layout, onSelect) => {
     edgeLayer.append(s("path", { d, class: `edge edge-${e.kind}`, "marker-end": "url(#arrow)", "data-from": e.from, "data-to": e.to }))
     if (e.slot !== null || e.kind === "onError") {
       const mid = e.points[Math.floor(e.points.length / 2)]
-      edgeLayer.append(s("text", { x: mid.x + 5, y: mid.y - 3, class: "edge-label" }, e.kind === "onError" ? "onError" : String(e.slot)))
+      edgeLayer.append(s("text", { x: mid.x + 5, y: mid.y - 3, class: "edge-label" }, e.kind === "onError" ? `onError of ${e.covers} step${e.covers === 1 ? "" : "s"}` : String(e.slot)))
     }
   }
   const nodeLayer = s("g", { class: "nodes" })
@@ -468,7 +470,7 @@ const drawGraph = (layout, onSelect) => {
     nodeLayer.append(g)
     parts.set(n.id, { g, title, line, bar, barBack, node: n })
   }
-  svg.append(clusterLayer, edgeLayer, nodeLayer)
+  svg.append(clusterLayer, edgeLayer, clusterLabels, nodeLayer)
 
   const paint = (detail, selected) => {
     const rowsOf = new Map()
@@ -615,7 +617,9 @@ const runPage = () => {
         field("node", h("span", { class: "mono" }, selected)),
         field("kind", node?.kind ?? "?"),
         node?.task === undefined ? null : field("task", node.task),
-        node?.role === undefined ? null : field("role", node.role)),
+        node?.role === undefined ? null : field("role", node.role),
+        node?.onError === undefined ? null : field("on error", h("span", { class: "mono" }, node.onError))),
+      covering(selected),
     ]
     if (rows.length === 0) parts.push(h("p", { class: "muted" }, "Not started yet."))
     if (rows.length > 1) {
@@ -629,6 +633,13 @@ const runPage = () => {
     }
     if (row !== null) parts.push(rowDetails(row))
     fill(details, ...parts)
+  }
+
+  // a handler's entry: the steps whose failure for good starts it
+  const covering = (id) => {
+    const steps = detail.graph.nodes.filter((n) => n.onError === id && n.kind === "task")
+    if (steps.length === 0) return null
+    return h("p", { class: "small muted" }, `Runs when one of these fails for good: ${steps.map((n) => n.task).join(", ")}.`)
   }
 
   const rowDetails = (row) => {
