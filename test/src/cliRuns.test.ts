@@ -4,7 +4,7 @@
 // and a bad filter as a usage error (exit 2). retry: a failed run retried from its failed node
 // then succeeds; a run that did not fail, or none, exits 1. --watch: in a pipe it prints the run
 // at each change only, and exits 0 (succeeded), 1 (failed) or 3 (parked).
-import { execFile, spawn } from "node:child_process"
+import { execFile, spawn, spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Engine } from "../../engine/Engine.ts"
@@ -178,6 +178,8 @@ describe("taskgraph runs retry and runs show --watch", () => {
     } finally {
       watching.child.kill("SIGKILL")
     }
+    // a pipe gets a log: no screen control
+    expect(watching.out.stdout).not.toContain("\x1b[")
     const printed = blocks(watching.out.stdout)
     expect(printed[0]).toMatch(/status running/)
     expect(printed[0]).toMatch(/0-cliRunsNap\s+ready/)
@@ -243,6 +245,25 @@ describe("taskgraph runs retry and runs show --watch", () => {
     const missing = await run(["runs", "show", unknownRun, "--watch", "--url", db.url])
     expect(missing.code).toBe(1)
     expect(missing.stderr).toContain(`no run ${unknownRun}`)
+  })
+
+  // a terminal: `script` (util-linux) runs the CLI on a pseudo-terminal
+  const hasScript = spawnSync("script", ["--version"]).status === 0
+  it.skipIf(!hasScript)("--watch on a terminal clears the screen and redraws the run at each change", async () => {
+    await startWorker()
+    const started = await starter.start(napping, 200)
+    const command = [process.execPath, cli, "runs", "show", started.id, "--watch", "--interval", "0.05", "--url", db.url].map((w) => `'${w}'`).join(" ")
+    const result = await new Promise<{ code: number; stdout: string }>((resolve) => {
+      execFile("script", ["-qec", command, "/dev/null"], { env: { ...process.env, DATABASE_URL: "" } }, (error, stdout) => {
+        resolve({ code: error === null ? 0 : (error.code as number), stdout })
+      })
+    })
+    expect(result.code).toBe(0)
+    const frames = result.stdout.split("\x1b[H\x1b[2J").slice(1)
+    expect(frames.length).toBeGreaterThanOrEqual(1)
+    expect(frames.at(-1)).toMatch(/status succeeded/)
+    expect(frames.at(-1)).toContain("watching every 50ms; Ctrl-C stops")
+    for (let i = 1; i < frames.length; i++) expect(frames[i], `frame ${i}`).not.toBe(frames[i - 1])
   })
 
   it("--interval is checked: a duration longer than zero, with --watch only (exit 2)", async () => {
