@@ -1,13 +1,16 @@
 // The dashboard in a real browser: Debian's headless Chromium, driven by playwright-core (no
 // browser download), against a runtime on the test PostgreSQL, with the dashboard mounted under
-// /taskgraph/ui on a real socket on 127.0.0.1 in local-development mode. The run page of a
-// finished group + map workflow shows every graph node with its state (the map's template as
-// done/expected); a failed run's Retry button makes it succeed. Every page load is checked for
-// script errors and for requests leaving the dashboard's origin. Screenshots go to
+// /taskgraph/ui on a real socket on 127.0.0.1 in local-development mode. The runs list filters
+// and counts; the run page of a finished group + map workflow shows every graph node with its
+// state (the map's template as done/expected); an iteration shows its shards and rows; a running
+// map is followed live; a failed run's Retry button makes it succeed. Every page load is checked
+// for script errors and for requests leaving the dashboard's origin. Screenshots go to
 // test-results/screenshots/ and their paths are printed.
 //
 // Skipped, saying so, where no Chromium is installed (CHROMIUM_PATH, default /usr/bin/chromium).
 import { serve, type ServerType } from "@hono/node-server"
+import { defineEntity, p } from "@mikro-orm/core"
+import { defineConfig, MikroORM } from "@mikro-orm/postgresql"
 import { Data, Effect, Schema } from "effect"
 import { Hono } from "hono"
 import { existsSync } from "node:fs"
@@ -22,7 +25,7 @@ import { makePostgresRunHistory } from "../../../adapters/postgres/History.ts"
 import { migrate } from "../../../adapters/postgres/migrate.ts"
 import { historyIndexes } from "../../../adapters/postgres/Migration20261202_HistoryIndexes.ts"
 import { migrations } from "../../../adapters/postgres/migrations.ts"
-import { chain, task, TaskFailure, workflow } from "../../../dsl/index.ts"
+import { chain, IterationSummary, task, TaskFailure, workflow } from "../../../dsl/index.ts"
 import { RunHistory } from "../../../engine/History.ts"
 import { createRuntime, type Runtime } from "../../../src/Runtime.ts"
 import { gate, type TestDatabase, testDatabase } from "../../support/runtime.ts"
@@ -77,20 +80,31 @@ const liveSum = task("uiLiveSum", { input: Schema.Array(Schema.Number), output: 
 const liveRefund = task("uiLiveRefund", { input: TaskFailure, output: Schema.Boolean, run: () => Effect.succeed(true) })
 const live = workflow("ui-live", chain(liveRange).map(chain(liveSquare)).then(liveSum).onError(liveRefund))
 
+// an iteration over 30 rows in 3 shards: its node shows shards and rows done
+const Item = defineEntity({ name: "UiItem", tableName: "ui_items", properties: { id: p.integer().primary() } })
+const noParams = task("uiParams", { input: Schema.Null, output: Schema.Null, run: () => Effect.succeed(null) })
+const visit = task("uiVisit", { input: Schema.Array(Schema.Any), output: Schema.Void, run: () => Effect.void })
+const total = task("uiTotal", { input: IterationSummary, output: Schema.Number, run: (summary) => Effect.succeed(summary.rows) })
+const sweep = workflow("ui-sweep", chain(noParams).iterate("ui-items", { entity: Item, shards: 3, batchSize: 4, eachBatch: visit, finalize: total }))
+
 let db: TestDatabase
+let orm: MikroORM
 let tg: Runtime
 let worker: Runtime
 let server: ServerType
 let browser: Browser
 let ui: string
 let origin: string
-const ids = {} as Record<"fanOut" | "checkout" | "live", string>
+const ids = {} as Record<"fanOut" | "checkout" | "live" | "sweep", string>
 
 describe.skipIf(!haveChromium)("the dashboard in headless Chromium", () => {
   beforeAll(async () => {
     db = await testDatabase()
     await migrate(db.url, withHistoryIndexes)
-    tg = await createRuntime({ orm: db.orm, workflows: [fanOut, checkout], eager: true })
+    await db.sql("create table ui_items (id int primary key)")
+    await db.sql("insert into ui_items select g from generate_series(1, 30) g")
+    orm = await MikroORM.init(defineConfig({ clientUrl: db.url, entities: [Item], pool: { min: 0, max: 10 }, debug: false }))
+    tg = await createRuntime({ orm, workflows: [fanOut, checkout, sweep], eager: true })
     const history = makePostgresRunHistory(db.orm)
     const runtime = { runPromise: <A, E>(e: Effect.Effect<A, E, any>) => tg.runPromise(Effect.provideService(e, RunHistory, history)) }
     const app = new Hono().route("/taskgraph/ui", dashboardRoutes(runtime, { localDevelopment: true }))
@@ -102,6 +116,7 @@ describe.skipIf(!haveChromium)("the dashboard in headless Chromium", () => {
     const fan = await tg.start(fanOut, 2)
     ids.fanOut = fan.id
     expect(await fan.result()).toBe(3)
+    ids.sweep = (await tg.start(sweep, null)).id
     ids.checkout = (await tg.start(checkout, "order-7")).id
     // eager mode runs it inline: failed for good once its one try failed
     for (let i = 0; i < 400 && (await tg.status(ids.checkout))?.status !== "failed"; i++) await new Promise((r) => setTimeout(r, 50))
@@ -119,6 +134,7 @@ describe.skipIf(!haveChromium)("the dashboard in headless Chromium", () => {
     await worker?.close()
     await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())))
     await tg?.close()
+    await orm?.close()
     await db?.close()
   })
 
@@ -148,7 +164,7 @@ describe.skipIf(!haveChromium)("the dashboard in headless Chromium", () => {
     const { page, problems } = await open(`${ui}/`)
     await page.locator(`tr[data-run="${ids.fanOut}"][data-status="succeeded"]`).waitFor()
     await page.locator(`tr[data-run="${ids.checkout}"][data-status="failed"]`).waitFor()
-    expect(await page.locator('[data-count="total"]').textContent()).toBe("2")
+    expect(await page.locator('[data-count="total"]').textContent()).toBe("3")
     expect(await page.locator('[data-count="failed"]').textContent()).toBe("1")
     expect(await page.locator(`tr[data-run="${ids.checkout}"] .error-cell`).textContent()).toContain("card for ORDER-7 declined")
     await shoot(page, "runs-list.png")
@@ -161,9 +177,9 @@ describe.skipIf(!haveChromium)("the dashboard in headless Chromium", () => {
     // the counts follow the filter, and a count is a filter too
     expect(await page.locator('[data-count="total"]').textContent()).toBe("1")
     await page.click("text=Clear")
-    await page.locator('[data-count="total"]:text-is("2")').waitFor()
+    await page.locator('[data-count="total"]:text-is("3")').waitFor()
     await page.click(".count.st-succeeded")
-    await expect.poll(async () => (await page.locator("tr[data-run]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-run")))).join()).toBe(ids.fanOut)
+    await expect.poll(async () => (await page.locator("tr[data-run]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-run")))).join()).toBe(`${ids.sweep},${ids.fanOut}`)
     expect(problems).toEqual([])
     await page.close()
   })
@@ -193,6 +209,24 @@ describe.skipIf(!haveChromium)("the dashboard in headless Chromium", () => {
     await detail.waitFor()
     expect(await detail.locator("pre.value").allTextContents()).toEqual(["2", "4"])
     await shoot(page, "run-fan-out.png")
+    expect(problems).toEqual([])
+    await page.close()
+  })
+
+  it("shows an iteration's shards and rows on its node", async () => {
+    const { page, problems } = await open(`${ui}/runs/${ids.sweep}`)
+    const graph = (await tg.status(ids.sweep))!.graph
+    for (const node of graph.nodes) await page.locator(`g.node[data-node="${node.id}"][data-state="succeeded"]`).waitFor({ timeout: 15_000 })
+    const iterate = graph.nodes.find((n) => n.kind === "iterate")!
+    const shard = graph.nodes.find((n) => n.kind === "shard")!
+    expect(await page.locator(`g.node[data-node="${iterate.id}"]`).getAttribute("data-line")).toMatch(/^3\/3 shards · 30\/\d+ rows$/)
+    expect(await page.locator(`g.node[data-node="${shard.id}"]`).getAttribute("data-line")).toBe("3/3 done")
+    expect(await page.locator(`g.cluster[data-cluster="${iterate.id}"]`).count()).toBe(1)
+    await page.click(`g.node[data-node="${shard.id}"]`)
+    await page.locator(`tr[data-row="${shard.id}#0"]`).click()
+    // the shard's rows walked out of its estimate, and the pages it read
+    await page.locator(`.row-details[data-row="${shard.id}#0"] .field-value`).filter({ hasText: /^\d+\/\d+ \(\d+ pages\)$/ }).waitFor()
+    await shoot(page, "run-iteration.png")
     expect(problems).toEqual([])
     await page.close()
   })

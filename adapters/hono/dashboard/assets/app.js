@@ -84,8 +84,10 @@ const api = async (path, init = {}) => {
 const post = (path, payload = {}) => api(path, { method: "POST", body: JSON.stringify(payload) })
 
 /**
- * Calls `tick` now and then every `pollMs` after it settles, while the tab is visible. Returns a
- * function that ticks now (once the tick in flight, if any, has settled: never two at a time).
+ * Calls `tick` now and then again `pollMs` after it settles, while the tab is visible; never
+ * sooner than ten times as long as the tick took, so a large run's page asks the server for at
+ * most a tenth of its time, and later still when `tick` returns a longer delay. Returns a function
+ * that ticks now (once the tick in flight, if any, has settled: never two at a time).
  */
 const every = (tick) => {
   let timer
@@ -98,8 +100,10 @@ const every = (tick) => {
       return
     }
     busy = true
+    const started = performance.now()
+    let asked
     try {
-      if (!document.hidden) await tick()
+      if (!document.hidden) asked = await tick()
     } catch (error) {
       flash(error.message, "error")
     } finally {
@@ -110,7 +114,8 @@ const every = (tick) => {
       loop()
       return
     }
-    timer = setTimeout(loop, pollMs)
+    const took = performance.now() - started
+    timer = setTimeout(loop, Math.max(pollMs, 10 * took, typeof asked === "number" ? asked : 0))
   }
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) loop()
@@ -764,7 +769,8 @@ const runPage = () => {
     const seen = JSON.stringify(fresh)
     // a running try's bar grows with the clock even when nothing was written
     const running = fresh.timeline.some((e) => e.finishedAt === null) || !finalStatuses.has(fresh.status)
-    if (seen === lastSeen && !running) return
+    // a finished run changes only when someone acts on it: looked at less often
+    if (seen === lastSeen && !running) return 5 * pollMs
     const changed = seen !== lastSeen
     lastSeen = seen
     detail = fresh
