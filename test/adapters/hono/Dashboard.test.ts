@@ -236,6 +236,21 @@ describe("local development", () => {
     expect(unknown.status).toBe(403)
   })
 
+  it("works mounted at the root (as taskgraph dev serves it), and under a path with parameters", async () => {
+    const app = dashboardRoutes(runtime, { localDevelopment: true })
+    const local = { incoming: { socket: { remoteAddress: "127.0.0.1" } } }
+    const at = (path: string, fetcher: { fetch: (r: Request, env: unknown) => Response | Promise<Response> } = app) =>
+      fetcher.fetch(new Request(`http://127.0.0.1${path}`, { headers: { host: "127.0.0.1" } }), local)
+    expect(await (await at("/")).text()).toContain('data-base="" data-page="runs"')
+    expect(await (await at(`/runs/${ids.group}`)).text()).toContain('data-base="" data-page="run"')
+    expect((await at("/assets/app.js")).status).toBe(200)
+    expect((await (await at("/api/runs/counts")).json() as any).total).toBe(3)
+    const tenant = new Hono().route("/t/:tenant/ui", dashboardRoutes(runtime, { localDevelopment: true }))
+    expect(await (await at("/t/acme/ui/", tenant)).text()).toContain('data-base="/t/acme/ui" data-page="runs"')
+    expect(await (await at(`/t/acme/ui/runs/${ids.group}`, tenant)).text()).toContain('data-base="/t/acme/ui" data-page="run"')
+    expect((await at("/t/acme/ui/deeper/", tenant)).status).toBe(404)
+  })
+
   it("tells loopback addresses and hosts from others", () => {
     for (const a of ["127.0.0.1", "127.3.2.1", "::1", "::ffff:127.0.0.1"]) expect(isLoopbackAddress(a), a).toBe(true)
     for (const a of ["10.0.0.1", "::", "0.0.0.0", "::ffff:10.0.0.1", "128.0.0.1", "127.0.0.1.example", ""]) expect(isLoopbackAddress(a), a).toBe(false)
