@@ -44,7 +44,8 @@ const withHistoryIndexes = migrations.some((m) => m.name === historyIndexes.name
 // a group then a map whose template has two steps
 const split = task("uiSplit", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n) })
 const increment = task("uiIncrement", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n + 1) })
-const label = task("uiLabel", { input: Schema.Number, output: Schema.String, run: (n) => Effect.succeed(`n=${n}`) })
+// past the 2 KiB the page asks for: cut, and whole on request
+const label = task("uiLabel", { input: Schema.Number, output: Schema.String, run: (n) => Effect.succeed(`label ${n} `.repeat(400)) })
 const range = task("uiRange", {
   input: Schema.Tuple([Schema.Number, Schema.String]),
   output: Schema.Array(Schema.Number),
@@ -209,6 +210,15 @@ describe.skipIf(!haveChromium)("the dashboard in headless Chromium", () => {
     await detail.waitFor()
     expect(await detail.locator("pre.value").allTextContents()).toEqual(["2", "4"])
     await shoot(page, "run-fan-out.png")
+    // a value past the page's bound is cut until asked for whole
+    const labelNode = graph.nodes.find((n) => n.kind === "task" && n.task === "uiLabel")!
+    await page.click(`g.node[data-node="${labelNode.id}"]`)
+    const output = page.locator(`.row-details[data-row="${labelNode.id}"] pre.value`).nth(1)
+    await page.locator(".value-note", { hasText: "cut; 3202 bytes in all" }).waitFor()
+    expect((await output.textContent())!.length).toBeLessThan(2100)
+    await page.click("text=Show the full value")
+    await page.locator(".value-note", { hasText: "3202 bytes, whole" }).waitFor()
+    expect(JSON.parse((await output.textContent())!)).toBe("label 2 ".repeat(400))
     expect(problems).toEqual([])
     await page.close()
   })
