@@ -14,7 +14,7 @@ import { defineConfig, MikroORM } from "@mikro-orm/postgresql"
 import { Data, Effect, Schema } from "effect"
 import { Hono } from "hono"
 import { existsSync } from "node:fs"
-import { mkdir } from "node:fs/promises"
+import { copyFile, mkdir } from "node:fs/promises"
 import type { AddressInfo } from "node:net"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -69,17 +69,28 @@ const charge = task("uiCharge", {
 const receipt = task("uiReceipt", { input: Schema.String, output: Schema.String, run: (s) => Effect.succeed(`receipt: ${s}`) })
 const checkout = workflow("ui-checkout", chain(prepare).then(charge).then(receipt))
 
-// a map whose later elements wait for the test: a run the page must follow live, run by a worker
+// a checkout whose map of items waits, for two of them, for the test: a run the page must follow
+// live, run by a worker (its screenshot is the README's: UPDATE_DOCS_SCREENSHOT=1 writes it)
 const held = gate()
-const liveRange = task("uiLiveRange", { input: Schema.Number, output: Schema.Array(Schema.Number), run: (n) => Effect.succeed(Array.from({ length: n }, (_, i) => i)) })
-const liveSquare = task("uiLiveSquare", {
-  input: Schema.Number,
-  output: Schema.Number,
-  run: (n) => (n < 2 ? Effect.succeed(n * n) : Effect.as(Effect.promise(() => held.promise), n * n)),
+const Order = Schema.Struct({ orderId: Schema.String, items: Schema.Array(Schema.String) })
+const reserveStock = task("reserveStock", { input: Order, output: Order, run: (o) => Effect.succeed(o) })
+const chargeCard = task("chargeCard", { input: Order, output: Order, run: (o) => Effect.succeed(o) })
+const emailReceipt = task("emailReceipt", { input: Order, output: Schema.String, run: (o) => Effect.succeed(`sent ${o.orderId}`) })
+const notifyWarehouse = task("notifyWarehouse", { input: Order, output: Schema.Array(Schema.String), run: (o) => Effect.succeed(o.items) })
+const pickItems = task("pickItems", { input: Schema.Tuple([Schema.String, Schema.Array(Schema.String)]), output: Schema.Array(Schema.String), run: ([, items]) => Effect.succeed(items) })
+const packItem = task("packItem", {
+  input: Schema.String,
+  output: Schema.String,
+  run: (sku) => (sku === "sku-3" || sku === "sku-4" ? Effect.as(Effect.promise(() => held.promise), `packed ${sku}`) : Effect.succeed(`packed ${sku}`)),
 })
-const liveSum = task("uiLiveSum", { input: Schema.Array(Schema.Number), output: Schema.Number, run: (xs) => Effect.succeed(xs.reduce((a, b) => a + b, 0)) })
-const liveRefund = task("uiLiveRefund", { input: TaskFailure, output: Schema.Boolean, run: () => Effect.succeed(true) })
-const live = workflow("ui-live", chain(liveRange).map(chain(liveSquare)).then(liveSum).onError(liveRefund))
+const printLabel = task("printLabel", { input: Schema.String, output: Schema.String, run: (s) => Effect.succeed(`label for ${s}`) })
+const ship = task("ship", { input: Schema.Array(Schema.String), output: Schema.Number, run: (labels) => Effect.succeed(labels.length) })
+const refund = task("refund", { input: TaskFailure, output: Schema.Boolean, run: () => Effect.succeed(true) })
+const live = workflow(
+  "checkout",
+  chain(reserveStock).then(chargeCard).group([emailReceipt, notifyWarehouse]).then(pickItems).map(chain(packItem).then(printLabel)).then(ship).onError(refund),
+)
+const docsScreenshot = path.join(root, "docs", "dashboard.png")
 
 // an iteration over 30 rows in 3 shards: its node shows shards and rows done
 const Item = defineEntity({ name: "UiItem", tableName: "ui_items", properties: { id: p.integer().primary() } })
@@ -241,26 +252,33 @@ describe.skipIf(!haveChromium)("the dashboard in headless Chromium", () => {
     await page.close()
   })
 
-  it("follows a running run live: a map half done, then done, without a reload", async () => {
+  it("follows a running run live: a map part done, then done, without a reload", async () => {
     worker = await createRuntime({ orm: db.orm, workflows: [live] })
-    ids.live = (await worker.start(live, 4)).id
+    ids.live = (await worker.start(live, { orderId: "A-1042", items: ["sku-1", "sku-2", "sku-3", "sku-4", "sku-5"] })).id
     const { page, problems } = await open(`${ui}/runs/${ids.live}`)
     const graph = (await tg.status(ids.live))!.graph
     const map = graph.nodes.find((n) => n.kind === "map")!
-    const body = graph.nodes.find((n) => n.scope === map.id)!
-    const sum = graph.nodes.find((n) => n.kind === "task" && n.task === "uiLiveSum")!
-    await page.locator(`g.node[data-node="${map.id}"][data-line="2/4 elements"]`).waitFor({ timeout: 20_000 })
-    await page.locator(`g.node[data-node="${body.id}"][data-state="running"][data-line="2/4 running"]`).waitFor()
+    const [pack, label] = graph.nodes.filter((n) => n.scope === map.id)
+    const last = graph.nodes.find((n) => n.kind === "task" && n.task === "ship")!
+    await page.locator(`g.node[data-node="${map.id}"][data-line="3/5 elements"]`).waitFor({ timeout: 20_000 })
+    await page.locator(`g.node[data-node="${pack!.id}"][data-state="running"][data-line="3/5 running"]`).waitFor()
+    await page.locator(`g.node[data-node="${label!.id}"][data-line="3/5 waiting"]`).waitFor()
     await page.locator('body[data-status="running"]').waitFor({ state: "attached" })
-    expect(await page.locator(`g.node[data-node="${sum.id}"]`).getAttribute("data-state")).toMatch(/^(none|waiting)$/)
+    expect(await page.locator(`g.node[data-node="${last.id}"]`).getAttribute("data-state")).toMatch(/^(none|waiting)$/)
     expect(await page.locator("#revoke").isDisabled()).toBe(false)
-    await page.click(`g.node[data-node="${body.id}"]`)
-    await page.locator(`tr[data-row="${body.id}#3"]`).waitFor()
-    await shoot(page, "run-live.png")
+    expect(await page.locator("#retry").isDisabled()).toBe(true)
+    await page.click(`g.node[data-node="${pack!.id}"]`)
+    await page.locator(`tr[data-row="${pack!.id}#1"]`).click()
+    await page.locator(`.row-details[data-row="${pack!.id}#1"]`).waitFor()
+    const file = await shoot(page, "run-live.png")
+    if (process.env.UPDATE_DOCS_SCREENSHOT === "1") {
+      await copyFile(file, docsScreenshot)
+      console.log(`screenshot: ${docsScreenshot} (the README's)`)
+    }
     held.open()
     await page.locator('body[data-status="succeeded"]').waitFor({ state: "attached", timeout: 20_000 })
-    await page.locator(`g.node[data-node="${map.id}"][data-line="4/4 elements"]`).waitFor()
-    await page.locator(`g.node[data-node="${sum.id}"][data-state="succeeded"]`).waitFor()
+    await page.locator(`g.node[data-node="${map.id}"][data-line="5/5 elements"]`).waitFor()
+    await page.locator(`g.node[data-node="${last.id}"][data-state="succeeded"]`).waitFor()
     // the onError handler stayed dormant: its nodes were cancelled when the run succeeded
     for (const handler of graph.nodes.filter((n) => n.role === "handler")) {
       expect(await page.locator(`g.node[data-node="${handler.id}"]`).getAttribute("data-state")).toBe("cancelled")
