@@ -108,7 +108,13 @@ const readBody = async (request: Request): Promise<Uint8Array> => {
   const chunks: Array<Uint8Array> = []
   let size = 0
   for (;;) {
-    const { done, value } = await reader.read()
+    let read: Awaited<ReturnType<typeof reader.read>>
+    try {
+      read = await reader.read()
+    } catch (error) {
+      throw new BadBody(400, "unreadable_body", `the body could not be read: ${error instanceof Error ? error.message : String(error)}`.slice(0, 300))
+    }
+    const { done, value } = read
     if (done) break
     size += value.byteLength
     if (size > maxActionBytes) {
