@@ -180,6 +180,12 @@ describe.skipIf(!haveChromium)("the dashboard in headless Chromium", () => {
     expect(await page.locator('[data-count="failed"]').textContent()).toBe("1")
     expect(await page.locator(`tr[data-run="${ids.checkout}"] .error-cell`).textContent()).toContain("card for ORDER-7 declined")
     await shoot(page, "runs-list.png")
+    // the workflow filter offers the names seen, and narrows to one
+    expect(await page.locator("#workflows-seen option").evaluateAll((options) => options.map((o) => o.getAttribute("value")))).toEqual(["ui-checkout", "ui-fan-out", "ui-sweep"])
+    await page.fill("#f-workflow", "ui-sweep")
+    await page.click("button[type=submit]")
+    await expect.poll(async () => (await page.locator("tr[data-run]").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-run")))).join()).toBe(ids.sweep)
+    await page.fill("#f-workflow", "")
     // a filter narrows the list and is kept in the address
     await page.fill("#f-error", "DECLINED")
     await page.click("button[type=submit]")

@@ -216,7 +216,7 @@ const runsPage = () => {
       input = h("select", { name: f.name, id: `f-${f.name}` }, h("option", { value: "" }, "any status"), runStatuses.map((st) => h("option", { value: st }, st)))
       input.value = filter[f.name] ?? ""
     } else {
-      input = h("input", { name: f.name, id: `f-${f.name}`, type: f.type, placeholder: f.placeholder, autocomplete: "off" })
+      input = h("input", { name: f.name, id: `f-${f.name}`, type: f.type, placeholder: f.placeholder, autocomplete: "off", list: f.name === "workflow" ? "workflows-seen" : undefined })
       input.value = f.type === "datetime-local" && filter[f.name] !== undefined ? isoToLocal(filter[f.name]) : (filter[f.name] ?? "")
     }
     inputs[f.name] = input
@@ -238,7 +238,10 @@ const runsPage = () => {
     tbody)
   const empty = h("p", { class: "empty", hidden: true }, "No run matches.")
   const more = h("button", { class: "more", hidden: true, onclick: () => loadMore() }, "More")
-  document.body.append(topBar("Runs"), h("main", { class: "runs-page" }, counts, form, h("div", { class: "card table-card" }, table, empty, more)))
+  // the workflow filter is an exact name: offered from the runs seen so far
+  const workflowsSeen = new Set()
+  const datalist = h("datalist", { id: "workflows-seen" })
+  document.body.append(topBar("Runs"), h("main", { class: "runs-page" }, counts, form, datalist, h("div", { class: "card table-card" }, table, empty, more)))
 
   let rows = []
   let next = null
@@ -282,6 +285,9 @@ const runsPage = () => {
   }
 
   const drawRows = () => {
+    const before = workflowsSeen.size
+    for (const run of rows) workflowsSeen.add(run.workflow)
+    if (workflowsSeen.size !== before) fill(datalist, [...workflowsSeen].sort().map((w) => h("option", { value: w })))
     fill(tbody, ...rows.map((run) =>
       h("tr", { "data-run": run.id, "data-status": run.status },
         h("td", { class: "mono" }, h("a", { href: `${base}/runs/${encodeURIComponent(run.id)}`, title: run.id }, shortId(run.id))),
