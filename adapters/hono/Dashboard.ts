@@ -33,6 +33,7 @@ import { Cause, Effect, Exit, Option } from "effect"
 import { type Context, Hono, type Next } from "hono"
 import { HTTPException } from "hono/http-exception"
 import type { ContentfulStatusCode } from "hono/utils/http-status"
+import { type DurationInput, optionalDurationMillis } from "../../dsl/index.ts"
 import { maxNodeIdLength, maxRunIdLength } from "../../engine/Callback.ts"
 import { Engine } from "../../engine/Engine.ts"
 import { type InvalidHistoryQuery, RunHistory, type RunHistoryShape } from "../../engine/History.ts"
@@ -57,8 +58,8 @@ export interface DashboardRuntime {
 interface CommonOptions {
   /** Told about every 5xx cause (store failures, a failing authenticator, defects); default `console.error`. */
   readonly onError?: (error: unknown) => void
-  /** How often the pages refresh what they show (milliseconds, 250 to 60000); default 1000. */
-  readonly pollMs?: number
+  /** How often the pages refresh what they show (a duration, a number is seconds; 250 ms to 60 s); default 1 second. */
+  readonly poll?: DurationInput
   /** The pages' title; default "taskgraph". */
   readonly title?: string
 }
@@ -227,9 +228,9 @@ export const dashboardRoutes = (runtime: DashboardRuntime, options: DashboardOpt
       message: "dashboardRoutes needs an `authenticate` option (an Authenticator, as the routes take), or `localDevelopment: true` to serve loopback clients only",
     })
   }
-  const pollMs = options.pollMs ?? 1000
-  if (!Number.isInteger(pollMs) || pollMs < 250 || pollMs > 60_000) {
-    throw new AuthenticatorConfigError({ message: "dashboardRoutes: pollMs must be a whole number of milliseconds from 250 to 60000" })
+  const pollMs = Math.round(optionalDurationMillis("dashboardRoutes: poll", options.poll, 1000, { positive: true }))
+  if (pollMs < 250 || pollMs > 60_000) {
+    throw new AuthenticatorConfigError({ message: "dashboardRoutes: poll must be from 250 milliseconds to 60 seconds" })
   }
   const title = options.title ?? "taskgraph"
   const report = options.onError ?? ((error: unknown) => console.error("taskgraph dashboard:", error))

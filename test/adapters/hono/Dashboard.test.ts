@@ -131,7 +131,8 @@ describe("construction", () => {
     expect(() => dashboardRoutes(runtime, { localDevelopment: false } as any)).toThrow(/needs an `authenticate` option/)
     expect(() => dashboardRoutes(runtime, { authenticate: { authenticate: async () => ({ ok: true, principal: "x" }) } } as any)).toThrow(/needs an `authenticate` option/)
     expect(() => dashboardRoutes(runtime, { authenticate: hmacAuthenticator({ secret }), localDevelopment: true } as any)).toThrow(/not both/)
-    expect(() => dashboardRoutes(runtime, { localDevelopment: true, pollMs: 10 })).toThrow(/pollMs/)
+    expect(() => dashboardRoutes(runtime, { localDevelopment: true, poll: "10 millis" })).toThrow(/poll must be/)
+    expect(() => dashboardRoutes(runtime, { localDevelopment: true, poll: -1 })).toThrow(/poll/)
   })
 })
 
