@@ -11,7 +11,10 @@
  * export default defineConfig({
  *   cloudTasks: {
  *     project: "my-project", location: "europe-west1",
- *     queues: [{ name: "taskgraph", maxDispatchesPerSecond: 50, maxAttempts: 20, minBackoff: 1, maxBackoff: "5 minutes" }],
+ *     queues: [
+ *       { name: "taskgraph", maxDispatchesPerSecond: 50, maxAttempts: 20, minBackoff: 1, maxBackoff: "5 minutes" },
+ *       { name: "fan-out", shards: 8, maxDispatchesPerSecond: 500 }, // fan-out, fan-out-1 … fan-out-7: 4,000 tasks/s
+ *     ],
  *   },
  *   scheduler: {
  *     project: "my-project", location: "europe-west1", prefix: "shop",
@@ -36,7 +39,10 @@ import type { AnyPeriodic } from "../dsl/Periodic.ts"
 export const CloudTasksSettings = Schema.Struct({
   project: Schema.String,
   location: Schema.String,
-  /** The queues `taskgraph queues sync` provisions. */
+  /**
+   * The queues `taskgraph queues sync` provisions; one with `shards: n` is n queues (`name`,
+   * `name-1`, …), and the dispatcher's `shards` must say the same (`queueShards(queues)`).
+   */
   queues: Schema.optionalKey(Schema.Array(QueueSpec)),
 })
 

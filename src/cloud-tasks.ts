@@ -27,6 +27,8 @@ export {
   type QueueSyncResult,
   syncQueues,
 } from "../adapters/cloud-tasks/Queues.ts"
+/** Queue shards: one logical queue spread over several Cloud Tasks queues, a node's shard picked by a stable hash. */
+export { expandShards, maxShards, queueShards, shardOf, shardQueueId, shardQueueIds } from "../adapters/cloud-tasks/Shards.ts"
 /** How queues are declared. */
 export { DurationSetting, QueueSpec, QueuesConfig } from "../adapters/cloud-tasks/QueueSpec.ts"
 /** The deterministic Cloud Tasks task id of a dispatch. */

@@ -13,6 +13,12 @@
  * Its `limits` carry Cloud Tasks' 30-minute dispatch deadline: a runtime whose tasks could run
  * longer is refused when it starts.
  *
+ * A queue listed in `shards` is spread over that many Cloud Tasks queues (`name`, `name-1`, …,
+ * as `taskgraph queues sync` creates them from `shards: n` in the declaration; see Shards.ts):
+ * each node's task goes to the shard a hash of (run, node) picks, the same for every dispatch of
+ * that node, so a re-dispatch still meets its earlier task and revoking deletes from the right
+ * shard. One queue dispatches at most 500 tasks a second; n shards, 500 × n.
+ *
  * ```ts
  * const tg = await createRuntime({
  *   orm, workflows: [checkout], worker: false,
@@ -21,6 +27,7 @@
  *     callbackUrl: "https://worker.example.com/taskgraph/callback",
  *     oidc: { serviceAccountEmail: "tasks@my-project.iam.gserviceaccount.com", audience: "https://worker.example.com/taskgraph/callback" },
  *     client: {},                       // Application Default Credentials; or a CloudTasksClient
+ *     shards: { taskgraph: 8 },         // or queueShards(declaredQueues): as `queues sync` provisions them
  *   }),
  * })
  * ```
@@ -33,6 +40,7 @@ import { Dispatcher } from "../../engine/Dispatcher.ts"
 import { type ReadyRef, WorkflowStore } from "../../engine/WorkflowStore.ts"
 import { cloudTasksClient, type CloudTasksClientOptions } from "./Client.ts"
 import { classify, DispatchFailure, isAlreadyExists, isNotFound } from "./DispatchFailure.ts"
+import { isShardCount, maxShards, shardOf, shardQueueId } from "./Shards.ts"
 import { taskId } from "./TaskName.ts"
 import { maxDispatchDeadlineMs, taskRequest } from "./TaskRequest.ts"
 
@@ -47,6 +55,13 @@ export interface CloudTasksDispatcherConfig {
   readonly oidc: { readonly serviceAccountEmail: string; readonly audience: string }
   /** A task's queue name → the Cloud Tasks queue id; names not listed are used as they are. */
   readonly queues?: Readonly<Record<string, string>>
+  /**
+   * Cloud Tasks queue id → the number of shards it is spread over (1 to 100; not listed: 1), as
+   * declared with `shards` and provisioned by `queues sync`; `queueShards(specs)` builds it.
+   * Changing a count moves some nodes to another shard: one dispatched before the change and
+   * again after it has a task in each, and the engine runs it once (docs/scale.md).
+   */
+  readonly shards?: Readonly<Record<string, number>>
   /** A client (the caller closes it), or the options to build one (closed with the layer). */
   readonly client: CloudTasksClient | CloudTasksClientOptions
   /** CreateTask calls in flight per `dispatch` (default 32). */
@@ -81,8 +96,10 @@ export interface CloudTasksDispatcherShape {
   readonly deleteTaskFor: (ref: ReadyRef) => Effect.Effect<boolean, DispatchFailure>
   /** The full resource name of the task `dispatch` would create for `ref` at `now`. */
   readonly taskNameFor: (ref: ReadyRef, now: number) => string
-  /** The full resource name of the queue a task queue name maps to (null: the default queue). */
+  /** The full resource name of the queue a task queue name maps to (null: the default queue); its shard 0. */
   readonly queuePathFor: (queue: string | null) => string
+  /** The full resource name of the queue (the shard) the task of `ref` goes to. */
+  readonly shardPathFor: (ref: Pick<ReadyRef, "run" | "node" | "queue">) => string
 }
 
 /** The configuration cannot work; thrown when the layer is built, before anything is dispatched. */
@@ -111,6 +128,14 @@ const checkConfig = (config: CloudTasksDispatcherConfig): number => {
   }
   for (const [name, id] of Object.entries(config.queues ?? {})) {
     if (!queueIdPattern.test(id)) problem(`queue "${name}" maps to ${JSON.stringify(id)}, which is not a queue id (letters, digits and hyphens, at most 100)`)
+  }
+  if (config.shards !== undefined && (typeof config.shards !== "object" || config.shards === null)) problem(`"shards" must map queue ids to shard counts`)
+  for (const [id, count] of Object.entries(config.shards ?? {})) {
+    if (!isShardCount(count)) problem(`"shards": queue "${id}" must have an integer count in [1, ${maxShards}], got ${JSON.stringify(count)}`)
+    const last = shardQueueId(id, count - 1)
+    if (!queueIdPattern.test(id) || !queueIdPattern.test(last)) {
+      problem(`"shards": queue "${id}" with ${count} shards needs the queue ids "${id}" … "${last}" (letters, digits and hyphens, at most 100)`)
+    }
   }
   let url: URL | undefined
   try {
@@ -183,13 +208,19 @@ export const makeCloudTasksDispatcher = (
       return config.queues?.[name] ?? name
     }
     const queuePathFor = (queue: string | null): string => `${location}/queues/${queueIdFor(queue)}`
+    const shardIdFor = (ref: Pick<ReadyRef, "run" | "node" | "queue">): string => {
+      const queueId = queueIdFor(ref.queue)
+      const shards = Object.hasOwn(config.shards ?? {}, queueId) ? config.shards![queueId]! : 1
+      return shards <= 1 ? queueId : shardQueueId(queueId, shardOf(ref.run, ref.node, shards))
+    }
+    const shardPathFor = (ref: Pick<ReadyRef, "run" | "node" | "queue">): string => `${location}/queues/${shardIdFor(ref)}`
     const target = (parent: string) => ({ parent, callbackUrl: config.callbackUrl, oidc: config.oidc })
-    const taskNameFor = (ref: ReadyRef, now: number): string => taskRequest(ref, target(queuePathFor(ref.queue)), now).name
+    const taskNameFor = (ref: ReadyRef, now: number): string => taskRequest(ref, target(shardPathFor(ref)), now).name
 
     const send = (ref: ReadyRef, now: number): Effect.Effect<"created" | "existing", DispatchFailure> => {
-      const parent = queuePathFor(ref.queue)
+      const parent = shardPathFor(ref)
       const built = taskRequest(ref, target(parent), now)
-      const queueId = queueIdFor(ref.queue)
+      const queueId = shardIdFor(ref)
       if (!queueIdPattern.test(queueId)) {
         return Effect.fail(
           new DispatchFailure({
@@ -262,7 +293,7 @@ export const makeCloudTasksDispatcher = (
       )
 
     const deleteTaskFor = (ref: ReadyRef): Effect.Effect<boolean, DispatchFailure> => {
-      const parent = queuePathFor(ref.queue)
+      const parent = shardPathFor(ref)
       const name = `${parent}/tasks/${taskId(ref)}`
       return Effect.tryPromise({ try: () => client.deleteTask({ name }, callOptions), catch: (error) => error }).pipe(
         Effect.as(true),
@@ -272,7 +303,7 @@ export const makeCloudTasksDispatcher = (
       )
     }
 
-    return { dispatch, deleteTaskFor, taskNameFor, queuePathFor } satisfies CloudTasksDispatcherShape
+    return { dispatch, deleteTaskFor, taskNameFor, queuePathFor, shardPathFor } satisfies CloudTasksDispatcherShape
   })
 
 /** Deletes the queued tasks of revoked nodes, best effort: failures are logged (a task that still fires is a no-op). */

@@ -4,7 +4,10 @@
  * `syncQueues` creates the missing ones and updates the changed ones, with an update mask of
  * the changed fields only, and returns what it did. Only declared settings are managed: a
  * setting left out of a declaration is never changed, and queues that are not declared are
- * listed as unmanaged and left alone. Running it twice changes nothing the second time.
+ * listed as unmanaged and left alone. Running it twice changes nothing the second time. A
+ * queue declared with `shards: n` is provisioned as its n shards (`name`, `name-1`, …, see
+ * Shards.ts), each with the declared settings; shards dropped by lowering n are listed as
+ * unmanaged, not deleted, so the tasks they hold are still delivered.
  *
  * ```ts
  * const result = await Effect.runPromise(syncQueues(client, {
@@ -23,6 +26,7 @@ import { DefinitionError, type DurationInput, durationMillis } from "../../dsl/i
 import { grpcCode } from "./DispatchFailure.ts"
 import { queueIdPattern } from "./CloudTasksDispatcher.ts"
 import type { QueueSpec, QueuesConfig } from "./QueueSpec.ts"
+import { expandShards, isShardCount, maxShards } from "./Shards.ts"
 
 export { DurationSetting, QueueSpec, QueuesConfig } from "./QueueSpec.ts"
 
@@ -131,11 +135,17 @@ export const planQueues = (client: CloudTasksClient, config: QueuesConfig): Effe
   Effect.gen(function*() {
     const location = `projects/${config.project}/locations/${config.location}`
     const problems: Array<string> = []
-    const specs = config.queues.map((spec) => ({ spec, ...desired(spec) }))
+    for (const spec of config.queues) {
+      if (spec.shards !== undefined && !isShardCount(spec.shards)) {
+        problems.push(`queue "${spec.name}": shards must be an integer in [1, ${maxShards}], got ${spec.shards}`)
+      }
+    }
+    // a sharded queue is its shards, each planned (and reported) as a queue of its own
+    const specs = expandShards(config.queues).map((spec) => ({ spec, ...desired(spec) }))
     for (const s of specs) problems.push(...s.problems)
     const seen = new Set<string>()
     for (const { spec } of specs) {
-      if (seen.has(spec.name)) problems.push(`queue "${spec.name}" is declared twice`)
+      if (seen.has(spec.name)) problems.push(`queue "${spec.name}" is declared twice (a shard of a sharded queue counts)`)
       seen.add(spec.name)
     }
     if (problems.length > 0) return yield* failure(`the queue declarations are invalid:\n  ${problems.join("\n  ")}`)
