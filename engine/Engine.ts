@@ -44,6 +44,7 @@ import { Outcome } from "./Outcome.ts"
 import { planShards, runShard, ShardState, summarize } from "./Iteration.ts"
 import { Registry } from "./Registry.ts"
 import { noHeaders, TaskContext, type TaskContextShape } from "./TaskContext.ts"
+import { uuidv7 } from "./Ids.ts"
 import { parentFromTraceparent, traceparentOf, TracingEnabled } from "./Tracing.ts"
 import { TaskServices } from "./TaskServices.ts"
 import {
@@ -52,6 +53,8 @@ import {
   type Delivery,
   type ErrorRecord,
   type NewNode,
+  type NewRuns,
+  type ReadyRef,
   type CommitResult,
   type StepCommit,
   type StepResult,
@@ -79,6 +82,8 @@ export interface EngineShape {
    */
   readonly step: (claimed: Claimed, claimNext: number, queues?: ReadonlyArray<string>) => Effect.Effect<StepOutcome, StoreError>
   readonly start: (workflow: AnyWorkflow, input: unknown, options?: StartOptions) => Effect.Effect<RunRef, StartError>
+  /** Starts many runs of one workflow in set-based statements, in one transaction (see `startMany` in the engine). */
+  readonly startMany: (workflow: AnyWorkflow, inputs: ReadonlyArray<unknown>, options?: StartManyOptions) => Effect.Effect<ReadonlyArray<RunRef>, StartError>
   /**
    * Revokes a run, or one node and everything downstream of it. Committed state: queued nodes
    * become revoked (their callbacks are deleted, best effort, or find nothing to do), running
@@ -103,6 +108,13 @@ export interface EngineShape {
   /** The tasks and iterations this process has: what its claims may take. */
   readonly scope: ClaimScope
 }
+
+/**
+ * How `startMany` starts its runs: as `start` (the caller's `em`, a `queue`, `headers`, `delay` or
+ * `at`), every run alike, and an idempotency key per run (`idempotencyKeys[i]` for `inputs[i]`;
+ * undefined: none).
+ */
+export type StartManyOptions = Omit<StartOptions, "idempotencyKey"> & { readonly idempotencyKeys?: ReadonlyArray<string | undefined> }
 
 export interface ResumeOptions {
   /** Resume this parked node only, instead of every parked node of the run. */
@@ -937,7 +949,8 @@ const make = Effect.gen(function*() {
     })
   }
 
-  const untracedStart = (workflow: AnyWorkflow, input: unknown, options: StartOptions, traceparent: string | undefined): Effect.Effect<RunRef, StartError> =>
+  /** The workflow as this runtime starts it (its graph with the task defaults), or why it cannot start here. */
+  const startable = (workflow: AnyWorkflow): Effect.Effect<Graph, WorkflowNotRegistered> =>
     Effect.gen(function*() {
       // as the registry compiles it: the runtime's task defaults are part of the run's graph
       const { graph: g } = registry.compile(workflow)
@@ -956,6 +969,18 @@ const make = Effect.gen(function*() {
           message: `workflow "${workflow.name}" given to start() is not the definition registered in this runtime under that name`,
         })
       }
+      return g
+    })
+
+  /** One run checked and made ready to write: its input encoded, its headers, its initial nodes. */
+  const prepareRun = (
+    workflow: AnyWorkflow,
+    g: Graph,
+    input: unknown,
+    options: StartOptions,
+    traceparent: string | undefined,
+  ): Effect.Effect<{ readonly encoded: Schema.Json; readonly nodes: Array<NewNode>; readonly headers: Readonly<Record<string, string>>; readonly now: number }, InvalidInput> =>
+    Effect.gen(function*() {
       const invalid = (message: string) => new InvalidInput({ workflow: workflow.name, message })
       const encoded = yield* Schema.encodeUnknownEffect(workflow.inputJson)(input).pipe(
         Effect.mapError((e) => invalid(e.message)),
@@ -985,11 +1010,33 @@ const make = Effect.gen(function*() {
         catch: (e) => new InvalidInput({ workflow: workflow.name, message: e instanceof Error ? e.message : String(e) }),
       })
       const nodes = instantiate(g, undefined, "", yield* runQueueOf(workflow.name, options)).map((n) =>
-        n.template === g.entry ? { ...n, state: "ready" as const, input: encoded, dueAt } : n
+        n.template === g.entry ? { ...n, state: "ready" as const, input: encoded as Schema.Json, dueAt } : n
       )
+      return { encoded: encoded as Schema.Json, nodes, headers, now }
+    })
+
+  /** What the caller's transaction makes of what a start made ready: dispatched once it commits, or now. */
+  const dispatchCreated = (created: { readonly ready: ReadonlyArray<ReadyRef>; readonly afterCommit?: (callback: () => void) => void }) =>
+    Effect.gen(function*() {
+      // Inside the caller's transaction nothing may be dispatched before it commits: it is when
+      // that commits (the worker also sees the rows and the NOTIFY then), never after a rollback;
+      // a dispatch lost meanwhile is the sweeper's
+      if (created.ready.length === 0) return
+      if (created.afterCommit === undefined) return yield* Effect.andThen(fault("start.afterCommit"), dispatcher.dispatch(created.ready))
+      const context = yield* Effect.context<never>()
+      const ready = created.ready
+      created.afterCommit(() => {
+        Effect.runForkWith(context)(dispatcher.dispatch(ready))
+      })
+    })
+
+  const untracedStart = (workflow: AnyWorkflow, input: unknown, options: StartOptions, traceparent: string | undefined): Effect.Effect<RunRef, StartError> =>
+    Effect.gen(function*() {
+      const g = yield* startable(workflow)
+      const { encoded, nodes, headers, now } = yield* prepareRun(workflow, g, input, options, traceparent)
       const dedupKey = workflow.deduplicateMs === undefined ? undefined : deduplicationKey(workflow.name, encoded)
       const created = yield* store.createRun({
-        id: crypto.randomUUID(),
+        id: uuidv7(now),
         workflow: workflow.name,
         graph: g,
         input: encoded,
@@ -1017,23 +1064,75 @@ const make = Effect.gen(function*() {
           message: `workflow "${workflow.name}" already has run ${created.run} for this payload (${dedupKey})`,
         })
       }
-      // Inside the caller's transaction nothing may be dispatched before it commits: it is when
-      // that commits (the worker also sees the rows and the NOTIFY then), never after a rollback;
-      // a dispatch lost meanwhile is the sweeper's
-      if (created.ready.length > 0) {
-        if (created.afterCommit === undefined) yield* Effect.andThen(fault("start.afterCommit"), dispatcher.dispatch(created.ready))
-        else {
-          const context = yield* Effect.context<never>()
-          const ready = created.ready
-          created.afterCommit(() => {
-            Effect.runForkWith(context)(dispatcher.dispatch(ready))
-          })
-        }
-      }
+      yield* dispatchCreated(created)
       return { id: created.run, workflow: workflow.name, created: created.created }
     })
 
-  return { advance, execute, step, start, graph, revoke, resume, retry, scope } satisfies EngineShape
+  /**
+   * Starts many runs of one workflow: every input checked first (one refused: nothing written),
+   * then written in set-based statements, one round trip per thousand runs, in one transaction
+   * (the caller's, as `start`). Idempotency keys hold per run; a key naming a run with another
+   * input refuses the whole call (`IdempotencyConflict`, nothing kept). A workflow that
+   * deduplicates is started one run at a time (its key is taken run by run). Traced, the call is
+   * one span, every run's parent.
+   */
+  const startMany = (workflow: AnyWorkflow, inputs: ReadonlyArray<unknown>, options: StartManyOptions = {}): Effect.Effect<ReadonlyArray<RunRef>, StartError> => {
+    const { idempotencyKeys, ...shared } = options
+    if (idempotencyKeys !== undefined && idempotencyKeys.length !== inputs.length) {
+      return Effect.fail(new InvalidInput({ workflow: workflow.name, message: `startMany: ${inputs.length} inputs and ${idempotencyKeys.length} idempotency keys` }))
+    }
+    const optionsOf = (i: number): StartOptions => {
+      const key = idempotencyKeys?.[i]
+      return (key === undefined ? shared : { ...shared, idempotencyKey: key }) as StartOptions
+    }
+    const untraced = (traceparent: string | undefined) =>
+      Effect.gen(function*() {
+        if (workflow.deduplicateMs !== undefined || store.createRuns === undefined) {
+          const refs: Array<RunRef> = []
+          for (let i = 0; i < inputs.length; i++) refs.push(yield* untracedStart(workflow, inputs[i], optionsOf(i), traceparent))
+          return refs as ReadonlyArray<RunRef>
+        }
+        const g = yield* startable(workflow)
+        const runs: Array<NewRuns["runs"][number]> = []
+        let now = 0
+        for (let i = 0; i < inputs.length; i++) {
+          const prepared = yield* prepareRun(workflow, g, inputs[i], optionsOf(i), traceparent).pipe(
+            Effect.mapError((e) => (inputs.length === 1 ? e : new InvalidInput({ workflow: e.workflow, message: `input ${i}: ${e.message}` }))),
+          )
+          now = prepared.now
+          const key = idempotencyKeys?.[i]
+          runs.push({
+            id: uuidv7(prepared.now),
+            input: prepared.encoded,
+            nodes: prepared.nodes,
+            ...(key === undefined ? {} : { idempotencyKey: key }),
+            ...(Object.keys(prepared.headers).length === 0 ? {} : { headers: prepared.headers }),
+          })
+        }
+        const created = yield* store.createRuns({ workflow: workflow.name, graph: g, runs, now }, options.em ?? (yield* AmbientTransaction)).pipe(
+          Effect.mapError((e) => new StartFailed({ workflow: workflow.name, message: e.message, cause: e })),
+        )
+        const conflict = created.runs.findIndex((r) => r.conflict === true)
+        if (conflict >= 0) {
+          const key = idempotencyKeys![conflict]!
+          return yield* new IdempotencyConflict({
+            workflow: workflow.name,
+            key,
+            run: created.runs[conflict]!.run,
+            message: `workflow "${workflow.name}": idempotency key "${key}" (input ${conflict}) already started run ${created.runs[conflict]!.run} with another input`,
+          })
+        }
+        yield* dispatchCreated(created)
+        return created.runs.map((r): RunRef => ({ id: r.run, workflow: workflow.name, created: r.created }))
+      })
+    if (inputs.length === 0) return Effect.succeed([])
+    if (!tracing) return untraced(undefined)
+    return Effect.flatMap(Effect.currentSpan.pipe(Effect.orDie), (span) => untraced(traceparentOf(span))).pipe(
+      Effect.withSpan(`taskgraph.startMany ${workflow.name}`, { kind: "producer", attributes: { "taskgraph.workflow": workflow.name, "taskgraph.runs": inputs.length } }),
+    )
+  }
+
+  return { advance, execute, step, start, startMany, graph, revoke, resume, retry, scope } satisfies EngineShape
 })
 
 export class Engine extends Context.Service<Engine, EngineShape>()("taskgraph/Engine") {

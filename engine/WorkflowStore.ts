@@ -85,6 +85,26 @@ export interface NewRun {
   readonly now: number
 }
 
+/**
+ * Many runs of one workflow and graph, started together (`startMany`): each with its own id,
+ * input, idempotency key, headers and initial nodes. None may deduplicate (a workflow that does
+ * is started one run at a time, each with `createRun`).
+ */
+export interface NewRuns {
+  readonly workflow: string
+  readonly graph: Graph
+  readonly runs: ReadonlyArray<Omit<NewRun, "workflow" | "graph" | "now" | "dedup">>
+  readonly now: number
+}
+
+/** What `createRuns` did for each run, in the order given, and what it made ready. */
+export interface CreatedMany {
+  readonly runs: ReadonlyArray<{ readonly run: string; readonly created: boolean; readonly conflict?: boolean }>
+  readonly ready: ReadonlyArray<ReadyRef>
+  /** As in `Created`: set when the rows were written in the caller's transaction, still open. */
+  readonly afterCommit?: (callback: () => void) => void
+}
+
 export interface Created {
   readonly run: string
   readonly created: boolean
@@ -323,6 +343,13 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
    * adapter understands) when given.
    */
   readonly createRun: (run: NewRun, transaction?: unknown) => Effect.Effect<Created, StoreError>
+  /**
+   * Writes many runs of one workflow (see `NewRuns`) in one transaction (the caller's, when
+   * given), in set-based statements: a run whose idempotency key names an existing run (or one
+   * earlier in the same call) is not written, and answers that run, with `conflict` when its
+   * input differs.
+   */
+  readonly createRuns?: (runs: NewRuns, transaction?: unknown) => Effect.Effect<CreatedMany, StoreError>
   /**
    * Claims the node a callback names, if it is due, current, not held by a live lease and (with
    * `scope`) its task and iteration are among the scope's.

@@ -18,7 +18,7 @@ import { TracingEnabled } from "../engine/Tracing.ts"
 import { AmbientTransaction } from "../engine/AmbientTransaction.ts"
 import { beatTimings, type FireSchedulesOptions, runBeat } from "../engine/Beat.ts"
 import { Dispatcher } from "../engine/Dispatcher.ts"
-import { defaultTaskTimeoutMs, Engine, EngineConfig, leaseMillis, parkAfterMillis, type ResumeOptions, type ResumeOutcome, type RetryOutcome, type RevokeOptions, type RevokeOutcome } from "../engine/Engine.ts"
+import { defaultTaskTimeoutMs, Engine, EngineConfig, leaseMillis, parkAfterMillis, type ResumeOptions, type ResumeOutcome, type RetryOutcome, type RevokeOptions, type StartManyOptions, type RevokeOutcome } from "../engine/Engine.ts"
 import { EagerDispatcher } from "../engine/Inline.ts"
 import { Registry } from "../engine/Registry.ts"
 import { runTaskNow } from "../engine/RunNow.ts"
@@ -174,6 +174,14 @@ export type Services = Engine | WorkflowStore | WorkflowStarter | Registry | Sch
 
 export interface Runtime {
   readonly start: <I, O>(workflow: Workflow<string, I, O, any>, input: I, options?: StartOptions) => Promise<RunHandle<O>>
+  /**
+   * Starts a run of `workflow` for each input, in one transaction (the caller's `em`, or one
+   * joined as `start` joins it), in set-based statements: one round trip per thousand runs, not
+   * several per run. `idempotencyKeys[i]` is `inputs[i]`'s key. Every input is checked first: one
+   * refused (`InvalidInput`, naming it) writes nothing, and so does a key that names a run of
+   * another input (`IdempotencyConflict`). Handles in the order of `inputs`.
+   */
+  readonly startMany: <I, O>(workflow: Workflow<string, I, O, any>, inputs: ReadonlyArray<I>, options?: StartManyOptions) => Promise<ReadonlyArray<RunHandle<O>>>
   readonly handle: <I, O>(workflow: Workflow<string, I, O, any>, run: string) => RunHandle<O>
   readonly status: (run: string) => Promise<RunView | null>
   readonly revoke: (run: string, options?: RevokeOptions) => Promise<RevokeOutcome>
@@ -515,6 +523,11 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
       const exit = await runtime.runPromiseExit(inCallerContext(workflow.start(input, startOptions), startOptions?.em))
       if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
       return handle(workflow, exit.value)
+    },
+    startMany: async (workflow, inputs, startOptions) => {
+      const exit = await runtime.runPromiseExit(inCallerContext(Engine.use((engine) => engine.startMany(workflow, inputs, startOptions)), startOptions?.em))
+      if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
+      return exit.value.map((ref) => handle(workflow, ref))
     },
     handle: (workflow, run) => handle(workflow, run),
     // through the gate: after close() a read rejects with RuntimeClosed, as every call does

@@ -78,6 +78,8 @@ export type { NodeView, RunView } from "../engine/RunView.ts"
 export type { RevokeOptions, RevokeOutcome } from "../engine/Engine.ts"
 /** What `resume` takes and answers (a parked run's nodes back to ready). */
 export type { ResumeOptions, ResumeOutcome } from "../engine/Engine.ts"
+/** What `startMany` takes: `start`'s options, every run alike, and an idempotency key per run. */
+export type { StartManyOptions } from "../engine/Engine.ts"
 /** What `retry` answers (a failed run from its failed nodes, keeping what succeeded). */
 export type { RetryOutcome } from "../engine/Engine.ts"
 /** Defaults a runtime applies to tasks that do not set their own: retry fields, timeout, queue. */

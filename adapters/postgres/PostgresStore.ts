@@ -30,6 +30,8 @@ import {
   type ReadyRef,
   defaultQueueName,
   finalRunStatuses,
+  type CreatedMany,
+  type NewRuns,
   type ResumeResult,
   type RetryResult,
   type RevokeRequest,
@@ -104,6 +106,15 @@ const readyRef = (run: string, headers?: Readonly<Record<string, string>> | null
 })
 
 class Lost extends Error {}
+
+/** Thrown out of our own transaction to roll it back: a key of the call conflicts (see `createRuns`). */
+class ConflictRollback extends Error {
+  readonly result: Omit<CreatedMany, "afterCommit">
+  constructor(result: Omit<CreatedMany, "afterCommit">) {
+    super("an idempotency key conflicts")
+    this.result = result
+  }
+}
 
 /** Nodes on these queues (`"default"`: nodes that name none); no filter without `queues`. */
 const onQueues = (queues: ReadonlyArray<string> | undefined): RawBuilder<unknown> =>
@@ -200,7 +211,183 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     return rows.rows.filter((r) => r.state === "ready").map(readyRef(run, headers))
   }
 
+  /**
+   * Graphs known to be stored, so a start sends its graph's JSON only once: per process for our own
+   * transactions (written by one that committed, or found there), and per caller's transaction
+   * (what it wrote, or found, earlier in it). A graph deleted meanwhile (tests truncate the tables)
+   * is noticed by its foreign key in our own transactions: the entry is dropped and the start
+   * written again. A caller's transaction never relies on the process's entries, since a failed
+   * statement would abort it.
+   */
+  const storedGraphs = new Set<string>()
+  const graphsInTransaction = new WeakMap<object, Set<string>>()
+  const isMissingGraph = (error: unknown) => (error as { code?: string; constraint?: string })?.code === "23503" &&
+    String((error as { constraint?: string }).constraint ?? "").includes("graph_hash")
+
+  /** At most this many runs go in one statement of `writeRuns`. */
+  const runsPerStatement = 1000
+
+  /**
+   * Writes runs of one workflow and graph in ONE statement per `runsPerStatement` runs: the graph
+   * (unless `graphKnown`), the run rows (a run whose idempotency key is taken is skipped), their
+   * nodes, and the NOTIFY when any is ready. Answers the runs written and the nodes made ready; a
+   * skipped run's key is then looked up, once for the whole call.
+   */
+  const writeRuns = async (q: Db, batch: NewRuns, graphKnown: boolean): Promise<{ readonly written: Set<string>; readonly ready: Array<ReadyRef> }> => {
+    const written = new Set<string>()
+    const ready: Array<ReadyRef> = []
+    const headersOf = new Map(batch.runs.map((r) => [r.id, carried(r.headers).headers]))
+    const now = date(batch.now)
+    for (let start = 0; start < batch.runs.length; start += runsPerStatement) {
+      const runs = batch.runs.slice(start, start + runsPerStatement)
+      const nodes = runs.flatMap((r) => r.nodes.map((n) => ({ run: r.id, node: n, entry: n.input !== undefined && n.input === r.input })))
+      const withGraph = !graphKnown && start === 0
+      const statement = sql<Row>`
+        with ${withGraph ? sql`graph as (insert into taskgraph_graphs (hash, workflow, graph) values (${batch.graph.hash}, ${batch.workflow}, ${json(batch.graph)}::jsonb)
+          on conflict (hash) do nothing),` : sql``}
+        given as (
+          select * from unnest(${runs.map((r) => r.id)}::uuid[], ${runs.map((r) => json(r.input))}::jsonb[],
+                               ${runs.map((r) => r.idempotencyKey ?? null)}::text[],
+                               ${runs.map((r) => { const h = carried(r.headers).headers; return h === undefined ? null : json(h) })}::jsonb[])
+            with ordinality as g(id, input, key, headers, ord)
+        ), inserted as (
+          -- the idempotency key first: a run whose key is taken (or taken earlier in this call) is skipped
+          insert into taskgraph_runs (id, workflow, graph_hash, status, input, idempotency_key, headers, created_at, updated_at)
+          select g.id, ${batch.workflow}, ${batch.graph.hash}, 'running', g.input, g.key, g.headers, ${now}, ${now} from given g order by g.ord
+          on conflict (workflow, idempotency_key) where idempotency_key is not null do nothing
+          returning id
+        ), nodes as (
+          insert into taskgraph_nodes (run_id, id, template, kind, state, handler, input, due_at, expected, queue, task, iteration, lease_ms, updated_at)
+          select n.run_id, n.id, n.template, n.kind, n.state, n.handler, case when n.entry then g.input else n.input end,
+                 n.due_at, n.expected, n.queue, n.task, n.iteration, n.lease_ms, ${now}
+          from unnest(${nodes.map((n) => n.run)}::uuid[], ${nodes.map((n) => n.node.id)}::text[], ${nodes.map((n) => n.node.template)}::text[],
+                      ${nodes.map((n) => n.node.kind)}::text[], ${nodes.map((n) => n.node.state)}::text[],
+                      ${nodes.map((n) => n.node.handler === true)}::boolean[],
+                      ${nodes.map((n) => (n.entry || n.node.input === undefined ? null : json(n.node.input)))}::jsonb[],
+                      ${nodes.map((n) => (n.node.dueAt === undefined ? null : date(n.node.dueAt)))}::timestamptz[],
+                      ${nodes.map((n) => n.node.expected ?? null)}::int[], ${nodes.map((n) => n.node.queue ?? null)}::text[],
+                      ${nodes.map((n) => n.node.task ?? null)}::text[], ${nodes.map((n) => n.node.iteration ?? null)}::text[],
+                      ${nodes.map((n) => n.node.leaseMs)}::int[], ${nodes.map((n) => n.entry)}::boolean[])
+            as n(run_id, id, template, kind, state, handler, input, due_at, expected, queue, task, iteration, lease_ms, entry)
+          join inserted r on r.id = n.run_id
+          join given g on g.id = n.run_id
+          returning run_id, id, state, attempt, claims, lease_ms, due_at, queue
+        )
+        select 'run' as what, i.id as run_id, null::text as id, null::int as attempt, null::int as claims, null::int as lease_ms,
+               null::timestamptz as due_at, null::text as queue
+        from inserted i
+        union all
+        select 'node', n.run_id, n.id, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue from nodes n where n.state = 'ready'
+        ${channel === null ? sql`` : sql`union all
+        select 'notify', null, null, null, null, null, null, null from (select pg_notify(${channel}, '') from nodes where state = 'ready' limit 1) x`}`
+      const rows = runs.length === 1 && q === (db as unknown) ? await prepared(statement) : await statement.execute(q)
+      for (const row of rows.rows) {
+        if (row.what === "run") written.add(row.run_id)
+        else if (row.what === "node") ready.push(readyRef(row.run_id, headersOf.get(row.run_id))(row))
+      }
+    }
+    return { written, ready }
+  }
+
+  /** The runs that hold the keys of the runs `writeRuns` skipped: which, and whether their input is the same. */
+  const heldKeys = async (q: Db, batch: NewRuns, skipped: ReadonlyArray<NewRuns["runs"][number]>) => {
+    const rows = await sql<Row>`
+      select g.id as given, r.id, r.input = g.input as same
+      from unnest(${skipped.map((r) => r.id)}::uuid[], ${skipped.map((r) => r.idempotencyKey ?? null)}::text[],
+                  ${skipped.map((r) => json(r.input))}::jsonb[]) as g(id, key, input)
+      join taskgraph_runs r on r.workflow = ${batch.workflow} and r.idempotency_key = g.key`.execute(q)
+    return new Map(rows.rows.map((row) => [row.given as string, { run: row.id as string, same: row.same === true }]))
+  }
+
+  const writeMany = async (q: Db, batch: NewRuns, graphKnown: boolean): Promise<Omit<CreatedMany, "afterCommit">> => {
+    const { written, ready } = await writeRuns(q, batch, graphKnown)
+    const skipped = batch.runs.filter((r) => !written.has(r.id))
+    const held = skipped.length === 0 ? new Map() : await heldKeys(q, batch, skipped)
+    return {
+      runs: batch.runs.map((r) => {
+        if (written.has(r.id)) return { run: r.id, created: true }
+        const found = held.get(r.id)
+        if (found === undefined) throw new Error(`run ${r.id} was neither written nor found by its idempotency key`)
+        return { run: found.run, created: false, ...(found.same ? {} : { conflict: true }) }
+      }),
+      ready,
+    }
+  }
+
+  /**
+   * `write(q, graphKnown)` in the caller's transaction (when given) or one of ours, with the graph
+   * cache kept. `oneStatement`: the write is one statement, atomic on its own, so without a caller's
+   * transaction it runs as a prepared autocommit statement: no BEGIN, no COMMIT, one round trip.
+   */
+  const inTransaction = <A>(
+    hash: string,
+    transaction: unknown,
+    oneStatement: boolean,
+    write: (q: Db, graphKnown: boolean) => Promise<A>,
+  ): Effect.Effect<A & { readonly afterCommit?: (callback: () => void) => void }, StoreError> => {
+    const ours = (q: Db): Effect.Effect<A, StoreError> => {
+      const once = (known: boolean) =>
+        oneStatement && q === db ? attempt(() => write(db, known)) : attempt(() => q.transaction().execute((trx) => write(trx, known)))
+      return once(storedGraphs.has(hash)).pipe(
+        // the graph was deleted under a process that knew it: written again, with the graph
+        Effect.catchIf((e) => storedGraphs.has(hash) && isMissingGraph(e.cause), () => {
+          storedGraphs.delete(hash)
+          return once(false)
+        }),
+        Effect.tap(() => Effect.sync(() => storedGraphs.add(hash))),
+      )
+    }
+    if (transaction === undefined) return ours(db) as Effect.Effect<A & { readonly afterCommit?: (callback: () => void) => void }, StoreError>
+    const em = transaction as EntityManager
+    if (typeof em?.getKysely !== "function") {
+      return Effect.fail(new StoreError({ message: "options.em must be a MikroORM EntityManager", retryable: false }))
+    }
+    const q = em.getKysely() as unknown as Db
+    // an `em` outside a transaction must not leave a run without its nodes: write in one of our own
+    if (!em.isInTransaction()) return ours(q) as Effect.Effect<A & { readonly afterCommit?: (callback: () => void) => void }, StoreError>
+    const context = (em.getTransactionContext() ?? em) as object
+    const inCaller = graphsInTransaction.get(context) ?? new Set<string>()
+    graphsInTransaction.set(context, inCaller)
+    // in the caller's open transaction: what it made ready is dispatched when that commits
+    // only what this transaction wrote or found: a failed statement here would abort the caller's transaction
+    return Effect.map(attempt(() => write(q, inCaller.has(hash))), (result) => {
+      inCaller.add(hash)
+      if (!afterCommit(em, () => storedGraphs.add(hash))) storedGraphs.add(hash)
+      return {
+        ...result,
+        afterCommit: (callback: () => void) => {
+          if (!afterCommit(em, callback)) callback()
+        },
+      }
+    })
+  }
+
+  /**
+   * A conflicting key refuses the whole call: in a transaction of ours everything is rolled back
+   * (thrown out of it, then answered); in the caller's, the caller's error rolls it back.
+   */
+  const createRuns = (batch: NewRuns, transaction?: unknown): Effect.Effect<CreatedMany, StoreError> => {
+    if (batch.runs.length === 0) return Effect.succeed({ runs: [], ready: [] })
+    const inCaller = (transaction as EntityManager | undefined)?.isInTransaction?.() === true
+    return inTransaction(batch.graph.hash, transaction, false, async (q, known) => {
+      const many = await writeMany(q, batch, known)
+      if (!inCaller && many.runs.some((r) => r.conflict === true)) throw new ConflictRollback(many)
+      return many
+    }).pipe(
+      Effect.catchIf((e) => e.cause instanceof ConflictRollback, (e) => Effect.succeed({ ...(e.cause as ConflictRollback).result, ready: [] })),
+    )
+  }
+
   const createRun = (run: NewRun, transaction?: unknown): Effect.Effect<Created, StoreError> => {
+    if (run.dedup === undefined) {
+      // the common start: graph (unless known), run, nodes and NOTIFY in one statement
+      const batch: NewRuns = { workflow: run.workflow, graph: run.graph, now: run.now, runs: [run] }
+      return inTransaction(run.graph.hash, transaction, true, async (q, known) => {
+        const many = await writeMany(q, batch, known)
+        const [one] = many.runs
+        return { ...one!, ready: many.ready }
+      })
+    }
     const write = async (q: Db): Promise<Created> => {
       await sql`insert into taskgraph_graphs (hash, workflow, graph) values (${run.graph.hash}, ${run.workflow}, ${json(run.graph)}::jsonb)
         on conflict (hash) do nothing`.execute(q)
@@ -972,6 +1159,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     parkUnclaimable,
     resume,
     retry,
+    createRuns,
     announce,
     withdraw,
   })
