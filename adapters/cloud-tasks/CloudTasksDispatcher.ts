@@ -6,7 +6,7 @@
  *
  * After the commit that made nodes ready the engine calls `dispatch`: the tasks are created in
  * parallel (bounded), and the nodes Cloud Tasks took (created, or `ALREADY_EXISTS`: queued
- * before) are marked dispatched in the store. Nothing here fails the step: a node whose task
+ * before) are marked dispatched in the store, a batch of 1,000 at a time. Nothing here fails the step: a node whose task
  * could not be created stays ready, and the sweeper (engine/Sweeper.ts, on by default with this
  * dispatcher) dispatches it again. Transient refusals are logged as warnings; permanent ones
  * (a missing queue, a bad argument, a permission) as errors naming the queue and the task.
@@ -265,19 +265,27 @@ export const makeCloudTasksDispatcher = (
       Effect.gen(function*() {
         if (refs.length === 0) return emptyReport
         const now = yield* Clock.currentTimeMillis
-        const results = yield* Effect.forEach(refs, (ref) => Effect.result(send(ref, now)), { concurrency })
-        const taken: Array<ReadyRef> = []
         const failures: Array<DispatchFailure> = []
         let created = 0
-        results.forEach((result, i) => {
-          if (Result.isSuccess(result)) {
-            taken.push(refs[i]!)
-            if (result.success === "created") created++
-          } else failures.push(result.failure)
-        })
-        const marked = taken.length === 0 ? 0 : yield* Effect.andThen(fault("dispatch.afterSend"), mark(taken))
+        let existing = 0
+        let marked = 0
+        // a large fan-out is sent and marked a batch at a time: a node queued early is not left
+        // "ready" for the whole dispatch, where the sweeper (after its grace) would send it again
+        for (let start = 0; start < refs.length; start += markBatch) {
+          const batch = refs.slice(start, start + markBatch)
+          const results = yield* Effect.forEach(batch, (ref) => Effect.result(send(ref, now)), { concurrency })
+          const taken: Array<ReadyRef> = []
+          results.forEach((result, i) => {
+            if (Result.isSuccess(result)) {
+              taken.push(batch[i]!)
+              if (result.success === "created") created++
+              else existing++
+            } else failures.push(result.failure)
+          })
+          if (taken.length > 0) marked += yield* Effect.andThen(fault("dispatch.afterSend"), mark(taken))
+        }
         if (failures.length > 0) yield* logFailures(failures)
-        const report: DispatchReport = { created, existing: taken.length - created, marked, failures }
+        const report: DispatchReport = { created, existing, marked, failures }
         if (config.onReport !== undefined) {
           const onReport = config.onReport
           yield* Effect.sync(() => onReport(report)).pipe(Effect.catchCause(() => Effect.void))
