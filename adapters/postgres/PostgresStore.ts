@@ -752,8 +752,46 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
    * The common step — success, single-input successors only — as ONE statement: run lock, guarded
    * completion, attempt record and successor delivery (and claim) commit together, no BEGIN/COMMIT.
    */
-  const commitSimple = async (step: StepCommit, output: unknown, single: ReadonlyArray<Delivery>): Promise<CommitResult> => {
+  /**
+   * A member's arrival at its joins (a group's join, a map's collect), in the step's statement: its
+   * input recorded once per slot (a slot recorded twice is not counted twice), and each join's
+   * count raised by what was new, making it ready once every distinct slot arrived. The join row is
+   * the only row every member writes; its lock is held for this one statement (no round trip in
+   * between, invariant 4), and it is found by both key columns, so nothing a member does reads
+   * more rows the more members there are.
+   */
+  const arrivals = (step: StepCommit, joins: ReadonlyArray<Delivery>) => {
     const now = date(step.now)
+    const ids = [...new Set(joins.map((d) => d.node))]
+    return sql`,
+      arrived as (
+        insert into taskgraph_node_inputs (run_id, node_id, slot, value)
+        select ${step.run}::uuid, d.id, d.slot, d.input
+        from unnest(${joins.map((d) => d.node)}::text[], ${joins.map((d) => d.slot!)}::int[], ${joins.map((d) => json(d.input))}::jsonb[]) as d(id, slot, input)
+        where exists (select 1 from done)
+        on conflict do nothing
+        returning node_id
+      ),
+      counts as (select node_id, count(*)::int as c from arrived group by node_id),
+      joined as (
+        update taskgraph_nodes n
+        set arrived = n.arrived + counts.c,
+            state = case when n.expected is not null and n.arrived + counts.c >= n.expected then 'ready' else n.state end,
+            due_at = case when n.expected is not null and n.arrived + counts.c >= n.expected then ${now}::timestamptz else n.due_at end,
+            updated_at = ${now}
+        from counts
+        where n.run_id = ${step.run}::uuid and n.id = any(${ids}::text[]) and n.id = counts.node_id and n.state = 'waiting'
+        returning n.id, n.template, n.state, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue, n.started_at, n.input, n.lease_until
+      )`
+  }
+
+  const commitSimple = async (step: StepCommit, output: unknown, single: ReadonlyArray<Delivery>, joins: ReadonlyArray<Delivery> = []): Promise<CommitResult> => {
+    const now = date(step.now)
+    const delivered = single.length === 0 && joins.length > 0
+      ? sql`select * from joined`
+      : joins.length === 0
+      ? sql`select * from next`
+      : sql`select * from next union all select * from joined`
     const rows = await prepared(sql<Row>`
       with lock as (select 1 from taskgraph_runs where id = ${step.run}::uuid for share),
       done as (
@@ -768,8 +806,9 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         insert into taskgraph_attempts (run_id, node_id, attempt, outcome, error, started_at, finished_at)
         select run_id, id, ${step.attempt}, 'succeeded', null, ${date(step.startedAt)}, ${now} from done
       ),
-      next as (${successors(step, single, sql`, done`)})
-      select (select count(*)::int from done) as matched, next.* from (select 1) as one left join next on true`)
+      next as (${successors(step, single, sql`, done`)})${joins.length === 0 ? sql`` : arrivals(step, joins)},
+      delivered as (${delivered})
+      select (select count(*)::int from done) as matched, delivered.* from (select 1) as one left join delivered on true`)
     if ((rows.rows[0]?.matched ?? 0) === 0) return { _tag: "Lost" }
     const ready: Array<ReadyRef> = []
     const claimed: Array<Claimed> = []
@@ -899,8 +938,11 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
 
   const commit = (step: StepCommit): Effect.Effect<CommitResult, StoreError> => {
     const r = step.result
-    if (r._tag === "Succeeded" && r.expand === undefined && r.runEnds === undefined && r.deliveries.every((d) => d.slot === undefined)) {
-      return attempt(() => commitSimple(step, r.output, r.deliveries))
+    if (r._tag === "Succeeded" && r.expand === undefined && r.runEnds === undefined) {
+      // a chain's step, a group member, a map element: one statement
+      const single = r.deliveries.filter((d) => d.slot === undefined)
+      const joins = r.deliveries.filter((d) => d.slot !== undefined)
+      return attempt(() => commitSimple(step, r.output, single, joins))
     }
     return commitInTransaction(step)
   }
