@@ -1,22 +1,53 @@
 /**
  * `npm run bench`: every benchmark in turn, each on its own embedded PostgreSQL (fsync,
- * synchronous_commit and full_page_writes off; 127.0.0.1 only; pg_stat_statements, track=all),
- * then a summary. Tables go to stdout, JSON to bench/results/<name>.json (gitignored).
+ * synchronous_commit and full_page_writes off unless said; 127.0.0.1 only; pg_stat_statements,
+ * track=all), then a summary. Tables go to stdout, JSON to bench/results/<name>.json (gitignored).
  *
- * - bench/chain.ts   engine steps/s, commits and statements per step vs an insert-commit loop
- * - bench/wakeup.ts  LISTEN/NOTIFY vs polling: start → step latency and idle database load
- * - bench/iterate.ts sharded iteration over 1,000,000 rows vs a plain keyset-pagination loop
+ * - bench/chain.ts     engine steps/s, commits and statements per step vs an insert-commit loop
+ * - bench/wakeup.ts    LISTEN/NOTIFY vs polling: start → step latency and idle database load
+ * - bench/iterate.ts   sharded iteration over 1,000,000 rows vs a plain keyset-pagination loop
+ * - bench/peers/run.ts taskgraph beside graphile-worker, pg-boss and DBOS on a durable server:
+ *                      chain, latency, fan-out and starts vs the INSERT limits
+ *
+ * `npm run bench -- --peers` runs the peers section alone (as `npm run bench:peers` does).
  */
 import { runChainBench } from "./chain.ts"
 import { runIterateBench } from "./iterate.ts"
 import { round, table, writeResult } from "./lib.ts"
+import { type PeersBenchResult, runPeersBench } from "./peers/run.ts"
 import { runWakeupBench } from "./wakeup.ts"
 
-const started = performance.now()
-try {
+/** The peers' headline numbers for the summary: taskgraph's median beside each peer's. */
+const peerRows = (peers: PeersBenchResult): Array<Array<string | number>> => {
+  const median = (name: string, key: string): number | undefined => {
+    const v = peers.summary[name]?.[key]
+    return typeof v === "object" && v !== null && Number.isFinite(v.median) ? v.median : undefined
+  }
+  const rows: Array<Array<string | number>> = []
+  const measures: ReadonlyArray<readonly [string, string]> = [
+    ["chain steps/s", "chainStepsPerSec"],
+    ["fan-out s", "fanoutSeconds"],
+    ["starts s", "startsSeconds"],
+  ]
+  for (const [label, key] of measures) {
+    const cells = peers.systems
+      .filter((s) => s.unavailable === undefined)
+      .map((s) => `${s.name} ${median(s.name, key) ?? "—"}`)
+    rows.push([`peers ${label}`, cells.join(" · "), "", ""])
+  }
+  const tg = peers.summary["taskgraph"]
+  const ratio = tg?.["startsOverMultiRowInsert"]
+  if (typeof ratio === "object" && ratio !== null) rows.push(["peers: taskgraph starts ÷ multi-row INSERT", ratio.median, "", ""])
+  for (const s of peers.systems) if (s.unavailable !== undefined) rows.push([`peers: ${s.name}`, `did not run: ${s.unavailable}`, "", ""])
+  return rows
+}
+
+const runAll = async () => {
+  const started = performance.now()
   const chain = await runChainBench()
   const wakeup = await runWakeupBench()
   const iterate = await runIterateBench()
+  const peers = await runPeersBench()
   const totalS = round((performance.now() - started) / 1000, 1)
 
   const mark = (ok: boolean) => (ok ? "ok" : "MISSED")
@@ -33,11 +64,17 @@ try {
     ["iterate 1 shard ÷ plain loop", iterate.oneShard.ratio, "≥ 0.7", mark(iterate.oneShard.meets)],
     ["iterate 2 shards ÷ 1 shard (one process)", iterate.scaling.inProcess, "", ""],
     ["iterate 2 shards ÷ 1 shard (two processes)", iterate.scaling.twoProcesses, "> 1", mark(iterate.scaling.twoProcesses > 1)],
+    ...peerRows(peers),
   ]
   console.log(`\n== summary (${totalS} s) ==`)
   console.log(table(["measure", "value", "target", ""], rows))
   console.log(`  ${wakeup.recommendation}`)
-  console.log(`  → ${await writeResult("summary", { date: new Date().toISOString(), totalSeconds: totalS, chain, wakeup, iterate })}`)
+  console.log(`  → ${await writeResult("summary", { date: new Date().toISOString(), totalSeconds: totalS, chain, wakeup, iterate, peers: peers.summary })}`)
+}
+
+try {
+  if (process.argv.includes("--peers")) await runPeersBench()
+  else await runAll()
 } catch (error) {
   console.error(error)
   process.exitCode = 1

@@ -25,7 +25,7 @@ const chainWorkflow = DBOS.registerWorkflow(async (n: number): Promise<number> =
   let value = 0
   for (let i = 0; i < n; i++) {
     value = await DBOS.runStep(async () => {
-      if (value + 1 === chainEnd.target) chainEnd = { ...chainEnd, at: Date.now() }
+      if (value + 1 === chainEnd.target) chainEnd = { ...chainEnd, at: performance.now() }
       return value + 1
     }, { name: "step" })
   }
@@ -33,8 +33,8 @@ const chainWorkflow = DBOS.registerWorkflow(async (n: number): Promise<number> =
 }, { name: "peers_chain" })
 
 const latencyWorkflow = DBOS.registerWorkflow(async (key: number): Promise<number> => {
-  await DBOS.runStep(async () => void latencyFirst.set(key, Date.now()), { name: "first" })
-  await DBOS.runStep(async () => void latencySecond.set(key, Date.now()), { name: "second" })
+  await DBOS.runStep(async () => void latencyFirst.set(key, performance.now()), { name: "first" })
+  await DBOS.runStep(async () => void latencySecond.set(key, performance.now()), { name: "second" })
   return key
 }, { name: "peers_latency" })
 
@@ -49,7 +49,7 @@ const fanoutWorkflow = DBOS.registerWorkflow(async (m: number): Promise<number> 
   let sum = 0
   for (const handle of handles) sum += await handle.getResult()
   return DBOS.runStep(async () => {
-    fanoutAt = Date.now()
+    fanoutAt = performance.now()
     return sum
   }, { name: "finalize" })
 }, { name: "peers_fanout" })
@@ -88,7 +88,7 @@ export const dbosPeer = (ctx: PeerContext): Peer => ({
   chain: (n) =>
     withDbos(ctx, async () => {
       chainEnd = { target: n, at: 0 }
-      const started = Date.now()
+      const started = performance.now()
       const handle = await DBOS.startWorkflow(chainWorkflow)(n)
       const out = await withTimeout(300_000, "DBOS chain", handle.getResult())
       if (out !== n) throw new Error(`chain: result ${out}, expected ${n}`)
@@ -101,7 +101,7 @@ export const dbosPeer = (ctx: PeerContext): Peer => ({
       for (let i = 0; i < k; i++) {
         await pause()
         const key = Date.now() * 1000 + i
-        const t0 = Date.now()
+        const t0 = performance.now()
         const handle = await DBOS.startWorkflow(latencyWorkflow)(key)
         await handle.getResult()
         await waitFor(() => latencySecond.has(key), 30_000, "DBOS latency")
@@ -113,7 +113,7 @@ export const dbosPeer = (ctx: PeerContext): Peer => ({
   fanout: (m) =>
     withDbos(ctx, async () => {
       fanoutAt = 0
-      const started = Date.now()
+      const started = performance.now()
       const handle = await DBOS.startWorkflow(fanoutWorkflow)(m)
       const sum = await withTimeout(600_000, "DBOS fan-out", handle.getResult())
       if (sum !== (m * (m + 1)) / 2) throw new Error(`fan-out: sum ${sum}, expected ${(m * (m + 1)) / 2}`)

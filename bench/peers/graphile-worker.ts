@@ -62,14 +62,14 @@ export const graphileWorkerPeer = (ctx: PeerContext): Peer => ({
       gw_step: async (payload, helpers) => {
         const { i } = payload as { i: number }
         if (i === n) {
-          end = Date.now()
+          end = performance.now()
           done.tick()
         } else {
           await helpers.addJob("gw_step", { i: i + 1 })
         }
       },
     }, async (runner) => {
-      const started = Date.now()
+      const started = performance.now()
       await runner.addJob("gw_step", { i: 1 })
       await done.promise
       return { ms: end - started }
@@ -81,18 +81,18 @@ export const graphileWorkerPeer = (ctx: PeerContext): Peer => ({
     return withRunner(ctx, {
       gw_l1: async (payload, helpers) => {
         const { key } = payload as { key: number }
-        first.set(key, Date.now())
+        first.set(key, performance.now())
         await helpers.addJob("gw_l2", { key })
       },
       gw_l2: async (payload) => {
-        second.set((payload as { key: number }).key, Date.now())
+        second.set((payload as { key: number }).key, performance.now())
       },
     }, async (runner) => {
       const startMs: Array<number> = []
       const stepMs: Array<number> = []
       for (let i = 0; i < k; i++) {
         await pause()
-        const t0 = Date.now()
+        const t0 = performance.now()
         await runner.addJob("gw_l1", { key: i })
         await waitFor(() => second.has(i), 30_000, "graphile-worker latency")
         startMs.push(first.get(i)! - t0)
@@ -122,10 +122,10 @@ export const graphileWorkerPeer = (ctx: PeerContext): Peer => ({
       },
       gw_finalize: async () => done.tick(),
     }, async (runner) => {
-      const started = Date.now()
+      const started = performance.now()
       await runner.addJob("gw_fan", { id, m })
       await withTimeout(600_000, "graphile-worker fan-out", done.promise)
-      return { ms: Date.now() - started }
+      return { ms: performance.now() - started }
     })
   },
   starts: async (n) => {

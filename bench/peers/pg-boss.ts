@@ -79,13 +79,13 @@ export const pgBossPeer = (ctx: PeerContext): Peer => ({
       await boss.work("pb_step", workOptions(ctx), async ([job], tx) => {
         const { i } = job!.data as { i: number }
         if (i === n) {
-          end = Date.now()
+          end = performance.now()
           done.tick()
         } else {
           await boss.send("pb_step", { i: i + 1 }, { db: tx })
         }
       })
-      const started = Date.now()
+      const started = performance.now()
       await boss.send("pb_step", { i: 1 })
       await done.promise
       return { ms: end - started }
@@ -96,17 +96,17 @@ export const pgBossPeer = (ctx: PeerContext): Peer => ({
       const second = new Map<number, number>()
       await boss.work("pb_l1", workOptions(ctx), async ([job], tx) => {
         const { key } = job!.data as { key: number }
-        first.set(key, Date.now())
+        first.set(key, performance.now())
         await boss.send("pb_l2", { key }, { db: tx })
       })
       await boss.work("pb_l2", workOptions(ctx), async ([job]) => {
-        second.set((job!.data as { key: number }).key, Date.now())
+        second.set((job!.data as { key: number }).key, performance.now())
       })
       const startMs: Array<number> = []
       const stepMs: Array<number> = []
       for (let i = 0; i < k; i++) {
         await pause()
-        const t0 = Date.now()
+        const t0 = performance.now()
         await boss.send("pb_l1", { key: i })
         await waitFor(() => second.has(i), 30_000, "pg-boss latency")
         startMs.push(first.get(i)! - t0)
@@ -123,10 +123,10 @@ export const pgBossPeer = (ctx: PeerContext): Peer => ({
       })
       await boss.work("pb_member", memberOptions(ctx), async () => undefined)
       await boss.work("pb_finalize", workOptions(ctx), async () => done.tick())
-      const started = Date.now()
+      const started = performance.now()
       await boss.send("pb_fan", { m })
       await withTimeout(600_000, "pg-boss fan-out", done.promise)
-      return { ms: Date.now() - started }
+      return { ms: performance.now() - started }
     }),
   starts: (n) =>
     withBoss(ctx, ["pb_start"], (boss) =>

@@ -105,6 +105,8 @@ interface LimitSample {
   readonly singleMs: number
   /** One INSERT … SELECT FROM unnest($1, $2) of the n rows. */
   readonly multiMs: number
+  /** One single-row INSERT in its own (autocommit) transaction, median of 200: the commit's floor. */
+  readonly commitMs: number
 }
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error)).split("\n")[0]!.slice(0, 300)
@@ -149,7 +151,14 @@ const measureLimits = async (url: string, n: number, rowBytes: number, roundNo: 
     ])
     const multiMs = performance.now() - started
     await client.query("truncate bench_limit")
-    return { round: roundNo, rowBytes, singleMs: round(singleMs, 1), multiMs: round(multiMs, 1) }
+    const commits: Array<number> = []
+    for (let i = 0; i < 200; i++) {
+      const t = performance.now()
+      await client.query("insert into bench_limit (id, payload) values ($1, $2)", [i, payloads[i % n]])
+      commits.push(performance.now() - t)
+    }
+    await client.query("truncate bench_limit")
+    return { round: roundNo, rowBytes, singleMs: round(singleMs, 1), multiMs: round(multiMs, 1), commitMs: round(median(commits), 3) }
   } finally {
     await client.end()
   }
@@ -289,7 +298,10 @@ export const runPeersBench = async (options: PeersBenchOptions = defaultPeersOpt
           if (w === "bulkStarts") {
             const l = await measureLimits(limitsUrl, options.starts, rowBytes, r)
             limits.push(l)
-            console.log(`    ${"limits".padEnd(16)} ${`${options.starts} × ${rowBytes} B`.padEnd(10)} single-row INSERTs ${l.singleMs} ms, one multi-row INSERT ${l.multiMs} ms`)
+            console.log(
+              `    ${"limits".padEnd(16)} ${`${options.starts} × ${rowBytes} B`.padEnd(10)} single-row INSERTs ${l.singleMs} ms, ` +
+                `one multi-row INSERT ${l.multiMs} ms, one autocommit INSERT ${l.commitMs} ms`,
+            )
           }
         }
       }
@@ -335,10 +347,10 @@ const runWorkload = async (
     case "latency": {
       const { result, used } = await metered(meter, () => peer.latency(options.latency))
       const per = perUnit(used, options.latency)
-      const s = [...result.startMs].sort((a, b) => a - b)
-      const t = [...result.stepMs].sort((a, b) => a - b)
+      const s = [...result.startMs].map((x) => round(x, 2)).sort((a, b) => a - b)
+      const t = [...result.stepMs].map((x) => round(x, 2)).sort((a, b) => a - b)
       return {
-        sample: { round: roundNo, ms: percentile(t, 50), per, latency: result },
+        sample: { round: roundNo, ms: percentile(t, 50), per, latency: { startMs: s, stepMs: t } },
         line: `start → step p50 ${percentile(s, 50)} / p95 ${percentile(s, 95)} ms; step → step p50 ${percentile(t, 50)} / p95 ${percentile(t, 95)} ms`,
       }
     }
@@ -376,6 +388,7 @@ const summarize = (results: ReadonlyArray<SystemResult>, limits: ReadonlyArray<L
       x.latency.flatMap((l) => (l.latency === undefined ? [] : [...pick(l.latency)])).sort((a, b) => a - b)
     const startAll = pooled((l) => l.startMs)
     const stepAll = pooled((l) => l.stepMs)
+    const ms = (v: number) => round(v, 2)
     const ratio = (samples: ReadonlyArray<Sample>, limit: (l: LimitSample) => number) =>
       spread(samples.flatMap((q) => {
         const l = limitOf(q.round)
@@ -387,11 +400,11 @@ const summarize = (results: ReadonlyArray<SystemResult>, limits: ReadonlyArray<L
       chainCommitsPerStep: spread(x.chain.map((q) => q.per.commits)),
       chainStatementsPerStep: spread(x.chain.map((q) => q.per.statements)),
       chainWalBytesPerStep: spread(x.chain.map((q) => q.per.walBytes), 0),
-      latencyStartP50Ms: percentile(startAll, 50),
-      latencyStartP95Ms: percentile(startAll, 95),
-      latencyStepP50Ms: percentile(stepAll, 50),
-      latencyStepP95Ms: percentile(stepAll, 95),
-      latencyStepP50MsPerRound: spread(x.latency.map((q) => q.ms), 1),
+      latencyStartP50Ms: ms(percentile(startAll, 50)),
+      latencyStartP95Ms: ms(percentile(startAll, 95)),
+      latencyStepP50Ms: ms(percentile(stepAll, 50)),
+      latencyStepP95Ms: ms(percentile(stepAll, 95)),
+      latencyStepP50MsPerRound: spread(x.latency.map((q) => q.ms), 2),
       fanoutSeconds: spread(x.fanout.map((q) => q.ms / 1000)),
       fanoutMsPerMember: spread(x.fanout.map((q) => q.ms / options.fanout), 3),
       fanoutCommitsPerMember: spread(x.fanout.map((q) => q.per.commits)),
@@ -411,6 +424,7 @@ const summarize = (results: ReadonlyArray<SystemResult>, limits: ReadonlyArray<L
     rowBytes: limits[0]?.rowBytes ?? 0,
     singleRowInsertsSeconds: spread(limits.map((l) => l.singleMs / 1000), 3),
     multiRowInsertSeconds: spread(limits.map((l) => l.multiMs / 1000), 3),
+    commitMs: spread(limits.map((l) => l.commitMs), 3),
   }
   return summary
 }
@@ -460,6 +474,8 @@ const print = (
     ["limit: single-row INSERTs, one transaction", show(lim["singleRowInsertsSeconds"] as Spread), "", "", "1", "", "", "", ""],
     ["limit: one multi-row INSERT", show(lim["multiRowInsertSeconds"] as Spread), "", "1", "", "", "", "", ""],
   ]))
+  console.log(`  one autocommit single-row INSERT (the commit's floor): ${show(lim["commitMs"] as Spread)} ms`)
+  goals(summary)
   console.log("  commits: pg_stat_database.xact_commit of the system's database; stmts: top-level pg_stat_statements calls;")
   console.log("  both cover the system's whole life for the workload (start-up, background loops, shutdown).")
   console.log("\n  how each system does each workload:")
@@ -473,6 +489,36 @@ const print = (
     for (const e of r.errors) console.log(`      FAILED round ${e.round} ${e.workload}: ${e.error}`)
   }
   if (limits.length === 0) console.log("  (no limits measured)")
+}
+
+/** Issue 15's goals that this benchmark measures, on the medians (ok / MISSED). */
+const goals = (summary: ReturnType<typeof summarize>) => {
+  const m = (name: string, key: string): number | undefined => {
+    const v = summary[name]?.[key]
+    return typeof v === "object" && v !== null && Number.isFinite(v.median) ? v.median : undefined
+  }
+  const rows: Array<Array<string | number>> = []
+  const goal = (label: string, value: number | undefined, target: string, ok: (v: number) => boolean) => {
+    if (value !== undefined) rows.push([label, round(value, 3), target, ok(value) ? "ok" : "MISSED"])
+  }
+  const inv = (v: number | undefined) => (v === undefined || v === 0 ? undefined : 1 / v)
+  goal("starts: multi-row INSERT ÷ start() × n", inv(m("taskgraph", "startsOverMultiRowInsert")), "≥ 0.5", (v) => v >= 0.5)
+  goal("starts: multi-row INSERT ÷ startMany(n)", inv(m("taskgraph", "bulkStartsOverMultiRowInsert")), "≥ 0.5", (v) => v >= 0.5)
+  const tgFan = m("taskgraph", "fanoutSeconds")
+  const dbosFan = m("DBOS", "fanoutSeconds")
+  goal("fan-out: taskgraph time ÷ DBOS time", tgFan !== undefined && dbosFan !== undefined ? tgFan / dbosFan : undefined, "≤ 0.8", (v) => v <= 0.8)
+  goal("fan-out: taskgraph commits per member", m("taskgraph", "fanoutCommitsPerMember"), "≤ 1.2", (v) => v <= 1.2)
+  const tgChain = m("taskgraph", "chainStepsPerSec")
+  for (const [peer, target] of [["DBOS", 1.5], ["graphile-worker", 3]] as const) {
+    const p = m(peer, "chainStepsPerSec")
+    goal(`chain: taskgraph steps/s ÷ ${peer}`, tgChain !== undefined && p !== undefined ? tgChain / p : undefined, `≥ ${target}`, (v) => v >= target)
+  }
+  const step = summary["taskgraph"]?.["latencyStepP50Ms"]
+  const commit = m("limits", "commitMs")
+  goal("step → step p50 ÷ one commit", typeof step === "number" && commit !== undefined ? step / commit : undefined, "≤ 2", (v) => v <= 2)
+  if (rows.length === 0) return
+  console.log("\n  goals (issue 15), on the medians:")
+  console.log(table(["goal", "value", "target", ""], rows))
 }
 
 if (import.meta.main) {

@@ -6,7 +6,8 @@
  * - latency: a two-task workflow, started from the worker's own runtime;
  * - fan-out: a task that makes a list of m numbers, `.map` of a one-step task over it, then a
  *   finalizer task that receives the collected list;
- * - starts: `start()` × n through the caller's MikroORM `em`, in one `em.transactional`.
+ * - starts: `start()` × n through the caller's MikroORM `em`, in one `em.transactional`; bulk:
+ *   `startMany()` of the n inputs, the same way.
  */
 import type { MikroORM } from "@mikro-orm/postgresql"
 import { Effect, Schema } from "effect"
@@ -29,7 +30,7 @@ const step = (name: string) =>
     output: Schema.Number,
     run: (n: number) =>
       Effect.sync(() => {
-        if (n + 1 === chainEnd.target) chainEnd = { ...chainEnd, at: Date.now() }
+        if (n + 1 === chainEnd.target) chainEnd = { ...chainEnd, at: performance.now() }
         return n + 1
       }),
   })
@@ -50,11 +51,19 @@ const latencyWorkflow = workflow(
   chain(task("pl1", {
     input: Schema.Number,
     output: Schema.Number,
-    run: (k: number) => Effect.sync(() => (latencyFirst.set(k, Date.now()), k)),
+    run: (k: number) =>
+      Effect.sync(() => {
+        latencyFirst.set(k, performance.now())
+        return k
+      }),
   })).then(task("pl2", {
     input: Schema.Number,
     output: Schema.Number,
-    run: (k: number) => Effect.sync(() => (latencySecond.set(k, Date.now()), k)),
+    run: (k: number) =>
+      Effect.sync(() => {
+        latencySecond.set(k, performance.now())
+        return k
+      }),
   })),
 )
 
@@ -114,7 +123,8 @@ export const taskgraphPeer = (ctx: PeerContext): Peer => ({
     chain: "chain(t0).then(t1)… of n distinct tasks (bench/chain.ts), worker concurrency 8, LISTEN/NOTIFY",
     latency: "a two-task workflow started from the worker's own runtime",
     fanout: "list task → .map(member) → finalizer task (the map's collect is the join)",
-    starts: "start() × n with { em } in one em.transactional; no bulk start yet",
+    starts: "start() × n with { em } in one em.transactional",
+    bulkStarts: "startMany(wf, n inputs, { em }) in one em.transactional",
   },
   setup: async () => {
     await migrate(ctx.url)
@@ -122,7 +132,7 @@ export const taskgraphPeer = (ctx: PeerContext): Peer => ({
   chain: (n) =>
     withRuntime(ctx, [chainWorkflow(n)], true, async (tg) => {
       chainEnd = { target: n, at: 0 }
-      const started = Date.now()
+      const started = performance.now()
       const run = await tg.start(chainWorkflow(n), 0)
       const out = await run.result({ timeout: 300 })
       if (out !== n) throw new Error(`chain: result ${String(out)}, expected ${n}`)
@@ -135,7 +145,7 @@ export const taskgraphPeer = (ctx: PeerContext): Peer => ({
       for (let i = 0; i < k; i++) {
         await pause()
         const key = Date.now() * 1000 + i
-        const t0 = Date.now()
+        const t0 = performance.now()
         const run = await tg.start(latencyWorkflow, key)
         await run.result({ timeout: 30 })
         startMs.push(latencyFirst.get(key)! - t0)
@@ -147,10 +157,10 @@ export const taskgraphPeer = (ctx: PeerContext): Peer => ({
     withRuntime(ctx, [fanoutWorkflow], true, async (tg) => {
       const done = countdown(1, 600_000, "taskgraph fan-out")
       fanoutDone = done.tick
-      const started = Date.now()
+      const started = performance.now()
       const run = await tg.start(fanoutWorkflow, m)
       await withTimeout(600_000, "taskgraph fan-out", done.promise)
-      const ms = Date.now() - started
+      const ms = performance.now() - started
       const out = await run.result({ timeout: 60 })
       if (out !== m) throw new Error(`fan-out: result ${String(out)}, expected ${m}`)
       return { ms }
@@ -174,6 +184,19 @@ export const taskgraphPeer = (ctx: PeerContext): Peer => ({
     await emptyRuns(ctx.url)
     if (width?.runs !== n) throw new Error(`starts: ${width?.runs ?? 0} runs written, expected ${n}`)
     return { ms, oneTransaction: true, rowBytes: Math.round(width.bytes / width.runs) }
+  },
+  bulkStarts: async (n) => {
+    await emptyRuns(ctx.url)
+    const ms = await withRuntime(ctx, [startWorkflow], false, async (tg, orm) => {
+      const inputs = Array.from({ length: n }, (_, i) => i)
+      const started = performance.now()
+      await orm.em.fork().transactional((em) => tg.startMany(startWorkflow, inputs, { em }))
+      return performance.now() - started
+    })
+    const [written] = await query<{ runs: number }>(ctx.url, "select count(*)::int as runs from taskgraph_runs")
+    await emptyRuns(ctx.url)
+    if (written?.runs !== n) throw new Error(`bulk starts: ${written?.runs ?? 0} runs written, expected ${n}`)
+    return { ms }
   },
 })
 
