@@ -23,7 +23,9 @@
  *
  * Environment: BENCH_PEERS_ROUNDS (3), BENCH_PEERS_CHAIN (1000), BENCH_PEERS_LATENCY (30 runs),
  * BENCH_PEERS_FANOUT (2000), BENCH_PEERS_STARTS (10000), BENCH_CONCURRENCY (8),
- * BENCH_PEERS_ONLY (comma-separated names, e.g. `taskgraph,DBOS`).
+ * BENCH_PEERS_ONLY (comma-separated names, e.g. `taskgraph,DBOS`), BENCH_PEERS_ANALYZE=1 (VACUUM
+ * ANALYZE every database before every round: plans that change once statistics exist),
+ * BENCH_PEERS_WORKLOADS (comma-separated, of chain, latency, fanout, starts, bulkStarts).
  */
 import pg from "pg"
 import { type Counters, delta, Meter, percentile, round, table, withServer, writeResult } from "../lib.ts"
@@ -36,6 +38,9 @@ const envInt = (name: string, fallback: number): number => {
   return value
 }
 
+type Workload = "chain" | "latency" | "fanout" | "starts" | "bulkStarts"
+const allWorkloads: ReadonlyArray<Workload> = ["chain", "latency", "fanout", "starts", "bulkStarts"]
+
 export interface PeersBenchOptions {
   readonly rounds: number
   readonly chain: number
@@ -43,11 +48,20 @@ export interface PeersBenchOptions {
   readonly fanout: number
   readonly starts: number
   readonly concurrency: number
+  /** VACUUM ANALYZE every database before every round: plans on analysed tables, not fresh ones. */
+  readonly analyze: boolean
   readonly only?: ReadonlyArray<string>
+  /** The workloads to run (default all). */
+  readonly workloads: ReadonlyArray<Workload>
 }
 
 export const defaultPeersOptions = (): PeersBenchOptions => {
-  const only = process.env["BENCH_PEERS_ONLY"]?.split(",").map((s) => s.trim()).filter((s) => s !== "")
+  const list = (name: string) => process.env[name]?.split(",").map((s) => s.trim()).filter((s) => s !== "")
+  const only = list("BENCH_PEERS_ONLY")
+  const workloads = list("BENCH_PEERS_WORKLOADS")
+  for (const w of workloads ?? []) {
+    if (!allWorkloads.includes(w as Workload)) throw new Error(`BENCH_PEERS_WORKLOADS: unknown workload ${w} (${allWorkloads.join(", ")})`)
+  }
   return {
     rounds: envInt("BENCH_PEERS_ROUNDS", 3),
     chain: envInt("BENCH_PEERS_CHAIN", 1000),
@@ -55,7 +69,9 @@ export const defaultPeersOptions = (): PeersBenchOptions => {
     fanout: envInt("BENCH_PEERS_FANOUT", 2000),
     starts: envInt("BENCH_PEERS_STARTS", 10_000),
     concurrency: envInt("BENCH_CONCURRENCY", 8),
+    analyze: process.env["BENCH_PEERS_ANALYZE"] === "1",
     ...(only === undefined || only.length === 0 ? {} : { only }),
+    workloads: workloads === undefined || workloads.length === 0 ? allWorkloads : (workloads as Array<Workload>),
   }
 }
 
@@ -67,7 +83,6 @@ const systems: ReadonlyArray<{ readonly name: string; readonly database: string;
   { name: "taskgraph", database: "bench_peers_taskgraph", load: async (ctx) => (await import("./taskgraph.ts")).taskgraphPeer(ctx) },
 ]
 
-type Workload = "chain" | "latency" | "fanout" | "starts" | "bulkStarts"
 const workloadTimeoutMs = 300_000
 
 interface Cost {
@@ -164,6 +179,16 @@ const measureLimits = async (url: string, n: number, rowBytes: number, roundNo: 
   }
 }
 
+const vacuumAnalyze = async (url: string): Promise<void> => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    await client.query("vacuum analyze")
+  } finally {
+    await client.end()
+  }
+}
+
 const randomText = (length: number): string => {
   const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
   let s = ""
@@ -215,7 +240,8 @@ export const runPeersBench = async (options: PeersBenchOptions = defaultPeersOpt
   console.log(`\n== peers: taskgraph, graphile-worker, pg-boss and DBOS on one durable PostgreSQL ==`)
   console.log(
     `  ${options.rounds} rounds · chain ${options.chain} steps · latency ${options.latency} two-step runs · fan-out ${options.fanout} · ` +
-      `starts ${options.starts} · concurrency ${options.concurrency}; each system in its own database, rounds interleaved`,
+      `starts ${options.starts} · concurrency ${options.concurrency}; each system in its own database, rounds interleaved` +
+      (options.analyze ? "; VACUUM ANALYZE before every round" : ""),
   )
   const chosen = systems.filter((s) => options.only === undefined || options.only.includes(s.name))
   return withServer("bench_peers_taskgraph", async (server) => {
@@ -280,9 +306,11 @@ export const runPeersBench = async (options: PeersBenchOptions = defaultPeersOpt
 
       const limits: Array<LimitSample> = []
       for (let r = 1; r <= options.rounds; r++) {
-        console.log(`\n  round ${r}/${options.rounds}`)
-        const workloads: ReadonlyArray<Workload> = ["chain", "latency", "fanout", "starts", "bulkStarts"]
-        for (const w of workloads) {
+        console.log(`\n  round ${r}/${options.rounds}${options.analyze ? " (after VACUUM ANALYZE)" : ""}`)
+        if (options.analyze) {
+          for (const { meter } of peers) await vacuumAnalyze(urlOf(meter.database))
+        }
+        for (const w of options.workloads) {
           for (const { peer, result, meter } of peers) {
             if (w === "bulkStarts" && peer.bulkStarts === undefined) continue
             try {
@@ -295,7 +323,7 @@ export const runPeersBench = async (options: PeersBenchOptions = defaultPeersOpt
               console.log(`    ${peer.name.padEnd(16)} ${w.padEnd(10)} FAILED: ${errorText(error)}`)
             }
           }
-          if (w === "bulkStarts") {
+          if (w === "bulkStarts" || (w === "starts" && !options.workloads.includes("bulkStarts"))) {
             const l = await measureLimits(limitsUrl, options.starts, rowBytes, r)
             limits.push(l)
             console.log(
