@@ -1,7 +1,8 @@
 // Queue shards (adapters/cloud-tasks/Shards.ts) through the real CloudTasksClient against the
 // emulator: `queues sync` (the command, in a child process) creates the shards; nodes spread over
 // them by a stable hash of (run, node) and every callback arrives from the shard the hash names;
-// a re-dispatch meets its earlier task in the same shard (ALREADY_EXISTS); an old deploy with 2
+// a re-dispatch meets its earlier task in the same shard (ALREADY_EXISTS); a large dispatch is
+// marked a batch of 1,000 at a time (not after its last CreateTask); an old deploy with 2
 // shards and a new one with 4 on one database run every node once although moved nodes have a
 // task in each; revoking deletes from the right shard; a Postgres worker serving "emails" serves
 // what Cloud Tasks spreads over emails' shards. Then the emulator's 500/s ceiling, on a clock the
@@ -245,6 +246,48 @@ describe("dispatch over shards", () => {
       for (const [i, r] of runs.entries()) expect(await h.tg.handle(pair, r.id).result({ timeout: 20 })).toBe((1000 + i + 1) * 2)
       for (const r of runs) expect((await attemptRows(r.id)).every((a) => a.n === 1)).toBe(true)
     } finally {
+      await setPaused(false)
+    }
+  })
+
+  it("a large dispatch is sent and marked a batch of 1,000 at a time", async () => {
+    await setPaused(true)
+    try {
+      const before = h.emulator.stats.calls.CreateTask ?? 0
+      const marks: Array<{ readonly size: number; readonly createdSoFar: number }> = []
+      const recording = Layer.effect(
+        WorkflowStore,
+        Effect.gen(function*() {
+          const store = yield* WorkflowStore
+          return WorkflowStore.of({
+            ...store,
+            markDispatched: (refs, now) => {
+              marks.push({ size: refs.length, createdSoFar: (h.emulator.stats.calls.CreateTask ?? 0) - before })
+              return store.markDispatched(refs, now)
+            },
+          })
+        }),
+      ).pipe(Layer.provide(storeLayer()))
+      // refs of no stored run: Cloud Tasks takes them, the store marks nothing; the order is what is tested
+      const refs = Array.from({ length: 2500 }, (_, i) => ({
+        run: "00000000-0000-4000-8000-00000000b47c",
+        node: `1-map#${i}`,
+        attempt: 1,
+        generation: 0,
+        leaseMs: 60_000,
+        dueAt: Date.now(),
+        queue: null,
+      }))
+      const report = await Effect.runPromise(
+        Effect.gen(function*() {
+          const dispatcher = yield* makeCloudTasksDispatcher({ ...h.config, concurrency: 64, onReport: () => undefined })
+          return yield* dispatcher.dispatch(refs)
+        }).pipe(Effect.scoped, Effect.provide(recording)),
+      )
+      expect(report).toMatchObject({ created: 2500, existing: 0, failures: [] })
+      expect(marks).toEqual([{ size: 1000, createdSoFar: 1000 }, { size: 1000, createdSoFar: 2000 }, { size: 500, createdSoFar: 2500 }])
+    } finally {
+      await Promise.all(defaultShards.map((id) => h.client.purgeQueue({ name: queuePath(id) })))
       await setPaused(false)
     }
   })
