@@ -29,11 +29,9 @@ const peerRows = (peers: PeersBenchResult): Array<Array<string | number>> => {
     ["fan-out s", "fanoutSeconds"],
     ["starts s", "startsSeconds"],
   ]
+  const ran = peers.systems.filter((s) => s.unavailable === undefined)
   for (const [label, key] of measures) {
-    const cells = peers.systems
-      .filter((s) => s.unavailable === undefined)
-      .map((s) => `${s.name} ${median(s.name, key) ?? "—"}`)
-    rows.push([`peers ${label}`, cells.join(" · "), "", ""])
+    rows.push([`peers ${label}: ${ran.map((s) => s.name).join(" · ")}`, ran.map((s) => median(s.name, key) ?? "—").join(" · "), "", ""])
   }
   const tg = peers.summary["taskgraph"]
   const ratio = tg?.["startsOverMultiRowInsert"]

@@ -473,36 +473,45 @@ const print = (
     if (tg === undefined || name === "taskgraph" || a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || a === 0 || b === 0) return ""
     return `${round(higherIsBetter ? a / b : b / a, 2)}×`
   }
+  const has = (w: Workload) => options.workloads.includes(w)
   console.log(`\n  medians over ${options.rounds} rounds, (min–max); "taskgraph ×": how many times the peer's time (or rate) taskgraph's is better (> 1) or worse (< 1)`)
-  console.log(`\n  1. chain of ${options.chain} steps:`)
-  console.log(table(["system", "steps/s", "taskgraph ×", "commits/step", "stmts/step", "WAL B/step"], ran.map((r) => [
-    r.name, show(get(r.name, "chainStepsPerSec")), vs(r.name, "chainStepsPerSec", true), show(get(r.name, "chainCommitsPerStep")),
-    show(get(r.name, "chainStatementsPerStep")), show(get(r.name, "chainWalBytesPerStep")),
-  ])))
-  console.log(`\n  2. latency, ${options.latency} two-step runs one at a time per round (ms, all rounds pooled):`)
-  const lat = (name: string, key: string) => String(summary[name]?.[key] ?? "—")
-  console.log(table(["system", "start→step p50", "p95", "step→step p50", "p95", "step→step p50 per round"], ran.map((r) => [
-    r.name, lat(r.name, "latencyStartP50Ms"), lat(r.name, "latencyStartP95Ms"), lat(r.name, "latencyStepP50Ms"), lat(r.name, "latencyStepP95Ms"),
-    show(get(r.name, "latencyStepP50MsPerRound")),
-  ])))
-  console.log(`\n  3. fan-out to ${options.fanout} members and a finalizer:`)
-  console.log(table(["system", "total s", "taskgraph ×", "ms/member", "commits/member", "stmts/member"], ran.map((r) => [
-    r.name, show(get(r.name, "fanoutSeconds")), vs(r.name, "fanoutSeconds", false), show(get(r.name, "fanoutMsPerMember")),
-    show(get(r.name, "fanoutCommitsPerMember")), show(get(r.name, "fanoutStatementsPerMember")),
-  ])))
+  if (has("chain")) {
+    console.log(`\n  1. chain of ${options.chain} steps:`)
+    console.log(table(["system", "steps/s", "taskgraph ×", "commits/step", "stmts/step", "WAL B/step"], ran.map((r) => [
+      r.name, show(get(r.name, "chainStepsPerSec")), vs(r.name, "chainStepsPerSec", true), show(get(r.name, "chainCommitsPerStep")),
+      show(get(r.name, "chainStatementsPerStep")), show(get(r.name, "chainWalBytesPerStep")),
+    ])))
+  }
+  if (has("latency")) {
+    console.log(`\n  2. latency, ${options.latency} two-step runs one at a time per round (ms, all rounds pooled):`)
+    const lat = (name: string, key: string) => String(summary[name]?.[key] ?? "—")
+    console.log(table(["system", "start→step p50", "p95", "step→step p50", "p95", "step→step p50 per round"], ran.map((r) => [
+      r.name, lat(r.name, "latencyStartP50Ms"), lat(r.name, "latencyStartP95Ms"), lat(r.name, "latencyStepP50Ms"), lat(r.name, "latencyStepP95Ms"),
+      show(get(r.name, "latencyStepP50MsPerRound")),
+    ])))
+  }
+  if (has("fanout")) {
+    console.log(`\n  3. fan-out to ${options.fanout} members and a finalizer:`)
+    console.log(table(["system", "total s", "taskgraph ×", "ms/member", "commits/member", "stmts/member"], ran.map((r) => [
+      r.name, show(get(r.name, "fanoutSeconds")), vs(r.name, "fanoutSeconds", false), show(get(r.name, "fanoutMsPerMember")),
+      show(get(r.name, "fanoutCommitsPerMember")), show(get(r.name, "fanoutStatementsPerMember")),
+    ])))
+  }
   const lim = summary["limits"]!
-  console.log(`\n  4. ${options.starts} starts (one transaction unless marked), against ${options.starts} rows of ${String(lim["rowBytes"])} B:`)
-  console.log(table(["system", "total s", "taskgraph ×", "÷ multi-row INSERT", "÷ single-row INSERTs", "commits/start", "stmts/start", "bulk s", "bulk ÷ multi-row"], [
-    ...ran.map((r) => [
-      `${r.name}${summary[r.name]?.["startsOneTransaction"] === "no" ? " (each start commits)" : ""}`,
-      show(get(r.name, "startsSeconds")), vs(r.name, "startsSeconds", false), show(get(r.name, "startsOverMultiRowInsert")),
-      show(get(r.name, "startsOverSingleRowInserts")), show(get(r.name, "startsCommitsPerStart")), show(get(r.name, "startsStatementsPerStart")),
-      show(get(r.name, "bulkStartsSeconds")), show(get(r.name, "bulkStartsOverMultiRowInsert")),
-    ]),
-    ["limit: single-row INSERTs, one transaction", show(lim["singleRowInsertsSeconds"] as Spread), "", "", "1", "", "", "", ""],
-    ["limit: one multi-row INSERT", show(lim["multiRowInsertSeconds"] as Spread), "", "1", "", "", "", "", ""],
-  ]))
-  console.log(`  one autocommit single-row INSERT (the commit's floor): ${show(lim["commitMs"] as Spread)} ms`)
+  if (has("starts") || has("bulkStarts")) {
+    console.log(`\n  4. ${options.starts} starts (one transaction unless marked), against ${options.starts} rows of ${String(lim["rowBytes"])} B:`)
+    console.log(table(["system", "total s", "taskgraph ×", "÷ multi-row INSERT", "÷ single-row INSERTs", "commits/start", "stmts/start", "bulk s", "bulk ÷ multi-row"], [
+      ...ran.map((r) => [
+        `${r.name}${summary[r.name]?.["startsOneTransaction"] === "no" ? " (each start commits)" : ""}`,
+        show(get(r.name, "startsSeconds")), vs(r.name, "startsSeconds", false), show(get(r.name, "startsOverMultiRowInsert")),
+        show(get(r.name, "startsOverSingleRowInserts")), show(get(r.name, "startsCommitsPerStart")), show(get(r.name, "startsStatementsPerStart")),
+        show(get(r.name, "bulkStartsSeconds")), show(get(r.name, "bulkStartsOverMultiRowInsert")),
+      ]),
+      ["limit: single-row INSERTs, one transaction", show(lim["singleRowInsertsSeconds"] as Spread), "", "", "1", "", "", "", ""],
+      ["limit: one multi-row INSERT", show(lim["multiRowInsertSeconds"] as Spread), "", "1", "", "", "", "", ""],
+    ]))
+    console.log(`  one autocommit single-row INSERT (the commit's floor): ${show(lim["commitMs"] as Spread)} ms`)
+  }
   goals(summary)
   console.log("  commits: pg_stat_database.xact_commit of the system's database; stmts: top-level pg_stat_statements calls;")
   console.log("  both cover the system's whole life for the workload (start-up, background loops, shutdown).")
