@@ -16,7 +16,7 @@
  * rounds are printed. Commits and statements per step come from pg_stat_database and
  * pg_stat_statements of the system's own database and cover its whole life for that workload
  * (start-up, background loops, shutdown), as bench/chain.ts counts them. JSON goes to
- * bench/results/peers.json. A system that cannot install or run is reported with the reason, and
+ * bench/results/peers.json, with every sample's 10 most-called statements. A system that cannot install or run is reported with the reason, and
  * the others go on.
  *
  *   npm run bench:peers          (or `npm run bench -- --peers`; `npm run bench` includes it)
@@ -28,7 +28,7 @@
  * BENCH_PEERS_WORKLOADS (comma-separated, of chain, latency, fanout, starts, bulkStarts).
  */
 import pg from "pg"
-import { type Counters, delta, Meter, percentile, round, table, withServer, writeResult } from "../lib.ts"
+import { type Counters, delta, Meter, percentile, round, type StatementRow, table, withServer, writeResult } from "../lib.ts"
 import { type Peer, type PeerContext, withTimeout } from "./peer.ts"
 
 const envInt = (name: string, fallback: number): number => {
@@ -100,6 +100,8 @@ interface Sample {
   readonly per: Cost
   readonly latency?: { readonly startMs: ReadonlyArray<number>; readonly stepMs: ReadonlyArray<number> }
   readonly oneTransaction?: boolean
+  /** The system's 10 most-called statements over the workload (pg_stat_statements), for profiling. */
+  readonly top: ReadonlyArray<StatementRow>
 }
 
 interface SystemResult {
@@ -134,13 +136,14 @@ const perUnit = (used: Counters, units: number): Cost => ({
 })
 
 /** Runs `work` with the counters of `meter`'s database around it (all its clients gone at both ends). */
-const metered = async <A>(meter: Meter, work: () => Promise<A>): Promise<{ result: A; used: Counters }> => {
+const metered = async <A>(meter: Meter, work: () => Promise<A>): Promise<{ result: A; used: Counters; top: ReadonlyArray<StatementRow> }> => {
   await meter.waitNoClients()
   await meter.resetStatements()
   const before = await meter.counters()
   const result = await work()
   if (!(await meter.waitNoClients())) console.warn(`  (${meter.database}: clients still connected; commit count may be short)`)
-  return { result, used: delta(before, await meter.counters()) }
+  const used = delta(before, await meter.counters())
+  return { result, used, top: await meter.statements(10) }
 }
 
 /** The physical limits on the limits database: n rows of `rowBytes` each, one transaction each way. */
@@ -365,44 +368,44 @@ const runWorkload = async (
 ): Promise<{ sample: Sample; line: string; rowBytes?: number }> => {
   switch (w) {
     case "chain": {
-      const { result, used } = await metered(meter, () => peer.chain(options.chain))
+      const { result, used, top } = await metered(meter, () => peer.chain(options.chain))
       const per = perUnit(used, options.chain)
       return {
-        sample: { round: roundNo, ms: result.ms, per },
+        sample: { round: roundNo, ms: result.ms, per, top },
         line: `${round(options.chain / (result.ms / 1000), 0)} steps/s  ${per.commits} commits, ${per.statements} stmts per step`,
       }
     }
     case "latency": {
-      const { result, used } = await metered(meter, () => peer.latency(options.latency))
+      const { result, used, top } = await metered(meter, () => peer.latency(options.latency))
       const per = perUnit(used, options.latency)
       const s = [...result.startMs].map((x) => round(x, 2)).sort((a, b) => a - b)
       const t = [...result.stepMs].map((x) => round(x, 2)).sort((a, b) => a - b)
       return {
-        sample: { round: roundNo, ms: percentile(t, 50), per, latency: { startMs: s, stepMs: t } },
+        sample: { round: roundNo, ms: percentile(t, 50), per, latency: { startMs: s, stepMs: t }, top },
         line: `start → step p50 ${percentile(s, 50)} / p95 ${percentile(s, 95)} ms; step → step p50 ${percentile(t, 50)} / p95 ${percentile(t, 95)} ms`,
       }
     }
     case "fanout": {
-      const { result, used } = await metered(meter, () => peer.fanout(options.fanout))
+      const { result, used, top } = await metered(meter, () => peer.fanout(options.fanout))
       const per = perUnit(used, options.fanout)
       return {
-        sample: { round: roundNo, ms: result.ms, per },
+        sample: { round: roundNo, ms: result.ms, per, top },
         line: `${round(result.ms / 1000, 2)} s, ${round(result.ms / options.fanout, 2)} ms/member  ${per.commits} commits, ${per.statements} stmts per member`,
       }
     }
     case "starts": {
-      const { result, used } = await metered(meter, () => peer.starts(options.starts))
+      const { result, used, top } = await metered(meter, () => peer.starts(options.starts))
       const per = perUnit(used, options.starts)
       return {
-        sample: { round: roundNo, ms: result.ms, per, oneTransaction: result.oneTransaction },
+        sample: { round: roundNo, ms: result.ms, per, oneTransaction: result.oneTransaction, top },
         line: `${round(result.ms / 1000, 2)} s${result.oneTransaction ? "" : " (not one transaction)"}  ${per.commits} commits, ${per.statements} stmts per start`,
         ...(result.rowBytes === undefined ? {} : { rowBytes: result.rowBytes }),
       }
     }
     case "bulkStarts": {
-      const { result, used } = await metered(meter, () => peer.bulkStarts!(options.starts))
+      const { result, used, top } = await metered(meter, () => peer.bulkStarts!(options.starts))
       const per = perUnit(used, options.starts)
-      return { sample: { round: roundNo, ms: result.ms, per }, line: `${round(result.ms / 1000, 3)} s  ${per.statements} stmts per start` }
+      return { sample: { round: roundNo, ms: result.ms, per, top }, line: `${round(result.ms / 1000, 3)} s  ${per.statements} stmts per start` }
     }
   }
 }
