@@ -18,6 +18,7 @@
 import type { ClientConfig as PubSubClientConfig, PubSub } from "@google-cloud/pubsub"
 import { readFile, stat } from "node:fs/promises"
 import { CloudTasksDispatcher, type CloudTasksDispatcherConfig } from "../adapters/cloud-tasks/CloudTasksDispatcher.ts"
+import { queueShards } from "../adapters/cloud-tasks/Shards.ts"
 import type { OidcCerts, OidcKeySource } from "../adapters/hono/OidcAuthenticator.ts"
 import type { CloudSchedulerClient } from "@google-cloud/scheduler"
 import type { CloudTasksClient } from "@google-cloud/tasks"
@@ -70,7 +71,10 @@ export interface PubSubSyncOnStart extends PubSubStartSync {
 /**
  * A runtime that dispatches every ready node through Cloud Tasks (no local worker), with the
  * sweeper on (re-dispatching what a crash or an outage left undispatched). Periodic schedules are
- * fired by Cloud Scheduler through the beat route, not by this process.
+ * fired by Cloud Scheduler through the beat route, not by this process. Its commits send no
+ * NOTIFY (nothing here listens: `store: { notifyChannel }` turns it back on for Postgres workers
+ * sharing the database), and queues declared with `shards` in `syncOnStart.queues` are the
+ * dispatcher's shards unless `cloudTasks.shards` says otherwise.
  */
 export const cloudTasksRuntime = async <R>(options: CloudTasksRuntimeOptions<R>): Promise<Runtime> => {
   const { cloudTasks, syncOnStart, ...rest } = options
@@ -79,7 +83,14 @@ export const cloudTasksRuntime = async <R>(options: CloudTasksRuntimeOptions<R>)
   if (syncOnStart?.queues !== undefined) await syncQueuesOnStart(cloudTasks, syncOnStart.queues)
   if (syncOnStart?.scheduler !== undefined) await syncJobsOnStart(syncOnStart.scheduler, options.schedules ?? [])
   if (syncOnStart?.pubsub !== undefined) await syncSubscriptionsOnStart(syncOnStart.pubsub, subscribers.all)
-  return createRuntime({ ...rest, worker: false, dispatcher: CloudTasksDispatcher.layer(cloudTasks) })
+  // the shards the queues are provisioned with, unless the dispatcher names its own: a mismatch
+  // would send every node to shard 0, or to queues that do not exist
+  const shards = cloudTasks.shards ?? (syncOnStart?.queues === undefined ? undefined : queueShards(syncOnStart.queues))
+  const dispatcher = CloudTasksDispatcher.layer(shards === undefined || Object.keys(shards).length === 0 ? cloudTasks : { ...cloudTasks, shards })
+  // nobody LISTENs for ready nodes here (Cloud Tasks delivers them): no NOTIFY, which PostgreSQL
+  // serialises at commit, unless the store's options ask for one (a Postgres worker on the same database)
+  const store = { notifyChannel: null, ...rest.store }
+  return createRuntime({ ...rest, store, worker: false, dispatcher })
 }
 
 const syncQueuesOnStart = async (cloudTasks: CloudTasksDispatcherConfig, queues: ReadonlyArray<QueueSpec>) => {
