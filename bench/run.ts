@@ -8,10 +8,13 @@
  * - bench/iterate.ts   sharded iteration over 1,000,000 rows vs a plain keyset-pagination loop
  * - bench/peers/run.ts taskgraph beside graphile-worker, pg-boss and DBOS on a durable server:
  *                      chain, latency, fan-out and starts vs the INSERT limits
+ * - bench/cloud-tasks-shards.ts  10,000 tasks past one Cloud Tasks queue: 1, 4 and 8 queue shards
+ *                      through the emulator's real rate limits vs 500/s per queue, and a fan-out
  *
  * `npm run bench -- --peers` runs the peers section alone (as `npm run bench:peers` does).
  */
 import { runChainBench } from "./chain.ts"
+import { runCloudTasksShardsBench } from "./cloud-tasks-shards.ts"
 import { runIterateBench } from "./iterate.ts"
 import { round, table, writeResult } from "./lib.ts"
 import { type PeersBenchResult, runPeersBench } from "./peers/run.ts"
@@ -46,6 +49,7 @@ const runAll = async () => {
   const wakeup = await runWakeupBench()
   const iterate = await runIterateBench()
   const peers = await runPeersBench()
+  const shards = await runCloudTasksShardsBench()
   const totalS = round((performance.now() - started) / 1000, 1)
 
   const mark = (ok: boolean) => (ok ? "ok" : "MISSED")
@@ -63,11 +67,13 @@ const runAll = async () => {
     ["iterate 2 shards ÷ 1 shard (one process)", iterate.scaling.inProcess, "", ""],
     ["iterate 2 shards ÷ 1 shard (two processes)", iterate.scaling.twoProcesses, "> 1", mark(iterate.scaling.twoProcesses > 1)],
     ...peerRows(peers),
+    ...shards.ceiling.map((c) => [`cloud tasks ${c.tasks} tasks on ${c.shards} shard(s): dispatch ÷ N/(500×shards)`, c.ratio, "≤ 1.1", mark(c.ratio <= 1.1)]),
+    ...shards.fanOut.map((f) => [`cloud tasks fan-out of ${f.members} on ${f.shards} shard(s): total ÷ ceiling`, f.totalRatio, "", ""]),
   ]
   console.log(`\n== summary (${totalS} s) ==`)
   console.log(table(["measure", "value", "target", ""], rows))
   console.log(`  ${wakeup.recommendation}`)
-  console.log(`  → ${await writeResult("summary", { date: new Date().toISOString(), totalSeconds: totalS, chain, wakeup, iterate, peers: peers.summary })}`)
+  console.log(`  → ${await writeResult("summary", { date: new Date().toISOString(), totalSeconds: totalS, chain, wakeup, iterate, peers: peers.summary, shards })}`)
 }
 
 try {
