@@ -9,9 +9,18 @@ import { getRandomValues } from "node:crypto"
 
 const hex = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"))
 
+// random bytes drawn 4 KiB at a time: one call to the system's generator per 256 ids, not per id
+const pool = new Uint8Array(4096)
+let offset = pool.length
+
 /** A UUIDv7 for `now` (epoch ms). */
 export const uuidv7 = (now: number = Date.now()): string => {
-  const bytes = getRandomValues(new Uint8Array(16))
+  if (offset + 16 > pool.length) {
+    getRandomValues(pool)
+    offset = 0
+  }
+  const bytes = pool.subarray(offset, offset + 16)
+  offset += 16
   const ms = Math.max(0, Math.floor(now))
   // 48-bit big-endian timestamp (2^48 ms reaches the year 10889)
   bytes[0] = Math.floor(ms / 2 ** 40) & 0xff
