@@ -429,18 +429,22 @@ const emulator = Command.make(
   Command.withShortDescription("run the Cloud Tasks, Cloud Scheduler and Pub/Sub emulators"),
 )
 
+/** The application's module and its export, as `worker` and `dev` take them. */
+const moduleFlag = Flag.String("module").pipe(
+  Flag.withMetavar("PATH"),
+  Flag.withDescription("the application's module (.js, .mjs, or .ts on Node 24), from the current directory"),
+)
+const exportFlag = Flag.String("export").pipe(
+  Flag.withMetavar("NAME"),
+  Flag.withDescription("the export holding the runtime options (default: taskgraph, then default)"),
+  Flag.optional,
+)
+
 const worker = Command.make(
   "worker",
   {
-    module: Flag.String("module").pipe(
-      Flag.withMetavar("PATH"),
-      Flag.withDescription("the application's module (.js, .mjs, or .ts on Node 24), from the current directory"),
-    ),
-    export: Flag.String("export").pipe(
-      Flag.withMetavar("NAME"),
-      Flag.withDescription("the export holding the runtime options (default: taskgraph, then default)"),
-      Flag.optional,
-    ),
+    module: moduleFlag,
+    export: exportFlag,
     subscription: Flag.String("subscription").pipe(
       Flag.withMetavar("S"),
       Flag.withDescription("also pull this Pub/Sub subscription (a subscriber's name; repeatable)"),
@@ -517,15 +521,8 @@ const worker = Command.make(
 const dev = Command.make(
   "dev",
   {
-    module: Flag.String("module").pipe(
-      Flag.withMetavar("PATH"),
-      Flag.withDescription("the application's module (.js, .mjs, or .ts on Node 24), from the current directory"),
-    ),
-    export: Flag.String("export").pipe(
-      Flag.withMetavar("NAME"),
-      Flag.withDescription("the export holding the runtime options (default: taskgraph, then default)"),
-      Flag.optional,
-    ),
+    module: moduleFlag,
+    export: exportFlag,
     port: Flag.Int("port").pipe(Flag.withMetavar("P"), Flag.withDescription("the dashboard's port on 127.0.0.1 (default: a free one)"), Flag.withDefault(0)),
     emulatorPort: Flag.Int("emulator-port").pipe(Flag.withMetavar("P"), Flag.withDescription("the emulators' port on 127.0.0.1 (default: a free one)"), Flag.withDefault(0)),
     dataDir: Flag.String("data-dir").pipe(

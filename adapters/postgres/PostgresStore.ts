@@ -760,15 +760,15 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
    * between, invariant 4), and it is found by both key columns, so nothing a member does reads
    * more rows the more members there are.
    */
-  const arrivals = (step: StepCommit, joins: ReadonlyArray<Delivery>) => {
+  const arrivals = (step: StepCommit, joins: ReadonlyArray<Delivery>, guarded: boolean) => {
     const now = date(step.now)
     const ids = [...new Set(joins.map((d) => d.node))]
-    return sql`,
+    return sql`
       arrived as (
         insert into taskgraph_node_inputs (run_id, node_id, slot, value)
         select ${step.run}::uuid, d.id, d.slot, d.input
         from unnest(${joins.map((d) => d.node)}::text[], ${joins.map((d) => d.slot!)}::int[], ${joins.map((d) => json(d.input))}::jsonb[]) as d(id, slot, input)
-        where exists (select 1 from done)
+        ${guarded ? sql`where exists (select 1 from done)` : sql``}
         on conflict do nothing
         returning node_id
       ),
@@ -806,7 +806,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         insert into taskgraph_attempts (run_id, node_id, attempt, outcome, error, started_at, finished_at)
         select run_id, id, ${step.attempt}, 'succeeded', null, ${date(step.startedAt)}, ${now} from done
       ),
-      next as (${successors(step, single, sql`, done`)})${joins.length === 0 ? sql`` : arrivals(step, joins)},
+      next as (${successors(step, single, sql`, done`)}),${joins.length === 0 ? sql`` : sql`${arrivals(step, joins, true)},`}
       delivered as (${delivered})
       select (select count(*)::int from done) as matched, delivered.* from (select 1) as one left join delivered on true`)
     if ((rows.rows[0]?.matched ?? 0) === 0) return { _tag: "Lost" }
@@ -863,25 +863,9 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
             const joins = r.deliveries.filter((d) => d.slot !== undefined)
             if (single.length > 0) sortDelivered(step, (await successors(step, single).execute(q)).rows, ready, claimed)
             if (joins.length > 0) {
-              // A join counts distinct slots: a slot recorded twice is not counted twice, and the
-              // row lock on the join serialises members finishing together (invariant 4).
-              const rows = await sql<Row>`
-                with arrived as (
-                  insert into taskgraph_node_inputs (run_id, node_id, slot, value)
-                  select ${step.run}::uuid, d.id, d.slot, d.input
-                  from unnest(${joins.map((d) => d.node)}::text[], ${joins.map((d) => d.slot!)}::int[],
-                              ${joins.map((d) => json(d.input))}::jsonb[]) as d(id, slot, input)
-                  on conflict do nothing
-                  returning node_id
-                ), counts as (select node_id, count(*)::int as c from arrived group by node_id)
-                update taskgraph_nodes n
-                set arrived = n.arrived + counts.c,
-                    state = case when n.expected is not null and n.arrived + counts.c >= n.expected then 'ready' else n.state end,
-                    due_at = case when n.expected is not null and n.arrived + counts.c >= n.expected then ${now}::timestamptz else n.due_at end,
-                    updated_at = ${now}
-                from counts
-                where n.run_id = ${step.run}::uuid and n.id = counts.node_id and n.state = 'waiting'
-                returning n.id, n.state, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue`.execute(q)
+              // the arrivals as the one-statement commit makes them (see `arrivals`), after this
+              // transaction's guarded completion
+              const rows = await sql<Row>`with ${arrivals(step, joins, false)} select * from joined`.execute(q)
               ready.push(...rows.rows.filter((row) => row.state === "ready").map(readyRef(step.run, step.headers)))
             }
             if (r.expand !== undefined) {
