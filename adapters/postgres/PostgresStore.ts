@@ -90,6 +90,12 @@ const maxLeaseMs = 2 ** 31 - 1
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
+/** Two initial nodes that make the same row but for their run (and the entry's input, the run's). */
+const sameNode = (a: NewNode, b: NewNode): boolean =>
+  a.id === b.id && a.template === b.template && a.kind === b.kind && a.state === b.state && a.handler === b.handler &&
+  a.dueAt === b.dueAt && a.expected === b.expected && a.queue === b.queue && a.task === b.task && a.iteration === b.iteration &&
+  a.leaseMs === b.leaseMs
+
 /** A run's stored headers as the engine passes them on: absent when it carries none. */
 const carried = (headers: Readonly<Record<string, string>> | null | undefined): { readonly headers?: Readonly<Record<string, string>> } =>
   headers === null || headers === undefined || Object.keys(headers).length === 0 ? {} : { headers }
@@ -240,7 +246,21 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     const now = date(batch.now)
     for (let start = 0; start < batch.runs.length; start += runsPerStatement) {
       const runs = batch.runs.slice(start, start + runsPerStatement)
-      const nodes = runs.flatMap((r) => r.nodes.map((n) => ({ run: r.id, node: n, entry: n.input !== undefined && n.input === r.input })))
+      // the runs of one start share their initial nodes but for the entry's input (the run's): the
+      // node rows are then sent once and joined to every run, not once per run
+      const shape = runs[0]!.nodes
+      const shared = runs.every((r) =>
+        r.nodes.length === shape.length &&
+        r.nodes.every((n, i) => {
+          const entry = n.input !== undefined && n.input === r.input
+          // the entry takes its run's input; any other node may differ by no input at all
+          return sameNode(n, shape[i]!) && entry === (shape[i]!.input !== undefined && shape[i]!.input === runs[0]!.input) &&
+            (entry || (n.input === undefined && shape[i]!.input === undefined))
+        })
+      )
+      const nodes = shared
+        ? shape.map((n) => ({ run: null, node: n, entry: n.input !== undefined && n.input === runs[0]!.input }))
+        : runs.flatMap((r) => r.nodes.map((n) => ({ run: r.id as string | null, node: n, entry: n.input !== undefined && n.input === r.input })))
       const withGraph = !graphKnown && start === 0
       const statement = sql<Row>`
         with ${withGraph ? sql`graph as (insert into taskgraph_graphs (hash, workflow, graph) values (${batch.graph.hash}, ${batch.workflow}, ${json(batch.graph)}::jsonb)
@@ -258,7 +278,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
           returning id
         ), nodes as (
           insert into taskgraph_nodes (run_id, id, template, kind, state, handler, input, due_at, expected, queue, task, iteration, lease_ms, updated_at)
-          select n.run_id, n.id, n.template, n.kind, n.state, n.handler, case when n.entry then g.input else n.input end,
+          select r.id, n.id, n.template, n.kind, n.state, n.handler, case when n.entry then g.input else n.input end,
                  n.due_at, n.expected, n.queue, n.task, n.iteration, n.lease_ms, ${now}
           from unnest(${nodes.map((n) => n.run)}::uuid[], ${nodes.map((n) => n.node.id)}::text[], ${nodes.map((n) => n.node.template)}::text[],
                       ${nodes.map((n) => n.node.kind)}::text[], ${nodes.map((n) => n.node.state)}::text[],
@@ -269,8 +289,8 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
                       ${nodes.map((n) => n.node.task ?? null)}::text[], ${nodes.map((n) => n.node.iteration ?? null)}::text[],
                       ${nodes.map((n) => n.node.leaseMs)}::int[], ${nodes.map((n) => n.entry)}::boolean[])
             as n(run_id, id, template, kind, state, handler, input, due_at, expected, queue, task, iteration, lease_ms, entry)
-          join inserted r on r.id = n.run_id
-          join given g on g.id = n.run_id
+          join inserted r on ${shared ? sql`true` : sql`r.id = n.run_id`}
+          join given g on g.id = r.id
           returning run_id, id, state, attempt, claims, lease_ms, due_at, queue
         )
         select 'run' as what, i.id as run_id, null::text as id, null::int as attempt, null::int as claims, null::int as lease_ms,
