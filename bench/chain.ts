@@ -27,6 +27,7 @@ import {
   initOrm,
   oneLine,
   round,
+  serverCpuMs,
   type StatementRow,
   table,
   withServer,
@@ -113,6 +114,9 @@ export interface WorkloadResult {
   readonly nestedStatements: number
   readonly nestedPerStep: number
   readonly walBytesPerStep: number
+  /** CPU per step of this process (the runtime, its worker, the ORM) and of the PostgreSQL server (every backend), ms; null where /proc is not readable. */
+  readonly nodeCpuMsPerStep: number
+  readonly pgCpuMsPerStep: number | null
   readonly top: ReadonlyArray<StatementRow>
 }
 
@@ -134,6 +138,8 @@ const measureWorkload = async (
   await meter.waitNoClients()
   await meter.resetStatements()
   const before = await meter.counters()
+  const pgCpuBefore = await serverCpuMs(server.url)
+  const nodeCpuBefore = process.cpuUsage()
   const orm = await initOrm(server.url)
   let wallMs = 0
   let runId = ""
@@ -156,7 +162,9 @@ const measureWorkload = async (
   } finally {
     await orm.close()
   }
+  const nodeCpu = process.cpuUsage(nodeCpuBefore)
   if (!(await meter.waitNoClients())) console.warn(`  (${spec.name}: clients still connected; commit count may be short)`)
+  const pgCpuAfter = await serverCpuMs(server.url)
   const after = await meter.counters()
   const statements = await meter.statements()
   const used: Counters = delta(before, after)
@@ -196,6 +204,8 @@ const measureWorkload = async (
     nestedStatements: used.nestedCalls,
     nestedPerStep: perStep(used.nestedCalls),
     walBytesPerStep: round(used.walBytes / steps, 0),
+    nodeCpuMsPerStep: round((nodeCpu.user + nodeCpu.system) / 1000 / steps, 3),
+    pgCpuMsPerStep: pgCpuBefore === undefined || pgCpuAfter === undefined ? null : round((pgCpuAfter - pgCpuBefore) / steps, 3),
     top: statements.slice(0, 10),
   }
 }
@@ -352,10 +362,10 @@ export const runChainBench = async (options: ChainBenchOptions = defaultChainOpt
         `start, run, result() polling, shutdown):`,
     )
     console.log(table(
-      ["workload", "steps", "wall ms", "steps/s", "db ms", "steps/s(db)", "commits/step", "write/step", "stmts/step", "of which polling", "nested/step", "WAL B/step"],
+      ["workload", "steps", "wall ms", "steps/s", "db ms", "steps/s(db)", "commits/step", "write/step", "stmts/step", "of which polling", "nested/step", "WAL B/step", "node CPU ms/step", "pg CPU ms/step"],
       workloads.map((w) => [
         w.name, w.steps, w.wallMs, w.stepsPerSec, w.dbMs, w.stepsPerSecDb, w.commitsPerStep, w.writeCommitsPerStep,
-        w.statementsPerStep, w.pollingStatements, w.nestedPerStep, w.walBytesPerStep,
+        w.statementsPerStep, w.pollingStatements, w.nestedPerStep, w.walBytesPerStep, w.nodeCpuMsPerStep, w.pgCpuMsPerStep ?? "—",
       ]),
     ))
     console.log("  commits: pg_stat_database.xact_commit (read-only included); write: transactions that took an xid;")

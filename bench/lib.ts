@@ -260,3 +260,36 @@ export const writeResult = async (name: string, data: unknown): Promise<string> 
   await writeFile(file, `${JSON.stringify(data, null, 2)}\n`)
   return path.relative(process.cwd(), file)
 }
+
+/**
+ * CPU time the PostgreSQL server at `url` has used so far (ms, user + system), read from /proc:
+ * the postmaster's own and its reaped children's (backends that exited), plus its live children's.
+ * Undefined where /proc or the server's files cannot be read (another machine, another OS).
+ */
+export const serverCpuMs = async (url: string): Promise<number | undefined> => {
+  const { readFile, readdir } = await import("node:fs/promises")
+  const client = new pg.Client({ connectionString: url })
+  try {
+    await client.connect()
+    const dir = (await client.query<{ data_directory: string }>("show data_directory")).rows[0]!.data_directory
+    const postmaster = Number((await readFile(path.join(dir, "postmaster.pid"), "utf8")).split("\n")[0])
+    // /proc/<pid>/stat: fields after the command's closing parenthesis; utime, stime, cutime, cstime are 14-17
+    const fields = async (pid: number | string) => {
+      const stat = await readFile(`/proc/${pid}/stat`, "utf8")
+      return stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    }
+    const ticks = 100 // USER_HZ on Linux
+    const own = await fields(postmaster)
+    let total = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])
+    for (const entry of await readdir("/proc")) {
+      if (!/^\d+$/.test(entry) || Number(entry) === postmaster) continue
+      const child = await fields(entry).catch(() => undefined)
+      if (child !== undefined && Number(child[1]) === postmaster) total += Number(child[11]) + Number(child[12])
+    }
+    return (total * 1000) / ticks
+  } catch {
+    return undefined
+  } finally {
+    await client.end().catch(() => undefined)
+  }
+}
