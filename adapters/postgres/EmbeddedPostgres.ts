@@ -50,6 +50,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
   const port = options.port ?? (await freePort())
   const database = options.database ?? "postgres"
   const durable = options.durable ?? false
+  // loaded before the temporary root is made: a missing package leaves no folder behind
+  const EmbeddedPostgresServer = await loadEmbeddedPostgres()
 
   // mkdtemp makes 0700 directories, which the `postgres` user (the server cannot run as root)
   // could not enter: open the temporary root up to 0755.
@@ -66,7 +68,6 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {
     if (logTail.length > 40) logTail.shift()
   }
 
-  const EmbeddedPostgresServer = await loadEmbeddedPostgres()
   const pg = new EmbeddedPostgresServer({
     databaseDir,
     port,
