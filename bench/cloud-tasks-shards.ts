@@ -32,12 +32,9 @@ import type { CloudTasksClient } from "@google-cloud/tasks"
 import { serve, type ServerType } from "@hono/node-server"
 import { Effect, Schema } from "effect"
 import { Hono } from "hono"
-import { spawn } from "node:child_process"
-import { mkdtemp, rm } from "node:fs/promises"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import os from "node:os"
-import path from "node:path"
 import { emulatorClient } from "../adapters/cloud-tasks/Client.ts"
 import { CloudTasksDispatcher, type DispatchReport } from "../adapters/cloud-tasks/CloudTasksDispatcher.ts"
 import { syncQueues } from "../adapters/cloud-tasks/Queues.ts"
@@ -48,7 +45,7 @@ import { migrate } from "../adapters/postgres/migrate.ts"
 import { chain, task, workflow } from "../dsl/index.ts"
 import { emulatorKeySource } from "../src/CloudTasksRuntime.ts"
 import { createRuntime } from "../src/Runtime.ts"
-import { initOrm, round, table, withServer, writeResult } from "./lib.ts"
+import { initOrm, round, spawnEmulator, table, withServer, writeResult } from "./lib.ts"
 
 const envInt = (name: string, fallback: number): number => {
   const raw = process.env[name]
@@ -69,32 +66,6 @@ const serviceAccount = "bench-invoker@bench.iam.gserviceaccount.com"
 const queueRate = 500
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
-/** `taskgraph emulator` in a child process: its address, the certificates file, and how to stop it. */
-const spawnEmulator = async (): Promise<{ readonly address: string; readonly certsFile: string; readonly stop: () => Promise<void> }> => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "taskgraph-bench-shards-"))
-  const certsFile = path.join(dir, "certs.json")
-  const cli = path.join(import.meta.dirname, "..", "src", "bin.ts")
-  const child = spawn(process.execPath, [cli, "emulator", "--port", "0", "--certs-file", certsFile], { stdio: ["ignore", "pipe", "inherit"] })
-  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()))
-  let out = ""
-  const address = await new Promise<string>((resolve, reject) => {
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      out += chunk
-      const match = /listening on (\S+)/.exec(out)
-      if (match !== null) resolve(match[1]!)
-    })
-    child.on("exit", (code) => reject(new Error(`the emulator exited (${code}): ${out}`)))
-  })
-  return {
-    address,
-    certsFile,
-    stop: async () => {
-      child.kill("SIGTERM")
-      await exited
-      await rm(dir, { recursive: true, force: true })
-    },
-  }
-}
 
 /** Each queue's token bucket holds 100 tokens (min(100, rate)), full when the queue starts dispatching. */
 const burst = 100

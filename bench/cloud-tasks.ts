@@ -27,11 +27,7 @@ import { serve, type ServerType } from "@hono/node-server"
 import type { MikroORM } from "@mikro-orm/postgresql"
 import { Effect, Schema } from "effect"
 import { Hono } from "hono"
-import { spawn } from "node:child_process"
-import { mkdtemp, rm } from "node:fs/promises"
 import type { AddressInfo } from "node:net"
-import os from "node:os"
-import path from "node:path"
 import pg from "pg"
 import { emulatorClient } from "../adapters/cloud-tasks/Client.ts"
 import { CloudTasksDispatcher, type DispatchReport } from "../adapters/cloud-tasks/CloudTasksDispatcher.ts"
@@ -43,7 +39,7 @@ import { migrate } from "../adapters/postgres/migrate.ts"
 import { type AnyWorkflow, type Chain, chain, task, type Workflow, workflow } from "../dsl/index.ts"
 import { emulatorKeySource } from "../src/CloudTasksRuntime.ts"
 import { createRuntime, type Runtime } from "../src/Runtime.ts"
-import { initOrm, round, table, withServer, writeResult } from "./lib.ts"
+import { initOrm, round, spawnEmulator, table, withServer, writeResult } from "./lib.ts"
 
 const envInt = (name: string, fallback: number): number => {
   const raw = process.env[name]
@@ -98,32 +94,6 @@ interface CloudTasksStack {
   readonly close: () => Promise<void>
 }
 
-/** `taskgraph emulator` in a child process: its address, the certificates file, and how to stop it. */
-const spawnEmulator = async (): Promise<{ readonly address: string; readonly certsFile: string; readonly stop: () => Promise<void> }> => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "taskgraph-bench-emulator-"))
-  const certsFile = path.join(dir, "certs.json")
-  const cli = path.join(import.meta.dirname, "..", "src", "bin.ts")
-  const child = spawn(process.execPath, [cli, "emulator", "--port", "0", "--certs-file", certsFile], { stdio: ["ignore", "pipe", "inherit"] })
-  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()))
-  let out = ""
-  const address = await new Promise<string>((resolve, reject) => {
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      out += chunk
-      const match = /listening on (\S+)/.exec(out)
-      if (match !== null) resolve(match[1]!)
-    })
-    child.on("exit", (code) => reject(new Error(`the emulator exited (${code}): ${out}`)))
-  })
-  return {
-    address,
-    certsFile,
-    stop: async () => {
-      child.kill("SIGTERM")
-      await exited
-      await rm(dir, { recursive: true, force: true })
-    },
-  }
-}
 
 const startCloudTasksStack = async (
   orm: MikroORM,

@@ -8,8 +8,9 @@
  * commits never count.
  */
 import { defineConfig, MikroORM } from "@mikro-orm/postgresql"
+import { spawn } from "node:child_process"
 import { rmSync } from "node:fs"
-import { mkdir, writeFile } from "node:fs/promises"
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises"
 import os from "node:os"
 import path from "node:path"
 import pg from "pg"
@@ -291,5 +292,32 @@ export const serverCpuMs = async (url: string): Promise<number | undefined> => {
     return undefined
   } finally {
     await client.end().catch(() => undefined)
+  }
+}
+
+/** `taskgraph emulator` in a child process: its address, the certificates file, and how to stop it. */
+export const spawnEmulator = async (): Promise<{ readonly address: string; readonly certsFile: string; readonly stop: () => Promise<void> }> => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "taskgraph-bench-emulator-"))
+  const certsFile = path.join(dir, "certs.json")
+  const cli = path.join(import.meta.dirname, "..", "src", "bin.ts")
+  const child = spawn(process.execPath, [cli, "emulator", "--port", "0", "--certs-file", certsFile], { stdio: ["ignore", "pipe", "inherit"] })
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()))
+  let out = ""
+  const address = await new Promise<string>((resolve, reject) => {
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      out += chunk
+      const match = /listening on (\S+)/.exec(out)
+      if (match !== null) resolve(match[1]!)
+    })
+    child.on("exit", (code) => reject(new Error(`the emulator exited (${code}): ${out}`)))
+  })
+  return {
+    address,
+    certsFile,
+    stop: async () => {
+      child.kill("SIGTERM")
+      await exited
+      await rm(dir, { recursive: true, force: true })
+    },
   }
 }
