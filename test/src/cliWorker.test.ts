@@ -35,6 +35,25 @@ const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}, node
     })
   })
 
+/** `taskgraph worker ARGS` in a child process, its output gathered, once its banner is printed. */
+const startWorker = async (args: ReadonlyArray<string>, env: Record<string, string>) => {
+  const child = spawn(process.execPath, [cli, "worker", ...args], { env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] })
+  const output = { out: "", err: "" }
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output.out += chunk))
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (output.err += chunk))
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  try {
+    await until("the worker's banner", () => {
+      if (child.exitCode !== null) throw new Error(`the worker exited ${child.exitCode}: ${output.out}${output.err}`)
+      return output.out.includes("SIGTERM or Ctrl-C stops it.")
+    })
+  } catch (error) {
+    if (child.exitCode === null) child.kill("SIGKILL")
+    throw error
+  }
+  return { child, output, exited }
+}
+
 const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) => {
   const deadline = Date.now() + timeoutMs
   while (!(await check())) {
@@ -126,8 +145,7 @@ describe("taskgraph worker", () => {
   let client: PubSub
   let tg: Runtime
   let child: ChildProcess | undefined
-  let stdout = ""
-  let stderr = ""
+  let output = { out: "", err: "" }
   let exited: Promise<number | null>
 
   beforeAll(async () => {
@@ -149,19 +167,13 @@ describe("taskgraph worker", () => {
     // the other process: starts runs, runs none
     tg = await createRuntime({ orm: db.orm, workflows: [doubling, napping], worker: false })
 
-    const started = spawn(
-      process.execPath,
-      [cli, "worker", "--module", path.relative(process.cwd(), app), "--subscription", "orders-pull", "--config", config, "--concurrency", "4"],
-      { env: childEnv({ DATABASE_URL: db.url, PUBSUB_EMULATOR_HOST: emulator.address }), stdio: ["ignore", "pipe", "pipe"] },
+    const started = await startWorker(
+      ["--module", path.relative(process.cwd(), app), "--subscription", "orders-pull", "--config", config, "--concurrency", "4"],
+      { DATABASE_URL: db.url, PUBSUB_EMULATOR_HOST: emulator.address },
     )
-    child = started
-    started.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
-    started.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk))
-    exited = new Promise((resolve) => started.on("exit", (code) => resolve(code)))
-    await until("the worker's banner", () => {
-      if (started.exitCode !== null) throw new Error(`the worker exited ${started.exitCode}: ${stdout}${stderr}`)
-      return stdout.includes("SIGTERM or Ctrl-C stops it.")
-    })
+    child = started.child
+    output = started.output
+    exited = started.exited
   }, 60_000)
 
   afterAll(async () => {
@@ -173,9 +185,9 @@ describe("taskgraph worker", () => {
   })
 
   it("says what it runs", () => {
-    expect(stdout).toContain('taskgraph worker: 3 workflow(s) from test/fixtures/cli-worker/app.ts (export "taskgraph"): cliWorkerDoubling, cliWorkerNapping, pubsub.orders-pull')
-    expect(stdout).toContain("concurrency: 4 node(s) at once")
-    expect(stdout).toContain(`pulling:     projects/${project}/subscriptions/cliw--orders-pull (4 message(s) at once)`)
+    expect(output.out).toContain('taskgraph worker: 3 workflow(s) from test/fixtures/cli-worker/app.ts (export "taskgraph"): cliWorkerDoubling, cliWorkerNapping, pubsub.orders-pull')
+    expect(output.out).toContain("concurrency: 4 node(s) at once")
+    expect(output.out).toContain(`pulling:     projects/${project}/subscriptions/cliw--orders-pull (4 message(s) at once)`)
   })
 
   it("runs a run another process started in the database", async () => {
@@ -197,13 +209,13 @@ describe("taskgraph worker", () => {
     await until("the nap to be running", async () => (await state()) === "running")
     child!.kill("SIGTERM")
     expect(await exited).toBe(0)
-    expect(stdout).toContain("SIGTERM: stopping the worker")
-    expect(stdout).toMatch(/pulled 1 message\(s\): 1 acknowledged \(0 dead\), 0 nacked/)
-    expect(stdout.trim().endsWith("taskgraph worker: stopped")).toBe(true)
+    expect(output.out).toContain("SIGTERM: stopping the worker")
+    expect(output.out).toMatch(/pulled 1 message\(s\): 1 acknowledged \(0 dead\), 0 nacked/)
+    expect(output.out.trim().endsWith("taskgraph worker: stopped")).toBe(true)
     // the nap was given back: claimable at once by another worker, held by none
     expect(await state()).toBe("ready")
     expect(await db.count("taskgraph_nodes", "state = 'running'")).toBe(0)
-    expect(stderr).toBe("")
+    expect(output.err).toBe("")
   })
 })
 
@@ -221,20 +233,8 @@ describe("taskgraph worker --shutdown-grace", () => {
 
   it("replaces the module's grace: a step in flight at SIGTERM finishes within it instead of being given back", async () => {
     // the module's grace is 0.2 s: a nap of 1.5 s would be given back, as the test above shows
-    const started = spawn(process.execPath, [cli, "worker", "--module", app, "--shutdown-grace", "30 seconds"], {
-      env: childEnv({ DATABASE_URL: db.url }),
-      stdio: ["ignore", "pipe", "pipe"],
-    })
-    let out = ""
-    let err = ""
-    started.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk))
-    started.stderr.setEncoding("utf8").on("data", (chunk: string) => (err += chunk))
-    const exited = new Promise<number | null>((resolve) => started.on("exit", (code) => resolve(code)))
+    const { child: started, output, exited } = await startWorker(["--module", app, "--shutdown-grace", "30 seconds"], { DATABASE_URL: db.url })
     try {
-      await until("the worker's banner", () => {
-        if (started.exitCode !== null) throw new Error(`the worker exited ${started.exitCode}: ${out}${err}`)
-        return out.includes("SIGTERM or Ctrl-C stops it.")
-      })
       const sleeping = await tg.start(napping, 1500)
       const state = async () => (await db.sql<{ state: string }>("select state from taskgraph_nodes where run_id = $1", [sleeping.id]))[0]?.state
       await until("the nap to be running", async () => (await state()) === "running")
@@ -245,7 +245,7 @@ describe("taskgraph worker --shutdown-grace", () => {
     } finally {
       if (started.exitCode === null) started.kill("SIGKILL")
     }
-    expect(err).toBe("")
+    expect(output.err).toBe("")
   }, 60_000)
 })
 
@@ -267,21 +267,12 @@ describe("taskgraph worker --sync", () => {
     expect(refused.stderr).toContain("--sync provisions the pulled subscriptions: give --subscription too")
 
     const fresh = "tg-cli-worker-sync"
-    const started = spawn(process.execPath, [cli, "worker", "--module", app, "--subscription", "orders-pull", "--config", config, "--sync"], {
-      env: childEnv({ DATABASE_URL: db.url, PUBSUB_EMULATOR_HOST: emulator.address, CLI_WORKER_PROJECT: fresh }),
-      stdio: ["ignore", "pipe", "pipe"],
-    })
-    let out = ""
-    let err = ""
-    started.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk))
-    started.stderr.setEncoding("utf8").on("data", (chunk: string) => (err += chunk))
-    const exited = new Promise<number | null>((resolve) => started.on("exit", (code) => resolve(code)))
+    const { child: started, output, exited } = await startWorker(
+      ["--module", app, "--subscription", "orders-pull", "--config", config, "--sync"],
+      { DATABASE_URL: db.url, PUBSUB_EMULATOR_HOST: emulator.address, CLI_WORKER_PROJECT: fresh },
+    )
     try {
-      await until("the worker's banner", () => {
-        if (started.exitCode !== null) throw new Error(`the worker exited ${started.exitCode}: ${out}${err}`)
-        return out.includes("SIGTERM or Ctrl-C stops it.")
-      })
-      expect(out).toContain(`+ subscription projects/${fresh}/subscriptions/cliw--orders-pull: created`)
+      expect(output.out).toContain(`+ subscription projects/${fresh}/subscriptions/cliw--orders-pull: created`)
       const local = emulatorPubSubClient(emulator.address, fresh)
       try {
         const [exists] = await local.subscription("cliw--orders-pull").exists()
@@ -293,6 +284,6 @@ describe("taskgraph worker --sync", () => {
       started.kill("SIGINT")
     }
     expect(await exited).toBe(0)
-    expect(out).toContain("SIGINT: stopping the worker")
+    expect(output.out).toContain("SIGINT: stopping the worker")
   })
 })
