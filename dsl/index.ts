@@ -96,5 +96,5 @@ export {
   type PublishRequest,
   publishWorkflow,
 } from "./Publisher.ts"
-export { noHeaders as noTaskHeaders, TaskContext, type TaskContextShape } from "./TaskContext.ts"
+export { TaskContext, type TaskContextShape } from "./TaskContext.ts"
 export { type AnySubscriber, type Subscriber, subscriber, subscriberKey } from "./Subscriber.ts"

@@ -27,8 +27,8 @@ import { Subscribers } from "../engine/Subscribers.ts"
 import type { DeadMessages } from "../engine/DeadMessages.ts"
 import { PostgresDeadMessages } from "../adapters/postgres/DeadMessages.ts"
 import { PostgresRunHistory } from "../adapters/postgres/History.ts"
-import { RunHistory } from "../engine/History.ts"
-import type { RunHistoryClient } from "./history.ts"
+import type { RunHistory } from "../engine/History.ts"
+import { historyClient, type RunHistoryClient } from "./history.ts"
 import { describeRun, type RunView } from "../engine/RunView.ts"
 import { sweep, type SweepOptions } from "../engine/Sweeper.ts"
 import { TaskServices } from "../engine/TaskServices.ts"
@@ -531,12 +531,7 @@ export const createRuntime = async <R>(options: RuntimeOptions<R>): Promise<Runt
     },
     handle: (workflow, run) => handle(workflow, run),
     // through the gate: after close() a read rejects with RuntimeClosed, as every call does
-    history: {
-      list: (query) => runtime.runPromise(RunHistory.use((h) => h.list(query))),
-      counts: (filter) => runtime.runPromise(RunHistory.use((h) => h.counts(filter))),
-      get: (run, getOptions) => runtime.runPromise(RunHistory.use((h) => h.get(run, getOptions))),
-      value: (run, node, side) => runtime.runPromise(RunHistory.use((h) => h.value(run, node, side))),
-    },
+    history: historyClient((effect) => runtime.runPromise(effect)),
     status,
     revoke,
     resume,

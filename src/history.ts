@@ -16,6 +16,7 @@
 import type { MikroORM } from "@mikro-orm/postgresql"
 import { Cause, Effect, Exit } from "effect"
 import { makePostgresRunHistory } from "../adapters/postgres/History.ts"
+import { RunHistory } from "../engine/History.ts"
 import type {
   FullValue,
   GetOptions,
@@ -45,15 +46,18 @@ const run = async <A, E>(effect: Effect.Effect<A, E>): Promise<A> => {
   throw Cause.squash(exit.cause)
 }
 
+/** The Promise face of the `RunHistory` port, each read run by `runPromise` (which provides the port). */
+export const historyClient = (runPromise: <A, E>(effect: Effect.Effect<A, E, RunHistory>) => Promise<A>): RunHistoryClient => ({
+  list: (query) => runPromise(RunHistory.use((h) => h.list(query))),
+  counts: (filter) => runPromise(RunHistory.use((h) => h.counts(filter))),
+  get: (id, options) => runPromise(RunHistory.use((h) => h.get(id, options))),
+  value: (id, node, side) => runPromise(RunHistory.use((h) => h.value(id, node, side))),
+})
+
 /** Run history over `orm` (its pool is used, never closed here). */
 export const runHistory = (orm: MikroORM): RunHistoryClient => {
   const history = makePostgresRunHistory(orm)
-  return {
-    list: (query) => run(history.list(query)),
-    counts: (filter) => run(history.counts(filter)),
-    get: (id, options) => run(history.get(id, options)),
-    value: (id, node, side) => run(history.value(id, node, side)),
-  }
+  return historyClient((effect) => run(Effect.provideService(effect, RunHistory, history)))
 }
 
 export {
