@@ -4,8 +4,8 @@
  * every run to its end; idempotency keys per run, within the call and against runs already there;
  * one input refused or one key conflicting writes nothing; inside the caller's transaction
  * nothing is dispatched before it commits and nothing is left after a rollback; a workflow that
- * deduplicates still does. A single start is one statement, and still sees a graph deleted under
- * it (tests truncate the tables) through its foreign key.
+ * deduplicates still does. A single start, which sends its graph only while the process does not
+ * know it stored, still writes it when it was deleted meanwhile (tests truncate the tables).
  */
 import { Effect, Schema } from "effect"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
@@ -92,7 +92,7 @@ describe("startMany", () => {
 })
 
 describe("a single start", () => {
-  it("is one statement: its run, nodes and NOTIFY; and a graph deleted under the process is written again", async () => {
+  it("still writes the graph when the one the process remembers was deleted under it, alone and in a caller's transaction", async () => {
     const run = await tg.start(orders, { id: "s", total: 4 })
     expect(await run.result({ timeout: 20 })).toBe(8)
     await db.reset() // the graph row goes too, while the process remembers it
