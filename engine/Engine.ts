@@ -681,6 +681,7 @@ const make = Effect.gen(function*() {
       }
       if (result._tag === "Lost") return yield* revokedOutcome(claimed)
       const now = yield* Clock.currentTimeMillis
+      let spareScope: ClaimScope | undefined
       if (claimNext > 0 && result._tag === "Succeeded") {
         let left = claimNext
         result = {
@@ -690,6 +691,9 @@ const make = Effect.gen(function*() {
             d.slot === undefined && d.dueAt <= now && runsHere(g, d.node) && left-- > 0 ? { ...d, claim: true } : d
           ),
         }
+        // no successor to go on with (a group member, a map element, a run's last step): the commit
+        // claims the next due node this process can run instead, so it needs no claim of its own
+        if (left === claimNext) spareScope = queues === undefined ? scope : { ...scope, queues }
       }
       const request: StepCommit = {
         run: claimed.run,
@@ -705,6 +709,7 @@ const make = Effect.gen(function*() {
         result,
         claimLeaseMs: leaseMs,
         ...(queues === undefined ? {} : { claimQueues: queues }),
+        ...(spareScope === undefined ? {} : { claimNextDue: spareScope }),
       }
       yield* fault("step.afterBody")
       const stored = yield* commitStep(claimed, request, (error, at) =>
@@ -714,7 +719,7 @@ const make = Effect.gen(function*() {
       result = stored.result
       const committed = stored.committed
       if (committed._tag === "Lost") return yield* revokedOutcome(claimed)
-      const next = committed.claimed
+      const next = committed.spare === undefined ? committed.claimed : [...committed.claimed, committed.spare]
       // successors this commit claimed for the caller go back (ready, unleased) if the step fails
       // from here on: the caller never learns of them, and they would wait out their lease
       yield* Effect.andThen(fault("step.afterCommit"), committed.ready.length > 0 ? dispatcher.dispatch(committed.ready) : Effect.void).pipe(
@@ -724,7 +729,7 @@ const make = Effect.gen(function*() {
       )
       switch (result._tag) {
         case "Succeeded":
-          return { outcome: Outcome.Ran({ ...base, attempt: claimed.attempt, ready: committed.ready.length + next.length }), next }
+          return { outcome: Outcome.Ran({ ...base, attempt: claimed.attempt, ready: committed.ready.length + committed.claimed.length }), next }
         case "Retry":
           return {
             outcome: Outcome.RetryScheduled({ ...base, attempt: claimed.attempt, dueAt: result.dueAt, error: briefMessage(result.error) }),

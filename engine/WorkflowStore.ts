@@ -278,6 +278,12 @@ export interface StepCommit {
   readonly claimQueues?: ReadonlyArray<string>
   /** The lease of the successors this commit claims (see `ClaimScope.leaseMs`). */
   readonly claimLeaseMs?: number
+  /**
+   * When this commit claims no successor, claim one due node of this scope (any run) in the same
+   * statement, as `claimDue(1)` would: a worker finishing a group member or map element goes on
+   * to the next without a claim of its own.
+   */
+  readonly claimNextDue?: ClaimScope
 }
 
 export type CommitResult =
@@ -287,6 +293,8 @@ export type CommitResult =
     readonly ready: ReadonlyArray<ReadyRef>
     /** Successors claimed by this commit (deliveries with `claim`), for the caller to run. */
     readonly claimed: ReadonlyArray<Claimed>
+    /** The due node this commit claimed for `claimNextDue` (not a successor), for the caller to run. */
+    readonly spare?: Claimed
   }
   /** The guard matched nothing: the node was reclaimed, revoked or cancelled meanwhile. */
   | { readonly _tag: "Lost" }
@@ -416,7 +424,10 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
   readonly announce: (worker: WorkerPresence, now: number) => Effect.Effect<void, StoreError>
   /** Removes a worker's entry (it stopped). */
   readonly withdraw: (worker: string) => Effect.Effect<void, StoreError>
-  /** Running nodes whose lease ran out go back to ready; returns how many. */
+  /**
+   * Running nodes whose lease ran out go back to ready, and joins whose members all arrived but
+   * whose count could not tell (a store's own repair, if it needs one) become ready; returns how many.
+   */
   readonly reclaimExpired: (now: number) => Effect.Effect<number, StoreError>
   /** The earliest due time among ready nodes and running leases, if any. */
   readonly nextDueAt: Effect.Effect<number | null, StoreError>

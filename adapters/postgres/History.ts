@@ -22,6 +22,7 @@ import { Effect, Layer } from "effect"
 import { Buffer } from "node:buffer"
 import { type Kysely, type RawBuilder, sql } from "kysely"
 import type { Graph } from "../../dsl/index.ts"
+import { arrivedOf } from "./JoinBuckets.ts"
 import {
   assembleDetail,
   checkNodeId,
@@ -262,7 +263,7 @@ export const makePostgresRunHistory = (orm: MikroORM): RunHistoryShape => {
         const [nodes, attempts] = await Promise.all([
           // a shard's counts are read before its values are cut (its state may be cut, its counts never)
           sql<Row>`select t.id, t.template, t.kind, t.state, t.attempt, t.handler, t.due_at, t.started_at, t.finished_at, t.error,
-              t.arrived, t.expected, ${valueColumns("input", "input", max)}, ${valueColumns("output", "output", max)},
+              ${arrivedOf("t")} as arrived, t.expected, ${valueColumns("input", "input", max)}, ${valueColumns("output", "output", max)},
               case when t.kind = 'shard' then jsonb_build_object(
                 'rows', coalesce(t.output -> 'rows', t.input -> 'rows'),
                 'estimate', coalesce(t.output -> 'estimate', t.input -> 'estimate'),

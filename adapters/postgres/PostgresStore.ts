@@ -14,6 +14,7 @@ import type pg from "pg"
 import type { Graph } from "../../dsl/index.ts"
 import { afterCommit, watchTransactions } from "./CallerTransaction.ts"
 import { guardConnections } from "./ConnectionErrors.ts"
+import { arrivedOf, bucketSize, bucketsOf, wideJoinThreshold } from "./JoinBuckets.ts"
 import {
   type AttemptRow,
   type Claimed,
@@ -545,7 +546,10 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       return rows.rows.map(claimedFrom)
     })
 
-  /** Leases that ran out go back to ready (same attempt); their old try's commit no longer matches. */
+  /**
+   * Leases that ran out go back to ready (same attempt); their old try's commit no longer matches.
+   * And wide joins counted in two ways become ready once all their members arrived.
+   */
   const reclaimExpired = (now: number): Effect.Effect<number, StoreError> =>
     attempt(async () => {
       const rows = await sql<Row>`
@@ -559,8 +563,23 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         update taskgraph_nodes n set state = 'ready', due_at = ${date(now)}, lease_until = null, updated_at = ${date(now)}
         from expired where n.run_id = expired.run_id and n.id = expired.id
         returning n.run_id`.execute(db)
-      if (rows.rows.length > 0 && channel !== null) await sql`select pg_notify(${channel}, '')`.execute(db)
-      return rows.rows.length
+      // wide joins a member reached counting one by one (an earlier version in a rolling deploy,
+      // ./JoinBuckets.ts): neither count reaches `expected` alone, so they are settled here by an
+      // exact count of their distinct inputs. The candidates are the mixed-joins index: none, but
+      // during such a deploy.
+      const settled = await sql<Row>`
+        with mixed as (
+          select n.run_id, n.id from taskgraph_nodes n
+          where n.state = 'waiting' and n.arrived > 0 and n.buckets is null and n.expected >= ${sql.lit(wideJoinThreshold)}
+            and (select count(*) from taskgraph_node_inputs i where i.run_id = n.run_id and i.node_id = n.id) >= n.expected
+          for update skip locked
+        )
+        update taskgraph_nodes n set state = 'ready', due_at = ${date(now)}, updated_at = ${date(now)}
+        from mixed where n.run_id = mixed.run_id and n.id = mixed.id and n.state = 'waiting'
+        returning n.run_id`.execute(db)
+      const count = rows.rows.length + settled.rows.length
+      if (count > 0 && channel !== null) await sql`select pg_notify(${channel}, '')`.execute(db)
+      return count
     })
 
   /**
@@ -773,16 +792,18 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
    * completion, attempt record and successor delivery (and claim) commit together, no BEGIN/COMMIT.
    */
   /**
-   * A member's arrival at its joins (a group's join, a map's collect), in the step's statement: its
-   * input recorded once per slot (a slot recorded twice is not counted twice), and each join's
-   * count raised by what was new, making it ready once every distinct slot arrived. The join row is
-   * the only row every member writes; its lock is held for this one statement (no round trip in
-   * between, invariant 4), and it is found by both key columns, so nothing a member does reads
-   * more rows the more members there are.
+   * A member's arrival at its joins (a group's join, a map's collect), in the step's statement (see
+   * ./JoinBuckets.ts): its input recorded once per slot (a slot recorded twice is not counted
+   * twice); a narrow join's count raised on its row by what was new, a wide join's bucket raised
+   * instead, and the join's `filled` only by the member that fills its bucket. The join is ready
+   * once `arrived + filled` reaches `expected`. Every row is found by its key columns and locked
+   * for this one statement (no round trip in between, invariant 4): nothing a member does reads
+   * or writes more the more members there are.
    */
   const arrivals = (step: StepCommit, joins: ReadonlyArray<Delivery>, guarded: boolean) => {
     const now = date(step.now)
     const ids = [...new Set(joins.map((d) => d.node))]
+    const size = bucketSize(sql`t.expected`, sql`t.k`, sql`b.bucket`)
     return sql`
       arrived as (
         insert into taskgraph_node_inputs (run_id, node_id, slot, value)
@@ -790,14 +811,37 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         from unnest(${joins.map((d) => d.node)}::text[], ${joins.map((d) => d.slot!)}::int[], ${joins.map((d) => json(d.input))}::jsonb[]) as d(id, slot, input)
         ${guarded ? sql`where exists (select 1 from done)` : sql``}
         on conflict do nothing
-        returning node_id
+        returning node_id, slot
       ),
-      counts as (select node_id, count(*)::int as c from arrived group by node_id),
+      targets as (
+        select n.id, n.expected, ${bucketsOf("n")} as k from taskgraph_nodes n
+        where n.run_id = ${step.run}::uuid and n.id = any(${ids}::text[])
+      ),
+      raised as (
+        select a.node_id, a.slot % t.k as bucket, count(*)::int as c
+        from arrived a join targets t on t.id = a.node_id where t.k > 0 group by a.node_id, a.slot % t.k
+      ),
+      buckets as (
+        insert into taskgraph_join_buckets as b (run_id, node_id, bucket, arrived)
+        select ${step.run}::uuid, node_id, bucket, c from raised
+        on conflict (run_id, node_id, bucket) do update set arrived = b.arrived + excluded.arrived
+        returning b.node_id, b.bucket, b.arrived
+      ),
+      counts as (
+        select node_id, sum(singly)::int as singly, sum(bucketed)::int as bucketed from (
+          select a.node_id, count(*) as singly, 0 as bucketed from arrived a join targets t on t.id = a.node_id where t.k = 0 group by a.node_id
+          union all
+          -- the bucket this arrival filled: it reached its size, and was short of it before
+          select b.node_id, 0, ${size} from buckets b join raised r on r.node_id = b.node_id and r.bucket = b.bucket
+            join targets t on t.id = b.node_id
+          where b.arrived >= ${size} and b.arrived - r.c < ${size}
+        ) x group by node_id
+      ),
       joined as (
         update taskgraph_nodes n
-        set arrived = n.arrived + counts.c,
-            state = case when n.expected is not null and n.arrived + counts.c >= n.expected then 'ready' else n.state end,
-            due_at = case when n.expected is not null and n.arrived + counts.c >= n.expected then ${now}::timestamptz else n.due_at end,
+        set arrived = n.arrived + counts.singly, filled = n.filled + counts.bucketed,
+            state = case when n.expected is not null and n.arrived + n.filled + counts.singly + counts.bucketed >= n.expected then 'ready' else n.state end,
+            due_at = case when n.expected is not null and n.arrived + n.filled + counts.singly + counts.bucketed >= n.expected then ${now}::timestamptz else n.due_at end,
             updated_at = ${now}
         from counts
         where n.run_id = ${step.run}::uuid and n.id = any(${ids}::text[]) and n.id = counts.node_id and n.state = 'waiting'
@@ -805,8 +849,36 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       )`
   }
 
+  /**
+   * One due node of `scope` claimed by a commit that claims no successor (`StepCommit.claimNextDue`):
+   * `claimDue(1)` inside the step's statement, only once its guarded completion matched. Skipping
+   * locked rows, it never waits; the rows this statement itself writes were not ready in its
+   * snapshot, so it cannot take one of them.
+   */
+  const spareClaim = (step: StepCommit, scope: ClaimScope, guarded = true) => {
+    const now = date(step.now)
+    return sql`
+      due as (
+        select n.run_id, n.id from taskgraph_nodes n
+        where n.state = 'ready' and n.due_at <= ${now} and ${inScope(scope)}${guarded ? sql` and exists (select 1 from done)` : sql``}
+        order by n.due_at
+        limit 1
+        for update skip locked
+      ),
+      taken as (
+        update taskgraph_nodes n
+        set state = 'running', claims = n.claims + 1, started_at = ${now},
+            lease_until = ${leaseExpr(step.now, scope.leaseMs)}, updated_at = ${now}
+        from due, taskgraph_runs r
+        where n.run_id = due.run_id and n.id = due.id and r.id = n.run_id
+        returning ${claimReturning}
+      )`
+  }
+
   const commitSimple = async (step: StepCommit, output: unknown, single: ReadonlyArray<Delivery>, joins: ReadonlyArray<Delivery> = []): Promise<CommitResult> => {
     const now = date(step.now)
+    // a worker that goes on with a successor needs no other node
+    const spare = single.some((d) => d.claim === true) ? undefined : step.claimNextDue
     const delivered = single.length === 0 && joins.length > 0
       ? sql`select * from joined`
       : joins.length === 0
@@ -826,15 +898,17 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         insert into taskgraph_attempts (run_id, node_id, attempt, outcome, error, started_at, finished_at)
         select run_id, id, ${step.attempt}, 'succeeded', null, ${date(step.startedAt)}, ${now} from done
       ),
-      next as (${successors(step, single, sql`, done`)}),${joins.length === 0 ? sql`` : sql`${arrivals(step, joins, true)},`}
+      next as (${successors(step, single, sql`, done`)}),${joins.length === 0 ? sql`` : sql`${arrivals(step, joins, true)},`}${spare === undefined ? sql`` : sql`${spareClaim(step, spare)},`}
       delivered as (${delivered})
-      select (select count(*)::int from done) as matched, delivered.* from (select 1) as one left join delivered on true`)
+      select (select count(*)::int from done) as matched, ${spare === undefined ? sql`null` : sql`(select row_to_json(taken) from taken)`} as spare,
+        delivered.* from (select 1) as one left join delivered on true`)
     if ((rows.rows[0]?.matched ?? 0) === 0) return { _tag: "Lost" }
     const ready: Array<ReadyRef> = []
     const claimed: Array<Claimed> = []
     sortDelivered(step, rows.rows, ready, claimed)
     await notify(db, ready)
-    return { _tag: "Committed", ready, claimed }
+    const taken = rows.rows[0]?.spare
+    return { _tag: "Committed", ready, claimed, ...(taken === null || taken === undefined ? {} : { spare: claimedFrom(taken) }) }
   }
 
   const commitInTransaction = (step: StepCommit): Effect.Effect<CommitResult, StoreError> =>
@@ -935,8 +1009,13 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
               where id = ${step.run}::uuid and status = 'running'`.execute(q)
             break
         }
+        // a run's last step, a map's expansion: the worker goes on with the next due node (a map's
+        // first element, often), claimed in this transaction instead of a claim of its own
+        const spare = r._tag === "Succeeded" && claimed.length === 0 && step.claimNextDue !== undefined
+          ? (await sql<Row>`with ${spareClaim(step, step.claimNextDue, false)} select * from taken`.execute(q)).rows[0]
+          : undefined
         await notify(q, ready)
-        return { _tag: "Committed", ready, claimed }
+        return { _tag: "Committed", ready, claimed, ...(spare === undefined ? {} : { spare: claimedFrom(spare) }) }
       })
     ).pipe(Effect.catchIf((e) => e.cause instanceof Lost, () => Effect.succeed({ _tag: "Lost" } as const)))
 
@@ -1065,15 +1144,20 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         // of them), else waiting for it; a cut try's late commit no longer matches its generation
         const restored = await sql<Row>`
           update taskgraph_nodes set
-            state = case when (kind in ('join', 'collect') and expected is not null and arrived >= expected)
+            state = case when (kind in ('join', 'collect') and expected is not null and arrived + filled >= expected)
                            or (kind not in ('join', 'collect') and input is not null) then 'ready' else 'waiting' end,
-            due_at = case when (kind in ('join', 'collect') and expected is not null and arrived >= expected)
+            due_at = case when (kind in ('join', 'collect') and expected is not null and arrived + filled >= expected)
                             or (kind not in ('join', 'collect') and input is not null) then ${at}::timestamptz else due_at end,
             claims = claims + 1, lease_until = null, started_at = null, updated_at = ${at}
           where run_id = ${run}::uuid and state = 'cancelled' and not handler
           returning id, state, attempt, claims, lease_ms, due_at, queue`.execute(q)
-        // the handlers wait again for a failure (one that ran keeps its tries recorded)
-        await sql`update taskgraph_nodes set state = 'waiting', input = null, output = null, error = null, arrived = 0,
+        // the handlers wait again for a failure (one that ran keeps its tries recorded); a join in
+        // one counts its members again from none
+        for (const counted of [sql`taskgraph_node_inputs`, sql`taskgraph_join_buckets`]) {
+          await sql`delete from ${counted} c using taskgraph_nodes n
+            where n.run_id = ${run}::uuid and n.handler and n.state <> 'waiting' and c.run_id = n.run_id and c.node_id = n.id`.execute(q)
+        }
+        await sql`update taskgraph_nodes set state = 'waiting', input = null, output = null, error = null, arrived = 0, filled = 0,
             attempt = case when state = 'waiting' then attempt else attempt + 1 end, claims = claims + 1,
             due_at = null, started_at = null, finished_at = null, lease_until = null, updated_at = ${at}
           where run_id = ${run}::uuid and handler and state <> 'waiting'`.execute(q)
@@ -1146,7 +1230,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
   const getNodes = (run: string): Effect.Effect<ReadonlyArray<NodeRow>, StoreError> => {
     if (!uuidPattern.test(run)) return Effect.succeed([])
     return attempt(async () => {
-      const rows = await sql<Row>`select * from taskgraph_nodes where run_id = ${run}::uuid order by id`.execute(db)
+      const rows = await sql<Row>`select n.*, ${arrivedOf("n")} as arrived_members from taskgraph_nodes n where n.run_id = ${run}::uuid order by n.id`.execute(db)
       return rows.rows.map((row): NodeRow => ({
         id: row.id,
         template: row.template,
@@ -1159,7 +1243,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         dueAt: millis(row.due_at),
         startedAt: millis(row.started_at),
         finishedAt: millis(row.finished_at),
-        arrived: row.arrived,
+        arrived: row.arrived_members,
         expected: row.expected,
       }))
     })

@@ -51,7 +51,10 @@ export const TaskgraphNode = defineEntity({
     input: p.json<unknown>().nullable(),
     output: p.json<unknown>().nullable(),
     error: p.json<{ tag: string; message: string }>().nullable(),
+    /** A join's distinct members counted on its row one by one, and those of its full buckets (JoinBuckets.ts). */
     arrived: p.integer().default(0),
+    filled: p.integer().default(0),
+    buckets: p.integer().nullable(),
     expected: p.integer().nullable(),
     queue: p.text().nullable(),
     /** The task (and iteration) the node needs: only a process that has it claims the node. */

@@ -6,6 +6,7 @@
  */
 
 import { historyIndexes } from "./Migration20261202_HistoryIndexes.ts"
+import { joinBuckets } from "./Migration20261203_JoinBuckets.ts"
 
 /** One step of the store's schema: its name (recorded when applied) and its statements. */
 export interface Migration {
@@ -180,4 +181,4 @@ const runHeaders: Migration = {
 }
 
 /** Every migration of the store, in order. */
-export const migrations: ReadonlyArray<Migration> = [init, dedup, claimScope, schedules, deadMessages, runHeaders, historyIndexes]
+export const migrations: ReadonlyArray<Migration> = [init, dedup, claimScope, schedules, deadMessages, runHeaders, historyIndexes, joinBuckets]

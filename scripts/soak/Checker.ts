@@ -182,7 +182,10 @@ export const checkFleet = async (
   let runs: Array<RunRow>, nodes: Array<NodeRow>, attempts: Array<AttemptRow>, effects: Array<EffectRow>
   try {
     runs = (await client.query<RunRow>("select id, workflow, status, input, output, error, idempotency_key from taskgraph_runs")).rows
-    nodes = (await client.query<NodeRow>("select run_id, id, kind, state, task, handler, arrived, expected, output from taskgraph_nodes")).rows
+    nodes = (await client.query<NodeRow>(`select run_id, id, kind, state, task, handler, expected, output,
+      -- distinct members: counted on the row, or in bucket rows (adapters/postgres/JoinBuckets.ts)
+      arrived + coalesce((select sum(b.arrived)::int from taskgraph_join_buckets b where b.run_id = n.run_id and b.node_id = n.id), 0) as arrived
+      from taskgraph_nodes n`)).rows
     attempts = (await client.query<AttemptRow>("select run_id, node_id, attempt, outcome, error, started_at, finished_at from taskgraph_attempts")).rows
     effects = (await client.query<EffectRow>(
       "select run_id, node, attempt, key, pid, at, run_status, node_state, claims, claimed_at, detail from soak_effects order by at, id",

@@ -8,7 +8,7 @@ import type { Callback } from "../../engine/Callback.ts"
 import { Engine } from "../../engine/Engine.ts"
 import type { Outcome } from "../../engine/Outcome.ts"
 import { WorkflowStore } from "../../engine/WorkflowStore.ts"
-import { type EngineServices, engineLayer, eventually, gate, type TestDatabase, testDatabase } from "../support/runtime.ts"
+import { type EngineServices, engineLayer, eventually, gate, membersArrived, type TestDatabase, testDatabase } from "../support/runtime.ts"
 
 let db: TestDatabase
 beforeAll(async () => {
@@ -26,7 +26,7 @@ const tagsOf = (outcomes: ReadonlyArray<Outcome>) => outcomes.map((o) => o._tag)
 const readyCount = (outcomes: ReadonlyArray<Outcome>) => outcomes.reduce((n, o) => n + (o._tag === "Ran" ? o.ready : 0), 0)
 const count = (table: string, where: string, params: ReadonlyArray<unknown>) => Effect.promise(() => db.count(table, where, params))
 const nodeRow = (run: string, node: string) =>
-  Effect.promise(async () => (await db.sql("select * from taskgraph_nodes where run_id = $1 and id = $2", [run, node]))[0]!)
+  Effect.promise(async () => (await db.sql(`select *, ${membersArrived} from taskgraph_nodes where run_id = $1 and id = $2`, [run, node]))[0]!)
 
 describe("duplicate callbacks", () => {
   it.live("the same callback twice at once: one Ran, the other Busy or Duplicate; one attempt; the successor made ready once", () => {

@@ -13,7 +13,7 @@ import { drain } from "../../engine/Inline.ts"
 import type { Outcome } from "../../engine/Outcome.ts"
 import { type ReadyRef, WorkflowStore } from "../../engine/WorkflowStore.ts"
 import { createRuntime } from "../../src/Runtime.ts"
-import { type EngineServices, engineLayer, eventually, gate, type TestDatabase, testDatabase } from "../support/runtime.ts"
+import { type EngineServices, engineLayer, eventually, gate, membersArrived, type TestDatabase, testDatabase } from "../support/runtime.ts"
 
 let db: TestDatabase
 beforeAll(async () => {
@@ -51,7 +51,7 @@ const nodeStates = (run: string) =>
     (rows) => Object.fromEntries(rows.map((r) => [r.id, r.state])) as Record<string, string>,
   )
 const nodeRow = (run: string, node: string) =>
-  Effect.map(sql("select * from taskgraph_nodes where run_id = $1 and id = $2", [run, node]), (rows) => rows[0]!)
+  Effect.map(sql(`select *, ${membersArrived} from taskgraph_nodes where run_id = $1 and id = $2`, [run, node]), (rows) => rows[0]!)
 const attempts = (run: string) =>
   sql("select node_id, attempt, outcome, error from taskgraph_attempts where run_id = $1 order by id", [run])
 /** Every row of the run, for "nothing changed" checks. */

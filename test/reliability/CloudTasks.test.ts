@@ -347,7 +347,7 @@ describe("load", () => {
       expect(memberRows.filter(([, k]) => k !== 1)).toEqual([])
       expect(counts["1-collect"]).toBe(1)
       expect(counts["2-ctTotal"]).toBe(1)
-      expect(await c.db.count("taskgraph_nodes", "run_id = $1 and id = '1-collect' and arrived = $2 and expected = $2", [big.id, members])).toBe(1)
+      expect(await c.db.count("taskgraph_nodes", "run_id = $1 and id = '1-collect' and arrived + filled = $2 and expected = $2", [big.id, members])).toBe(1)
 
       // the revoked run: nothing claimed after the revoke, nothing left to run, nothing recorded twice
       expect(await runRow(small.id)).toMatchObject({ status: "revoked", error: { tag: "Revoked", message: "half way" } })

@@ -14,7 +14,7 @@ import type { Callback } from "../../engine/Callback.ts"
 import { Engine } from "../../engine/Engine.ts"
 import type { Outcome } from "../../engine/Outcome.ts"
 import { WorkflowStore } from "../../engine/WorkflowStore.ts"
-import { gate, testDatabase, type TestDatabase } from "../support/runtime.ts"
+import { gate, membersArrived, testDatabase, type TestDatabase } from "../support/runtime.ts"
 import { bodyCounter, type Replica, replica, sleep, until } from "./support.ts"
 
 let db: TestDatabase
@@ -30,12 +30,12 @@ beforeEach(() => bodies.clear())
 const callback = (run: string, node: string, attempt = 1): Callback => ({ v: 1, run, node, attempt })
 const readyCount = (outcomes: ReadonlyArray<Outcome>) => outcomes.reduce((n, o) => n + (o._tag === "Ran" ? o.ready : 0), 0)
 const nodeRow = async (run: string, id: string) =>
-  (await db.sql("select state, attempt, claims, arrived, expected, output from taskgraph_nodes where run_id = $1 and id = $2", [run, id]))[0]
+  (await db.sql(`select state, attempt, claims, ${membersArrived}, expected, output from taskgraph_nodes where run_id = $1 and id = $2`, [run, id]))[0]
 const attemptsOf = (run: string, node: string) => db.count("taskgraph_attempts", "run_id = $1 and node_id = $2", [run, node])
 const runRow = async (run: string) => (await db.sql("select status, output, error from taskgraph_runs where id = $1", [run]))[0]
 /** Everything a callback could write for a run: its nodes, their inputs and its attempts. */
 const snapshot = async (run: string) => ({
-  nodes: await db.sql("select id, state, attempt, claims, arrived, expected, input, output from taskgraph_nodes where run_id = $1 order by id", [run]),
+  nodes: await db.sql(`select id, state, attempt, claims, ${membersArrived}, expected, input, output from taskgraph_nodes where run_id = $1 order by id`, [run]),
   inputs: await db.count("taskgraph_node_inputs", "run_id = $1", [run]),
   attempts: await db.count("taskgraph_attempts", "run_id = $1", [run]),
 })

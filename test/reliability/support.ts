@@ -8,7 +8,7 @@ import type { MikroORM } from "@mikro-orm/postgresql"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import { CloudTasksDispatcher, type CloudTasksDispatcherConfig } from "../../adapters/cloud-tasks/CloudTasksDispatcher.ts"
 import { PostgresStore } from "../../adapters/postgres/PostgresStore.ts"
-import { runWorker, WorkerDispatcher, type WorkerOptions, WorkerSignal } from "../../adapters/postgres/Worker.ts"
+import { runWorker, WorkerDispatcher, type WorkerOptions, WorkerSignal, type WorkerStats } from "../../adapters/postgres/Worker.ts"
 import type { AnyWorkflow, DurationInput, RunRef, StartOptions } from "../../dsl/index.ts"
 import type { Callback } from "../../engine/Callback.ts"
 import { Dispatcher } from "../../engine/Dispatcher.ts"
@@ -45,6 +45,8 @@ export interface Replica {
   readonly advance: (callback: Callback) => Promise<Outcome>
   /** How many times each fault point acted in this replica. */
   readonly hits: () => Promise<Readonly<Record<string, number>>>
+  /** Its worker's counters (steps run, claim statements that took rows, wake-ups). */
+  readonly stats: () => Promise<WorkerStats>
   /** Disposes the replica: its worker and sweeper stop; a fiber frozen at a `hang` point stays frozen. */
   readonly close: () => Promise<void>
 }
@@ -82,6 +84,7 @@ export const replica = async (options: ReplicaOptions): Promise<Replica> => {
     hits: () => managed.runPromise(Effect.gen(function*() {
       return { ...(yield* Faults).hits }
     })),
+    stats: () => managed.runPromise(WorkerSignal.useSync((signal) => ({ ...signal.stats }))),
     close: () => managed.dispose(),
   }
 }

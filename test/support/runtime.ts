@@ -118,3 +118,10 @@ export const gate = <A = void>() => {
   })
   return { promise, open }
 }
+
+/**
+ * A node's distinct members arrived, as a select-list item named `arrived` (a join counts them
+ * on its row one by one, or in bucket rows when it is wide: adapters/postgres/JoinBuckets.ts).
+ */
+export const membersArrived =
+  "(arrived + coalesce((select sum(jb.arrived)::int from taskgraph_join_buckets jb where jb.run_id = taskgraph_nodes.run_id and jb.node_id = taskgraph_nodes.id), 0)) as arrived"

@@ -206,7 +206,7 @@ describe("Migration20261202_HistoryIndexes", () => {
       await other.sql(`create role ${role} login password 'pw'`)
       await other.sql(`grant connect on database "${name}" to ${role}`)
       await other.sql(`grant create, usage on schema public to ${role}`)
-      await other.sql("drop table taskgraph_runs, taskgraph_graphs, taskgraph_nodes, taskgraph_node_inputs, taskgraph_attempts, taskgraph_dedup, taskgraph_workers, taskgraph_schedules, taskgraph_dead_messages, taskgraph_migrations cascade")
+      await other.sql("drop table taskgraph_runs, taskgraph_graphs, taskgraph_nodes, taskgraph_node_inputs, taskgraph_attempts, taskgraph_dedup, taskgraph_workers, taskgraph_schedules, taskgraph_dead_messages, taskgraph_join_buckets, taskgraph_migrations cascade")
       // the test database was migrated as the superuser, which installed pg_trgm: as if it never had
       await other.sql("drop extension if exists pg_trgm")
       const url = new URL(other.url)

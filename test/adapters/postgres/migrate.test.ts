@@ -26,7 +26,7 @@ describe("migrate", () => {
   })
 
   it("applies the store's migrations once, then reports nothing to do", async () => {
-    expect(await migrate(db.url)).toEqual(["Migration20261123_Init", "Migration20261123_Dedup", "Migration20261201_ClaimScope", "Migration20261201_Schedules", "Migration20261201_DeadMessages", "Migration20261201_RunHeaders", "Migration20261202_HistoryIndexes"])
+    expect(await migrate(db.url)).toEqual(["Migration20261123_Init", "Migration20261123_Dedup", "Migration20261201_ClaimScope", "Migration20261201_Schedules", "Migration20261201_DeadMessages", "Migration20261201_RunHeaders", "Migration20261202_HistoryIndexes", "Migration20261203_JoinBuckets"])
     expect(await migrate(db.url)).toEqual([])
   })
 
@@ -34,12 +34,12 @@ describe("migrate", () => {
     const other = await freshDatabase()
     try {
       const results = await Promise.all([migrate(other.url), migrate(other.url), migrate(other.url)])
-      expect(results.flat().sort()).toEqual(["Migration20261123_Dedup", "Migration20261123_Init", "Migration20261201_ClaimScope", "Migration20261201_DeadMessages", "Migration20261201_RunHeaders", "Migration20261201_Schedules", "Migration20261202_HistoryIndexes"])
+      expect(results.flat().sort()).toEqual(["Migration20261123_Dedup", "Migration20261123_Init", "Migration20261201_ClaimScope", "Migration20261201_DeadMessages", "Migration20261201_RunHeaders", "Migration20261201_Schedules", "Migration20261202_HistoryIndexes", "Migration20261203_JoinBuckets"])
       const client = new pg.Client({ connectionString: other.url })
       await client.connect()
       const rows = (await client.query(`select name from ${migrationsTable} order by id`)).rows
       await client.end()
-      expect(rows.map((r) => r.name)).toEqual(["Migration20261123_Init", "Migration20261123_Dedup", "Migration20261201_ClaimScope", "Migration20261201_Schedules", "Migration20261201_DeadMessages", "Migration20261201_RunHeaders", "Migration20261202_HistoryIndexes"])
+      expect(rows.map((r) => r.name)).toEqual(["Migration20261123_Init", "Migration20261123_Dedup", "Migration20261201_ClaimScope", "Migration20261201_Schedules", "Migration20261201_DeadMessages", "Migration20261201_RunHeaders", "Migration20261202_HistoryIndexes", "Migration20261203_JoinBuckets"])
     } finally {
       await other.drop()
     }
@@ -55,7 +55,7 @@ describe("migrate", () => {
       const names = (await client.query(`select name from ${migrationsTable} order by id`)).rows.map((r) => r.name)
       const partial = (await client.query(`select to_regclass('t_ok') as t`)).rows[0].t
       await client.end()
-      expect(names).toEqual(["Migration20261123_Init", "Migration20261123_Dedup", "Migration20261201_ClaimScope", "Migration20261201_Schedules", "Migration20261201_DeadMessages", "Migration20261201_RunHeaders", "Migration20261202_HistoryIndexes"])
+      expect(names).toEqual(["Migration20261123_Init", "Migration20261123_Dedup", "Migration20261201_ClaimScope", "Migration20261201_Schedules", "Migration20261201_DeadMessages", "Migration20261201_RunHeaders", "Migration20261202_HistoryIndexes", "Migration20261203_JoinBuckets"])
       expect(partial).toBeNull() // the failed migration's first statement was rolled back with it
     } finally {
       await other.drop()
