@@ -29,20 +29,25 @@ const timings = (options: SweepOptions) => ({
   staleMs: optionalDurationMillis("sweeper: stale", options.stale, 3_600_000),
 })
 
-/** One pass: reclaim expired leases, re-dispatch what was not dispatched; returns how many it re-dispatched. */
+/** One pass: reclaim expired leases, re-dispatch what was not dispatched (taking it for the grace); returns how many it re-dispatched. */
 export const sweepOnce = (options: SweepOptions = {}): Effect.Effect<number, StoreError, WorkflowStore | Dispatcher> => {
   const { graceMs, staleMs } = timings(options)
-  return pass(graceMs, staleMs, options.batch ?? 500)
+  return pass(graceMs, staleMs, options.batch ?? 500, graceMs)
 }
 
-const pass = (graceMs: number, staleMs: number, batch: number): Effect.Effect<number, StoreError, WorkflowStore | Dispatcher> =>
+/**
+ * A pass takes the nodes it re-dispatches for `holdMs` (the sweep's interval): another instance's
+ * pass in that time takes the next batch instead of the same one, and this one's next pass tries a
+ * node whose dispatch failed again, as often as before.
+ */
+const pass = (graceMs: number, staleMs: number, batch: number, holdMs: number): Effect.Effect<number, StoreError, WorkflowStore | Dispatcher> =>
   Effect.gen(function*() {
     const store = yield* WorkflowStore
     const dispatcher = yield* Dispatcher
     const now = yield* Clock.currentTimeMillis
     yield* store.reclaimExpired(now)
     yield* store.requeue({ dueBefore: now - staleMs }, now)
-    const refs = yield* store.undispatched(now - graceMs, batch)
+    const refs = yield* store.undispatched(now - graceMs, batch, now - graceMs + Math.min(holdMs, graceMs))
     if (refs.length > 0) yield* dispatcher.dispatch(refs)
     return refs.length
   })
@@ -57,7 +62,7 @@ export const sweep = (options: SweepOptions & { readonly interval?: DurationInpu
   const batch = options.batch ?? 500
   return Effect.forever(
     Effect.andThen(
-      pass(graceMs, staleMs, batch).pipe(Effect.catch((e) => Effect.logWarning("taskgraph sweeper: pass failed", e.message))),
+      pass(graceMs, staleMs, batch, intervalMs).pipe(Effect.catch((e) => Effect.logWarning("taskgraph sweeper: pass failed", e.message))),
       Effect.sleep(intervalMs),
     ),
   )

@@ -626,13 +626,25 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       return rows.rows.length
     })
 
-  const undispatched = (olderThan: number, limit: number): Effect.Effect<ReadonlyArray<ReadyRef>, StoreError> =>
+  const undispatched = (olderThan: number, limit: number, touchAt?: number): Effect.Effect<ReadonlyArray<ReadyRef>, StoreError> =>
     attempt(async () => {
-      const rows = await sql<Row>`
-        select n.run_id, n.id, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue, r.headers from taskgraph_nodes n
-        join taskgraph_runs r on r.id = n.run_id
-        where n.state = 'ready' and n.updated_at < ${date(olderThan)}
-        order by n.due_at limit ${limit}`.execute(db)
+      const rows = touchAt === undefined
+        ? await sql<Row>`
+          select n.run_id, n.id, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue, r.headers from taskgraph_nodes n
+          join taskgraph_runs r on r.id = n.run_id
+          where n.state = 'ready' and n.updated_at < ${date(olderThan)}
+          order by n.due_at limit ${limit}`.execute(db)
+        : await sql<Row>`
+          with taken as (
+            select n.run_id, n.id from taskgraph_nodes n
+            where n.state = 'ready' and n.updated_at < ${date(olderThan)}
+            order by n.due_at limit ${limit}
+            for update skip locked
+          )
+          update taskgraph_nodes n set updated_at = ${date(touchAt)}
+          from taken, taskgraph_runs r
+          where n.run_id = taken.run_id and n.id = taken.id and r.id = n.run_id
+          returning n.run_id, n.id, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue, r.headers`.execute(db)
       return rows.rows.map((row) => readyRef(row.run_id, row.headers)(row))
     })
 
