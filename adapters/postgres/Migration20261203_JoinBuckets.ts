@@ -11,6 +11,10 @@
  * - `taskgraph_nodes_mixed_joins`: the wide joins a member reached by counting one by one (a
  *   process of an earlier version during a rolling deploy): the reclaim pass settles them by an
  *   exact count. Its predicate repeats `wideJoinThreshold` (64): a new threshold needs a new index.
+ * - `taskgraph_nodes_leased` on `lease_until is not null`, where it was `state = 'running'`: a step's
+ *   guarded commit names `state = 'running'`, and on a table without statistics the planner took
+ *   that small partial index and filtered it (dead entries included) to find the one node by its
+ *   key (test/adapters/postgres/Plans.test.ts). The reclaim pass still reads it.
  *
  * Listed in ./migrations.ts; kept in its own file, importing nothing from there.
  */
@@ -29,5 +33,10 @@ export const joinBuckets: { readonly name: string; readonly statements: Readonly
     )`,
     `create index "taskgraph_nodes_mixed_joins" on "taskgraph_nodes" ("run_id", "id")
       where "state" = 'waiting' and "arrived" > 0 and "buckets" is null and "expected" >= 64`,
+    // the leases' index, by a predicate a step's guard (run, node, state = 'running', attempt,
+    // claims) does not imply: the planner then finds the node by its key, never by walking the
+    // leases (dead entries included) and filtering them; the reclaim pass's lease_until < now does
+    `drop index "taskgraph_nodes_leased"`,
+    `create index "taskgraph_nodes_leased" on "taskgraph_nodes" ("lease_until") where "lease_until" is not null`,
   ],
 }

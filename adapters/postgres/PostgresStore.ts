@@ -491,6 +491,22 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
             where i.run_id = n.run_id and i.node_id = n.id)
       else n.input end as input, r.idempotency_key, r.headers`
 
+  /**
+   * The CTEs `claimed` and `taken`: the nodes of CTE `due` (run_id, id) claimed, then `taken` as
+   * `claimReturning` reads them. The update names no other table: joined to the runs there, the
+   * planner may reach a node through its run's rows (run id alone, the node id a filter), a read
+   * that grows with the run; the run is read once per claimed node after it.
+   */
+  const claimDueRows = (now: number, leaseCap: number | undefined) => sql`
+      claimed as (
+        update taskgraph_nodes n
+        set state = 'running', claims = n.claims + 1, started_at = ${date(now)},
+            lease_until = ${leaseExpr(now, leaseCap)}, updated_at = ${date(now)}
+        from due where n.run_id = due.run_id and n.id = due.id
+        returning n.*
+      ),
+      taken as (select ${claimReturning} from claimed n join taskgraph_runs r on r.id = n.run_id)`
+
   const claim = (run: string, node: string, attemptNo: number, now: number, scope?: ClaimScope): Effect.Effect<Claimed | NotClaimed, StoreError> => {
     if (!uuidPattern.test(run)) return Effect.succeed({ _tag: "NotClaimed", state: "missing", attempt: null, runStatus: null, dueAt: null })
     return attempt(async () => {
@@ -536,13 +552,9 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
           order by n.due_at
           limit ${limit}
           for update skip locked
-        )
-        update taskgraph_nodes n
-        set state = 'running', claims = n.claims + 1, started_at = ${date(now)},
-            lease_until = ${leaseExpr(now, scope?.leaseMs)}, updated_at = ${date(now)}
-        from due, taskgraph_runs r
-        where n.run_id = due.run_id and n.id = due.id and r.id = n.run_id
-        returning ${claimReturning}`)
+        ),
+        ${claimDueRows(now, scope?.leaseMs)}
+        select * from taken`)
       return rows.rows.map(claimedFrom)
     })
 
@@ -641,10 +653,13 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
             order by n.due_at limit ${limit}
             for update skip locked
           )
-          update taskgraph_nodes n set updated_at = ${date(touchAt)}
-          from taken, taskgraph_runs r
-          where n.run_id = taken.run_id and n.id = taken.id and r.id = n.run_id
-          returning n.run_id, n.id, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue, r.headers`.execute(db)
+          , touched as (
+            -- the runs read after the update, not joined in it (see claimDueRows)
+            update taskgraph_nodes n set updated_at = ${date(touchAt)}
+            from taken where n.run_id = taken.run_id and n.id = taken.id
+            returning n.run_id, n.id, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue
+          )
+          select t.*, r.headers from touched t join taskgraph_runs r on r.id = t.run_id`.execute(db)
       return rows.rows.map((row) => readyRef(row.run_id, row.headers)(row))
     })
 
@@ -877,22 +892,20 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         limit 1
         for update skip locked
       ),
-      taken as (
-        update taskgraph_nodes n
-        set state = 'running', claims = n.claims + 1, started_at = ${now},
-            lease_until = ${leaseExpr(step.now, scope.leaseMs)}, updated_at = ${now}
-        from due, taskgraph_runs r
-        where n.run_id = due.run_id and n.id = due.id and r.id = n.run_id
-        returning ${claimReturning}
-      )`
+      ${claimDueRows(step.now, scope.leaseMs)}`
   }
 
   const commitSimple = async (step: StepCommit, output: unknown, single: ReadonlyArray<Delivery>, joins: ReadonlyArray<Delivery> = []): Promise<CommitResult> => {
     const now = date(step.now)
     // a worker that goes on with a successor needs no other node
     const spare = single.some((d) => d.claim === true) ? undefined : step.claimNextDue
+    // what the commit made ready or claimed (a step without successors: nothing, in the same columns)
     const delivered = single.length === 0 && joins.length > 0
       ? sql`select * from joined`
+      : single.length === 0
+      ? sql`select null::text as id, null::text as template, null::text as state, null::int as attempt, null::int as claims,
+          null::int as lease_ms, null::timestamptz as due_at, null::text as queue, null::timestamptz as started_at,
+          null::jsonb as input, null::timestamptz as lease_until where false`
       : joins.length === 0
       ? sql`select * from next`
       : sql`select * from next union all select * from joined`
@@ -910,7 +923,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         insert into taskgraph_attempts (run_id, node_id, attempt, outcome, error, started_at, finished_at)
         select run_id, id, ${step.attempt}, 'succeeded', null, ${date(step.startedAt)}, ${now} from done
       ),
-      next as (${successors(step, single, sql`, done`)}),${joins.length === 0 ? sql`` : sql`${arrivals(step, joins, true)},`}${spare === undefined ? sql`` : sql`${spareClaim(step, spare)},`}
+      ${single.length === 0 ? sql`` : sql`next as (${successors(step, single, sql`, done`)}),`}${joins.length === 0 ? sql`` : sql`${arrivals(step, joins, true)},`}${spare === undefined ? sql`` : sql`${spareClaim(step, spare)},`}
       delivered as (${delivered})
       select (select count(*)::int from done) as matched, ${spare === undefined ? sql`null` : sql`(select row_to_json(taken) from taken)`} as spare,
         delivered.* from (select 1) as one left join delivered on true`)

@@ -176,6 +176,8 @@ describe.skipIf(!haveChromium)("the dashboard in headless Chromium", () => {
     const { page, problems } = await open(`${ui}/`)
     await page.locator(`tr[data-run="${ids.fanOut}"][data-status="succeeded"]`).waitFor()
     await page.locator(`tr[data-run="${ids.checkout}"][data-status="failed"]`).waitFor()
+    // the sweep ends last (a loaded machine may still be running it): the counts below need it done
+    await page.locator(`tr[data-run="${ids.sweep}"][data-status="succeeded"]`).waitFor({ timeout: 20_000 })
     expect(await page.locator('[data-count="total"]').textContent()).toBe("3")
     expect(await page.locator('[data-count="failed"]').textContent()).toBe("1")
     expect(await page.locator(`tr[data-run="${ids.checkout}"] .error-cell`).textContent()).toContain("card for ORDER-7 declined")
