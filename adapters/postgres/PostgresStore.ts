@@ -190,6 +190,23 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
   }
   const channel = options.notifyChannel === undefined ? defaultNotifyChannel : options.notifyChannel
 
+  /**
+   * Runs a statement on `q` (a caller's transaction) as a named prepared statement of its
+   * connection, as `prepared` does on the pool: Kysely hands the compiled query's `sql` to the `pg`
+   * client's `query` as it is, and `pg` takes a query config (name, text) there as well as a text.
+   */
+  const preparedIn = async (q: Db, query: RawBuilder<Row>): Promise<{ rows: Array<Row> }> => {
+    const compiled = query.compile(q)
+    let name = statementNames.get(compiled.sql)
+    if (name === undefined) {
+      name = `taskgraph_${createHash("sha1").update(compiled.sql).digest("hex").slice(0, 20)}`
+      statementNames.set(compiled.sql, name)
+    }
+    const config = { name, text: compiled.sql }
+    const result = await q.executeQuery({ ...compiled, sql: config as unknown as string })
+    return { rows: result.rows as Array<Row> }
+  }
+
   const notify = async (q: Db, ready: ReadonlyArray<ReadyRef>) => {
     if (channel !== null && ready.length > 0) await sql`select pg_notify(${channel}, '')`.execute(q)
   }
@@ -319,7 +336,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         ${shape === undefined ? sql`union all select 'node', n.run_id, n.id, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue from nodes n where n.state = 'ready'` : sql``}
         ${channel === null || !readyNodes ? sql`` : sql`union all select 'notify', null, null, null, null, null, null, null
           from (select pg_notify(${channel}, '') ${keyed ? sql`from inserted limit 1` : sql``}) x`}`
-      const rows = runs.length === 1 && q === (db as unknown) ? await prepared(statement) : await statement.execute(q)
+      const rows = runs.length !== 1 ? await statement.execute(q) : q === (db as unknown) ? await prepared(statement) : await preparedIn(q, statement)
       const writtenHere = keyed ? new Set<string>() : undefined
       const headersOf = shape === undefined ? new Map(runs.map((r) => [r.id, r.headers])) : undefined
       for (const row of rows.rows) {

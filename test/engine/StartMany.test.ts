@@ -5,7 +5,8 @@
  * one input refused or one key conflicting writes nothing; inside the caller's transaction
  * nothing is dispatched before it commits and nothing is left after a rollback; a workflow that
  * deduplicates still does. The runs of one call share one time (their rows alike but for id and
- * input). A single start, which sends its graph only while the process does not
+ * input). A single start in a caller's transaction is a prepared statement of its connection. A
+ * single start, which sends its graph only while the process does not
  * know it stored, still writes it when it was deleted meanwhile (tests truncate the tables).
  */
 import { Effect, Schema } from "effect"
@@ -113,6 +114,25 @@ describe("startMany", () => {
 })
 
 describe("a single start", () => {
+  it("in a caller's transaction: each start runs a prepared statement of its connection, which a rolled-back transaction leaves usable", async () => {
+    await expect(db.orm.em.fork().transactional(async (em) => {
+      await tg.start(orders, { id: "p", total: 1 }, { em })
+      throw new Error("rolled back")
+    })).rejects.toThrow("rolled back")
+    const { runs, executed } = await db.orm.em.fork().transactional(async (em) => {
+      // how often this connection ran its prepared start statements (each call counts a plan)
+      const executions = async () => (await em.execute<Array<{ n: number }>>(
+        "select coalesce(sum(generic_plans + custom_plans), 0)::int as n from pg_prepared_statements where statement like '%insert into taskgraph_runs%'",
+      ))[0]!.n
+      const before = await executions()
+      const runs = [await tg.start(orders, { id: "q", total: 2 }, { em }), await tg.start(orders, { id: "r", total: 3 }, { em })]
+      return { runs, executed: (await executions()) - before }
+    })
+    expect(executed).toBe(2)
+    expect(await runs[1]!.result({ timeout: 20 })).toBe(6)
+    expect(await db.count("taskgraph_runs")).toBe(2)
+  })
+
   it("still writes the graph when the one the process remembers was deleted under it, alone and in a caller's transaction", async () => {
     const run = await tg.start(orders, { id: "s", total: 4 })
     expect(await run.result({ timeout: 20 })).toBe(8)
