@@ -427,15 +427,21 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     graphsInTransaction.set(context, inCaller)
     // in the caller's open transaction: what it made ready is dispatched when that commits
     // only what this transaction wrote or found: a failed statement here would abort the caller's transaction
-    return Effect.map(attempt(() => write(q, inCaller.has(hash))), (result) => {
-      inCaller.add(hash)
-      if (!afterCommit(em, () => storedGraphs.add(hash))) storedGraphs.add(hash)
-      return {
-        ...result,
-        afterCommit: (callback: () => void) => {
-          if (!afterCommit(em, callback)) callback()
-        },
-      }
+    return Effect.suspend(() => {
+      const known = inCaller.has(hash)
+      return Effect.map(attempt(() => write(q, known)), (result) => {
+        if (!known) {
+          // once per transaction: its commit makes the graph known to the process
+          inCaller.add(hash)
+          if (!afterCommit(em, () => storedGraphs.add(hash))) storedGraphs.add(hash)
+        }
+        return {
+          ...result,
+          afterCommit: (callback: () => void) => {
+            if (!afterCommit(em, callback)) callback()
+          },
+        }
+      })
     })
   }
 
