@@ -298,6 +298,8 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       const withGraph = !graphKnown && start === 0
       // a run's id and input (its key and headers when any run has one), and where its nodes go
       const runsOf = keyed ? sql`(inserted r join given g on g.id = r.id)` : sql`given g`
+      // the ready nodes' columns come back only when the runs have node rows of their own
+      const nodeColumns = shape === undefined ? sql`, null, null, null, null, null, null` : sql``
       const statement = sql<Row>`
         with ${withGraph ? sql`graph as (insert into taskgraph_graphs (hash, workflow, graph) values (${batch.graph.hash}, ${batch.workflow}, ${json(batch.graph)}::jsonb)
           on conflict (hash) do nothing),` : sql``}
@@ -330,11 +332,12 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
           ${shape === undefined ? sql`join ${runsOf} on g.id = n.run_id` : sql`cross join ${runsOf}`}
           ${shape === undefined ? sql`returning run_id, id, state, attempt, claims, lease_ms, due_at, queue` : sql``}
         )
-        select 'done' as what, null::uuid as run_id, null::text as id, null::int as attempt, null::int as claims, null::int as lease_ms,
-               null::timestamptz as due_at, null::text as queue
-        ${keyed ? sql`union all select 'run', i.id, null, null, null, null, null, null from inserted i` : sql``}
+        select 'done' as what, null::uuid as run_id${shape === undefined
+          ? sql`, null::text as id, null::int as attempt, null::int as claims, null::int as lease_ms, null::timestamptz as due_at, null::text as queue`
+          : sql``}
+        ${keyed ? sql`union all select 'run', i.id${nodeColumns} from inserted i` : sql``}
         ${shape === undefined ? sql`union all select 'node', n.run_id, n.id, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue from nodes n where n.state = 'ready'` : sql``}
-        ${channel === null || !readyNodes ? sql`` : sql`union all select 'notify', null, null, null, null, null, null, null
+        ${channel === null || !readyNodes ? sql`` : sql`union all select 'notify', null${nodeColumns}
           from (select pg_notify(${channel}, '') ${keyed ? sql`from inserted limit 1` : sql``}) x`}`
       const rows = runs.length !== 1 ? await statement.execute(q) : q === (db as unknown) ? await prepared(statement) : await preparedIn(q, statement)
       const writtenHere = keyed ? new Set<string>() : undefined
