@@ -137,6 +137,11 @@ interface LimitSample {
    * transaction. Absent when taskgraph did not start anything this round.
    */
   readonly sameRowsMs?: number
+  /**
+   * The same rows into copies of those tables without their foreign keys (`like … including all`
+   * copies columns, defaults and indexes, never a foreign key): what the keys' checks cost.
+   */
+  readonly sameRowsNoForeignKeysMs?: number
   /** What those rows were, e.g. "10000 taskgraph_runs + 10000 taskgraph_nodes". */
   readonly sameRows?: string
 }
@@ -201,21 +206,26 @@ const measureLimits = async (url: string, n: number, rowBytes: number, roundNo: 
  * The rows `written` inserted again into the limits database's taskgraph tables (emptied first and
  * after): the rows they reference before the timing, then one multi-row INSERT per table, every
  * column sent as an array of its type, in one transaction. Answers the milliseconds of that
- * transaction, BEGIN to COMMIT.
+ * transaction, BEGIN to COMMIT. `withoutForeignKeys`: into copies of the tables made by
+ * `like … including all` (the same columns, defaults and indexes, no foreign key).
  */
-const measureSameRows = async (url: string, written: WrittenRows): Promise<number> => {
+const measureSameRows = async (url: string, written: WrittenRows, withoutForeignKeys = false): Promise<number> => {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
+  const target = (table: string) => client.escapeIdentifier(withoutForeignKeys ? `bench_copy_${table}` : table)
   const insert = (t: TableRows, conflict: string) =>
     client.query(
-      `insert into ${client.escapeIdentifier(t.table)} (${t.columns.map((c) => client.escapeIdentifier(c.name)).join(", ")})
+      `insert into ${target(t.table)} (${t.columns.map((c) => client.escapeIdentifier(c.name)).join(", ")})
        select * from unnest(${t.columns.map((c, i) => `$${i + 1}::${c.type}[]`).join(", ")}) ${conflict}`,
       t.columns.map((c) => c.values),
     )
-  const empty = () => client.query(`truncate ${[...written.tables].reverse().map((t) => client.escapeIdentifier(t.table)).join(", ")} cascade`)
+  const empty = () => client.query(`truncate ${[...written.tables].reverse().map((t) => target(t.table)).join(", ")} cascade`)
   try {
+    if (withoutForeignKeys) {
+      for (const t of written.tables) await client.query(`create table if not exists ${target(t.table)} (like ${client.escapeIdentifier(t.table)} including all)`)
+    }
     await empty()
-    for (const t of written.referenced) await insert(t, "on conflict do nothing")
+    if (!withoutForeignKeys) for (const t of written.referenced) await insert(t, "on conflict do nothing")
     const started = performance.now()
     await client.query("begin")
     for (const t of written.tables) await insert(t, "")
@@ -358,7 +368,10 @@ export const runPeersBench = async (options: PeersBenchOptions = defaultPeersOpt
       }
       if (rowBytes === 0) rowBytes = 600 // taskgraph not run: a typical run + node rows width
       await measureLimits(limitsUrl, Math.min(options.starts, 1000), rowBytes, 0)
-      if (written !== undefined) await measureSameRows(limitsUrl, written)
+      if (written !== undefined) {
+        await measureSameRows(limitsUrl, written)
+        await measureSameRows(limitsUrl, written, true)
+      }
 
       const limits: Array<LimitSample> = []
       for (let r = 1; r <= options.rounds; r++) {
@@ -386,12 +399,19 @@ export const runPeersBench = async (options: PeersBenchOptions = defaultPeersOpt
             const narrow = await measureLimits(limitsUrl, options.starts, rowBytes, r)
             const l: LimitSample = written === undefined
               ? narrow
-              : { ...narrow, sameRowsMs: round(await measureSameRows(limitsUrl, written), 1), sameRows: describeRows(written) }
+              : {
+                ...narrow,
+                sameRowsMs: round(await measureSameRows(limitsUrl, written), 1),
+                sameRowsNoForeignKeysMs: round(await measureSameRows(limitsUrl, written, true), 1),
+                sameRows: describeRows(written),
+              }
             limits.push(l)
             console.log(
               `    ${"limits".padEnd(16)} ${`${options.starts} × ${rowBytes} B`.padEnd(10)} single-row INSERTs ${l.singleMs} ms, ` +
                 `one multi-row INSERT ${l.multiMs} ms, one autocommit INSERT ${l.commitMs} ms` +
-                (l.sameRowsMs === undefined ? "" : `; the same rows (${l.sameRows}), one INSERT per table: ${l.sameRowsMs} ms`),
+                (l.sameRowsMs === undefined
+                  ? ""
+                  : `; the same rows (${l.sameRows}), one INSERT per table: ${l.sameRowsMs} ms (${l.sameRowsNoForeignKeysMs} ms without foreign keys)`),
             )
           }
         }
@@ -529,6 +549,7 @@ const summarize = (results: ReadonlyArray<SystemResult>, limits: ReadonlyArray<L
     commitMs: spread(limits.map((l) => l.commitMs), 3),
     sameRows: limits.find((l) => l.sameRows !== undefined)?.sameRows,
     sameRowsInsertSeconds: spread(limits.flatMap((l) => (l.sameRowsMs === undefined ? [] : [l.sameRowsMs / 1000])), 3),
+    sameRowsNoForeignKeysInsertSeconds: spread(limits.flatMap((l) => (l.sameRowsNoForeignKeysMs === undefined ? [] : [l.sameRowsNoForeignKeysMs / 1000])), 3),
   }
   return summary
 }
@@ -590,13 +611,15 @@ const print = (
         show(get(r.name, "bulkStartsOverMultiRowInsert")),
       ]),
       ["limit: the same rows, one multi-row INSERT per table", show(lim["sameRowsInsertSeconds"] as Spread), "", "1", "", "", "", "", "", "", "", ""],
+      ["  … into copies without foreign keys", show(lim["sameRowsNoForeignKeysInsertSeconds"] as Spread), "", "", "", "", "", "", "", "", "", ""],
       ["limit: single-row INSERTs, one narrow table", show(lim["singleRowInsertsSeconds"] as Spread), "", "", "", "1", "", "", "", "", "", ""],
       ["limit: one multi-row INSERT, one narrow table", show(lim["multiRowInsertSeconds"] as Spread), "", "", "1", "", "", "", "", "", "", ""],
     ]))
     console.log(`  one autocommit single-row INSERT (the commit's floor): ${show(lim["commitMs"] as Spread)} ms`)
     if (sameRows !== undefined) {
       console.log("  the same rows: what taskgraph's starts wrote in the round, inserted again into taskgraph's tables (its migrations:")
-      console.log("  the same columns, indexes and foreign keys) in the limits database; the narrow table: one bigint key, a timestamp, a text")
+      console.log("  the same columns, indexes and foreign keys) in the limits database, and into copies of them without the foreign keys")
+      console.log("  (like … including all), to show what their checks cost; the narrow table: one bigint key, a timestamp, a text")
     }
   }
   goals(summary)
