@@ -977,31 +977,42 @@ const make = Effect.gen(function*() {
       return g
     })
 
-  /** One run checked and made ready to write: its input encoded, its headers, its initial nodes. */
-  const prepareRun = (
+  /** One run's input encoded and checked for storage, and its idempotency key checked. */
+  const prepareInput = (workflow: AnyWorkflow, input: unknown, idempotencyKey: string | undefined): Effect.Effect<Schema.Json, InvalidInput> => {
+    const invalid = (message: string) => new InvalidInput({ workflow: workflow.name, message })
+    return Schema.encodeUnknownEffect(workflow.inputJson)(input).pipe(
+      Effect.mapError((e) => invalid(e.message)),
+      // a schema walks the value recursively: one nested thousands deep overflows the stack
+      Effect.catchDefect((defect) =>
+        defect instanceof RangeError ? Effect.fail(invalid(`the input cannot be encoded: ${defect.message} (nested too deep?)`)) : Effect.die(defect)
+      ),
+      Effect.flatMap((encoded) => {
+        const problem = unstorable(encoded)
+        if (problem !== undefined) return Effect.fail(invalid(`the input cannot be stored: ${problem}`))
+        if (idempotencyKey !== undefined) {
+          const key = idempotencyKey as unknown
+          if (typeof key !== "string" || key.length === 0 || key.length > 200) return Effect.fail(invalid("idempotencyKey must be 1-200 characters"))
+          const keyProblem = textProblem(key)
+          if (keyProblem !== undefined) return Effect.fail(invalid(`idempotencyKey ${keyProblem}`))
+        }
+        return Effect.succeed(encoded as Schema.Json)
+      }),
+    )
+  }
+
+  /**
+   * What every run of one call shares, checked once: its headers, its time, and its initial nodes
+   * but for the entry's input (`nodesOf` puts a run's input in). One time for a whole `startMany`:
+   * its runs' rows are then alike but for their ids and inputs.
+   */
+  const prepareStart = (
     workflow: AnyWorkflow,
     g: Graph,
-    input: unknown,
     options: StartOptions,
     traceparent: string | undefined,
-  ): Effect.Effect<{ readonly encoded: Schema.Json; readonly nodes: Array<NewNode>; readonly headers: Readonly<Record<string, string>>; readonly now: number }, InvalidInput> =>
+  ): Effect.Effect<{ readonly headers: Readonly<Record<string, string>>; readonly now: number; readonly nodesOf: (encoded: Schema.Json) => Array<NewNode> }, InvalidInput> =>
     Effect.gen(function*() {
       const invalid = (message: string) => new InvalidInput({ workflow: workflow.name, message })
-      const encoded = yield* Schema.encodeUnknownEffect(workflow.inputJson)(input).pipe(
-        Effect.mapError((e) => invalid(e.message)),
-        // a schema walks the value recursively: one nested thousands deep overflows the stack
-        Effect.catchDefect((defect) =>
-          defect instanceof RangeError ? Effect.fail(invalid(`the input cannot be encoded: ${defect.message} (nested too deep?)`)) : Effect.die(defect)
-        ),
-      )
-      const problem = unstorable(encoded)
-      if (problem !== undefined) return yield* invalid(`the input cannot be stored: ${problem}`)
-      if (options.idempotencyKey !== undefined) {
-        const key = options.idempotencyKey
-        if (typeof key !== "string" || key.length === 0 || key.length > 200) return yield* invalid("idempotencyKey must be 1-200 characters")
-        const keyProblem = textProblem(key)
-        if (keyProblem !== undefined) return yield* invalid(`idempotencyKey ${keyProblem}`)
-      }
       // given, or those of the work in progress (a task body's run, a captured request)
       const carried = options.headers ?? (yield* CurrentHeaders)
       const headerProblem = headersProblem(carried)
@@ -1014,10 +1025,9 @@ const make = Effect.gen(function*() {
         try: () => startDueAt(workflow.name, options, now),
         catch: (e) => new InvalidInput({ workflow: workflow.name, message: e instanceof Error ? e.message : String(e) }),
       })
-      const nodes = instantiate(g, undefined, "", yield* runQueueOf(workflow.name, options)).map((n) =>
-        n.template === g.entry ? { ...n, state: "ready" as const, input: encoded as Schema.Json, dueAt } : n
-      )
-      return { encoded: encoded as Schema.Json, nodes, headers, now }
+      const nodes = instantiate(g, undefined, "", yield* runQueueOf(workflow.name, options))
+      const nodesOf = (encoded: Schema.Json) => nodes.map((n) => n.template === g.entry ? { ...n, state: "ready" as const, input: encoded, dueAt } : n)
+      return { headers, now, nodesOf }
     })
 
   /** What the caller's transaction makes of what a start made ready: dispatched once it commits, or now. */
@@ -1038,7 +1048,9 @@ const make = Effect.gen(function*() {
   const untracedStart = (workflow: AnyWorkflow, input: unknown, options: StartOptions, traceparent: string | undefined): Effect.Effect<RunRef, StartError> =>
     Effect.gen(function*() {
       const g = yield* startable(workflow)
-      const { encoded, nodes, headers, now } = yield* prepareRun(workflow, g, input, options, traceparent)
+      const encoded = yield* prepareInput(workflow, input, options.idempotencyKey)
+      const { headers, now, nodesOf } = yield* prepareStart(workflow, g, options, traceparent)
+      const nodes = nodesOf(encoded)
       const dedupKey = workflow.deduplicateMs === undefined ? undefined : deduplicationKey(workflow.name, encoded)
       const created = yield* store.createRun({
         id: uuidv7(now),
@@ -1098,21 +1110,16 @@ const make = Effect.gen(function*() {
           return refs as ReadonlyArray<RunRef>
         }
         const g = yield* startable(workflow)
+        // the options are the same for every run but its key: headers, time, queue and nodes once
+        const { headers, now, nodesOf } = yield* prepareStart(workflow, g, shared as StartOptions, traceparent)
+        const runHeaders = Object.keys(headers).length === 0 ? {} : { headers }
         const runs: Array<NewRuns["runs"][number]> = []
-        let now = 0
         for (let i = 0; i < inputs.length; i++) {
-          const prepared = yield* prepareRun(workflow, g, inputs[i], optionsOf(i), traceparent).pipe(
+          const key = idempotencyKeys?.[i]
+          const encoded = yield* prepareInput(workflow, inputs[i], key).pipe(
             Effect.mapError((e) => (inputs.length === 1 ? e : new InvalidInput({ workflow: e.workflow, message: `input ${i}: ${e.message}` }))),
           )
-          now = prepared.now
-          const key = idempotencyKeys?.[i]
-          runs.push({
-            id: uuidv7(prepared.now),
-            input: prepared.encoded,
-            nodes: prepared.nodes,
-            ...(key === undefined ? {} : { idempotencyKey: key }),
-            ...(Object.keys(prepared.headers).length === 0 ? {} : { headers: prepared.headers }),
-          })
+          runs.push({ id: uuidv7(now), input: encoded, nodes: nodesOf(encoded), ...(key === undefined ? {} : { idempotencyKey: key }), ...runHeaders })
         }
         const created = yield* store.createRuns({ workflow: workflow.name, graph: g, runs, now }, options.em ?? (yield* AmbientTransaction)).pipe(
           Effect.mapError((e) => new StartFailed({ workflow: workflow.name, message: e.message, cause: e })),

@@ -83,6 +83,9 @@ export const afterCommit = (em: EntityManager, callback: () => void): boolean =>
   if (transaction === undefined) return false
   // a transaction begun before the subscriber was registered reports its commit here
   watchTransactions(em)
-  pending.set(transaction, [...(pending.get(transaction) ?? []), callback])
+  // added in place: a transaction of many starts must not copy its list on each one
+  const callbacks = pending.get(transaction)
+  if (callbacks === undefined) pending.set(transaction, [callback])
+  else callbacks.push(callback)
   return true
 }

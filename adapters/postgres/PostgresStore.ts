@@ -191,6 +191,23 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
   }
   const channel = options.notifyChannel === undefined ? defaultNotifyChannel : options.notifyChannel
 
+  /**
+   * Runs a statement on `q` (a caller's transaction) as a named prepared statement of its
+   * connection, as `prepared` does on the pool: Kysely hands the compiled query's `sql` to the `pg`
+   * client's `query` as it is, and `pg` takes a query config (name, text) there as well as a text.
+   */
+  const preparedIn = async (q: Db, query: RawBuilder<Row>): Promise<{ rows: Array<Row> }> => {
+    const compiled = query.compile(q)
+    let name = statementNames.get(compiled.sql)
+    if (name === undefined) {
+      name = `taskgraph_${createHash("sha1").update(compiled.sql).digest("hex").slice(0, 20)}`
+      statementNames.set(compiled.sql, name)
+    }
+    const config = { name, text: compiled.sql }
+    const result = await q.executeQuery({ ...compiled, sql: config as unknown as string })
+    return { rows: result.rows as Array<Row> }
+  }
+
   const notify = async (q: Db, ready: ReadonlyArray<ReadyRef>) => {
     if (channel !== null && ready.length > 0) await sql`select pg_notify(${channel}, '')`.execute(q)
   }
@@ -235,76 +252,119 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
   const runsPerStatement = 1000
 
   /**
+   * The initial nodes `runs` share, if they do: the same rows but for the run and the entry's
+   * input, which is the run's (`entry`). The runs of one start always do (one set of options, one
+   * time); undefined when any differs.
+   */
+  const sharedShape = (runs: ReadonlyArray<NewRuns["runs"][number]>): ReadonlyArray<{ readonly node: NewNode; readonly entry: boolean }> | undefined => {
+    const first = runs[0]!
+    const shape = first.nodes.map((node) => ({ node, entry: node.input !== undefined && node.input === first.input }))
+    for (const r of runs) {
+      if (r.nodes.length !== shape.length) return undefined
+      for (let i = 0; i < shape.length; i++) {
+        const n = r.nodes[i]!
+        const { node, entry } = shape[i]!
+        // the entry takes its run's input; any other node may differ by no input at all
+        if (n !== node && !(sameNode(n, node) && (entry ? n.input === r.input : n.input === undefined && node.input === undefined))) return undefined
+        if (entry && n.input !== r.input) return undefined
+      }
+    }
+    return shape
+  }
+
+  /**
    * Writes runs of one workflow and graph in ONE statement per `runsPerStatement` runs: the graph
    * (unless `graphKnown`), the run rows (a run whose idempotency key is taken is skipped), their
    * nodes, and the NOTIFY when any is ready. Answers the runs written and the nodes made ready; a
    * skipped run's key is then looked up, once for the whole call.
+   *
+   * The statement does per row only what the rows need: without a key in the batch, no ON
+   * CONFLICT (every run is written, or the statement fails), so no arbiter check, no speculative
+   * insertion and no run ids sent back; when the runs share their initial nodes (see
+   * `sharedShape`), the node rows are sent once and crossed with the runs in SQL, and what they
+   * make ready is known without reading the rows back.
    */
   const writeRuns = async (q: Db, batch: NewRuns, graphKnown: boolean): Promise<{ readonly written: Set<string>; readonly ready: Array<ReadyRef> }> => {
     const written = new Set<string>()
     const ready: Array<ReadyRef> = []
-    const headersOf = new Map(batch.runs.map((r) => [r.id, carried(r.headers).headers]))
     const now = date(batch.now)
     for (let start = 0; start < batch.runs.length; start += runsPerStatement) {
       const runs = batch.runs.slice(start, start + runsPerStatement)
-      // the runs of one start share their initial nodes but for the entry's input (the run's): the
-      // node rows are then sent once and joined to every run, not once per run
-      const shape = runs[0]!.nodes
-      const shared = runs.every((r) =>
-        r.nodes.length === shape.length &&
-        r.nodes.every((n, i) => {
-          const entry = n.input !== undefined && n.input === r.input
-          // the entry takes its run's input; any other node may differ by no input at all
-          return sameNode(n, shape[i]!) && entry === (shape[i]!.input !== undefined && shape[i]!.input === runs[0]!.input) &&
-            (entry || (n.input === undefined && shape[i]!.input === undefined))
-        })
-      )
-      const nodes = shared
-        ? shape.map((n) => ({ run: null, node: n, entry: n.input !== undefined && n.input === runs[0]!.input }))
-        : runs.flatMap((r) => r.nodes.map((n) => ({ run: r.id as string | null, node: n, entry: n.input !== undefined && n.input === r.input })))
+      const shape = sharedShape(runs)
+      const keyed = runs.some((r) => r.idempotencyKey !== undefined)
+      const headed = runs.some((r) => carried(r.headers).headers !== undefined)
+      const nodes: ReadonlyArray<{ readonly run?: string; readonly node: NewNode; readonly entry: boolean }> = shape ??
+        runs.flatMap((r) => r.nodes.map((node) => ({ run: r.id, node, entry: node.input !== undefined && node.input === r.input })))
+      const readyNodes = nodes.some((n) => n.node.state === "ready")
       const withGraph = !graphKnown && start === 0
+      // a run's id and input (its key and headers when any run has one), and where its nodes go
+      const runsOf = keyed ? sql`(inserted r join given g on g.id = r.id)` : sql`given g`
+      // the ready nodes' columns come back only when the runs have node rows of their own
+      const nodeColumns = shape === undefined ? sql`, null, null, null, null, null, null` : sql``
       const statement = sql<Row>`
         with ${withGraph ? sql`graph as (insert into taskgraph_graphs (hash, workflow, graph) values (${batch.graph.hash}, ${batch.workflow}, ${json(batch.graph)}::jsonb)
           on conflict (hash) do nothing),` : sql``}
         given as (
-          select * from unnest(${runs.map((r) => r.id)}::uuid[], ${runs.map((r) => json(r.input))}::jsonb[],
-                               ${runs.map((r) => r.idempotencyKey ?? null)}::text[],
-                               ${runs.map((r) => { const h = carried(r.headers).headers; return h === undefined ? null : json(h) })}::jsonb[])
-            with ordinality as g(id, input, key, headers, ord)
+          select * from unnest(${runs.map((r) => r.id)}::uuid[], ${runs.map((r) => json(r.input))}::jsonb[]
+                               ${keyed ? sql`, ${runs.map((r) => r.idempotencyKey ?? null)}::text[]` : sql``}
+                               ${headed ? sql`, ${runs.map((r) => { const h = carried(r.headers).headers; return h === undefined ? null : json(h) })}::jsonb[]` : sql``})
+            with ordinality as g(id, input, ${keyed ? sql`key, ` : sql``}${headed ? sql`headers, ` : sql``}ord)
         ), inserted as (
-          -- the idempotency key first: a run whose key is taken (or taken earlier in this call) is skipped
           insert into taskgraph_runs (id, workflow, graph_hash, status, input, idempotency_key, headers, created_at, updated_at)
-          select g.id, ${batch.workflow}, ${batch.graph.hash}, 'running', g.input, g.key, g.headers, ${now}, ${now} from given g order by g.ord
-          on conflict (workflow, idempotency_key) where idempotency_key is not null do nothing
-          returning id
+          select g.id, ${batch.workflow}, ${batch.graph.hash}, 'running', g.input, ${keyed ? sql`g.key` : sql`null`}, ${headed ? sql`g.headers` : sql`null`}, ${now}, ${now}
+          from given g
+          ${keyed
+            // the idempotency key first: a run whose key is taken (or taken earlier in this call) is skipped
+            ? sql`order by g.ord on conflict (workflow, idempotency_key) where idempotency_key is not null do nothing returning id`
+            : sql``}
         ), nodes as (
           insert into taskgraph_nodes (run_id, id, template, kind, state, handler, input, due_at, expected, queue, task, iteration, lease_ms, updated_at)
-          select r.id, n.id, n.template, n.kind, n.state, n.handler, case when n.entry then g.input else n.input end,
+          select g.id, n.id, n.template, n.kind, n.state, n.handler, case when n.entry then g.input else n.input end,
                  n.due_at, n.expected, n.queue, n.task, n.iteration, n.lease_ms, ${now}
-          from unnest(${nodes.map((n) => n.run)}::uuid[], ${nodes.map((n) => n.node.id)}::text[], ${nodes.map((n) => n.node.template)}::text[],
-                      ${nodes.map((n) => n.node.kind)}::text[], ${nodes.map((n) => n.node.state)}::text[],
+          from unnest(${shape === undefined ? sql`${nodes.map((n) => n.run)}::uuid[], ` : sql``}${nodes.map((n) => n.node.id)}::text[],
+                      ${nodes.map((n) => n.node.template)}::text[], ${nodes.map((n) => n.node.kind)}::text[], ${nodes.map((n) => n.node.state)}::text[],
                       ${nodes.map((n) => n.node.handler === true)}::boolean[],
                       ${nodes.map((n) => (n.entry || n.node.input === undefined ? null : json(n.node.input)))}::jsonb[],
                       ${nodes.map((n) => (n.node.dueAt === undefined ? null : date(n.node.dueAt)))}::timestamptz[],
                       ${nodes.map((n) => n.node.expected ?? null)}::int[], ${nodes.map((n) => n.node.queue ?? null)}::text[],
                       ${nodes.map((n) => n.node.task ?? null)}::text[], ${nodes.map((n) => n.node.iteration ?? null)}::text[],
                       ${nodes.map((n) => n.node.leaseMs)}::int[], ${nodes.map((n) => n.entry)}::boolean[])
-            as n(run_id, id, template, kind, state, handler, input, due_at, expected, queue, task, iteration, lease_ms, entry)
-          join inserted r on ${shared ? sql`true` : sql`r.id = n.run_id`}
-          join given g on g.id = r.id
-          returning run_id, id, state, attempt, claims, lease_ms, due_at, queue
+            as n(${shape === undefined ? sql`run_id, ` : sql``}id, template, kind, state, handler, input, due_at, expected, queue, task, iteration, lease_ms, entry)
+          ${shape === undefined ? sql`join ${runsOf} on g.id = n.run_id` : sql`cross join ${runsOf}`}
+          ${shape === undefined ? sql`returning run_id, id, state, attempt, claims, lease_ms, due_at, queue` : sql``}
         )
-        select 'run' as what, i.id as run_id, null::text as id, null::int as attempt, null::int as claims, null::int as lease_ms,
-               null::timestamptz as due_at, null::text as queue
-        from inserted i
-        union all
-        select 'node', n.run_id, n.id, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue from nodes n where n.state = 'ready'
-        ${channel === null ? sql`` : sql`union all
-        select 'notify', null, null, null, null, null, null, null from (select pg_notify(${channel}, '') from nodes where state = 'ready' limit 1) x`}`
-      const rows = runs.length === 1 && q === (db as unknown) ? await prepared(statement) : await statement.execute(q)
+        select 'done' as what, null::uuid as run_id${shape === undefined
+          ? sql`, null::text as id, null::int as attempt, null::int as claims, null::int as lease_ms, null::timestamptz as due_at, null::text as queue`
+          : sql``}
+        ${keyed ? sql`union all select 'run', i.id${nodeColumns} from inserted i` : sql``}
+        ${shape === undefined ? sql`union all select 'node', n.run_id, n.id, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue from nodes n where n.state = 'ready'` : sql``}
+        ${channel === null || !readyNodes ? sql`` : sql`union all select 'notify', null${nodeColumns}
+          from (select pg_notify(${channel}, '') ${keyed ? sql`from inserted limit 1` : sql``}) x`}`
+      const rows = runs.length !== 1 ? await statement.execute(q) : q === (db as unknown) ? await prepared(statement) : await preparedIn(q, statement)
+      const writtenHere = keyed ? new Set<string>() : undefined
+      const headersOf = shape === undefined ? new Map(runs.map((r) => [r.id, r.headers])) : undefined
       for (const row of rows.rows) {
-        if (row.what === "run") written.add(row.run_id)
-        else if (row.what === "node") ready.push(readyRef(row.run_id, headersOf.get(row.run_id))(row))
+        if (row.what === "run") writtenHere!.add(row.run_id)
+        else if (row.what === "node") ready.push(readyRef(row.run_id, headersOf!.get(row.run_id))(row))
+      }
+      for (const r of runs) {
+        if (writtenHere !== undefined && !writtenHere.has(r.id)) continue
+        written.add(r.id)
+        if (shape === undefined) continue
+        // the nodes' columns as written: attempt 1, claims 0 (the columns' defaults)
+        for (const { node } of shape) {
+          if (node.state !== "ready") continue
+          ready.push({
+            run: r.id,
+            node: node.id,
+            attempt: 1,
+            generation: 0,
+            leaseMs: node.leaseMs,
+            dueAt: node.dueAt ?? 0,
+            queue: node.queue ?? null,
+            ...carried(r.headers),
+          })
+        }
       }
     }
     return { written, ready }
@@ -371,15 +431,21 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
     graphsInTransaction.set(context, inCaller)
     // in the caller's open transaction: what it made ready is dispatched when that commits
     // only what this transaction wrote or found: a failed statement here would abort the caller's transaction
-    return Effect.map(attempt(() => write(q, inCaller.has(hash))), (result) => {
-      inCaller.add(hash)
-      if (!afterCommit(em, () => storedGraphs.add(hash))) storedGraphs.add(hash)
-      return {
-        ...result,
-        afterCommit: (callback: () => void) => {
-          if (!afterCommit(em, callback)) callback()
-        },
-      }
+    return Effect.suspend(() => {
+      const known = inCaller.has(hash)
+      return Effect.map(attempt(() => write(q, known)), (result) => {
+        if (!known) {
+          // once per transaction: its commit makes the graph known to the process
+          inCaller.add(hash)
+          if (!afterCommit(em, () => storedGraphs.add(hash))) storedGraphs.add(hash)
+        }
+        return {
+          ...result,
+          afterCommit: (callback: () => void) => {
+            if (!afterCommit(em, callback)) callback()
+          },
+        }
+      })
     })
   }
 

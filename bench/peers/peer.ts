@@ -37,6 +37,25 @@ export interface StartsResult {
   readonly oneTransaction: boolean
   /** Per-start row width the system wrote, in bytes (for the physical-limit rows), where known. */
   readonly rowBytes?: number
+  /** The rows the starts wrote (taskgraph's), for the limit that inserts the same rows. */
+  readonly written?: WrittenRows
+}
+
+/**
+ * Rows a system wrote, table by table in the order they must be inserted (a referenced table
+ * first): every column that is not null in some row, each value as PostgreSQL's text of it, in
+ * the order the rows were written. `referenced`: rows of other tables the rows need (a foreign
+ * key's target), inserted before the timing starts.
+ */
+export interface WrittenRows {
+  readonly referenced: ReadonlyArray<TableRows>
+  readonly tables: ReadonlyArray<TableRows>
+}
+
+export interface TableRows {
+  readonly table: string
+  readonly columns: ReadonlyArray<{ readonly name: string; readonly type: string; readonly values: ReadonlyArray<string | null> }>
+  readonly rows: number
 }
 
 export interface Peer {
@@ -55,7 +74,7 @@ export interface Peer {
   /** `n` starts that nothing runs; the system's tables are emptied of them afterwards. */
   readonly starts: (n: number) => Promise<StartsResult>
   /** The same `n` starts through the system's bulk call (one statement, one transaction), where it has one. */
-  readonly bulkStarts?: (n: number) => Promise<Timed>
+  readonly bulkStarts?: (n: number) => Promise<Timed & { readonly written?: WrittenRows }>
 }
 
 /** The installed version of a package (its package.json), or "?" when it is not installed. */

@@ -9,7 +9,11 @@
  *    total s and ms per member;
  * 4. starts: n starts in one transaction (the bulk call too, where a system has one), beside the
  *    physical limits measured in the same round: n single-row INSERTs of rows as wide as what a
- *    taskgraph start writes, in one transaction, and one multi-row INSERT of them.
+ *    taskgraph start writes into one narrow table (one primary key), in one transaction, and one
+ *    multi-row INSERT of them; and the rows taskgraph's starts wrote that round, exactly (run rows,
+ *    node rows, UUIDv7 ids and all), inserted into taskgraph's own tables (its migrations applied
+ *    to the limits database: the same columns, indexes and foreign keys), one multi-row INSERT per
+ *    table in one transaction. Issue 15's starts goal is against that one: the same rows.
  *
  * Rounds are interleaved (every system does workload 1, then every system workload 2, …, then the
  * next round), so a drift of the machine hits all of them alike; medians and min–max over the
@@ -29,7 +33,8 @@
  */
 import pg from "pg"
 import { type Counters, delta, Meter, percentile, round, type StatementRow, table, withServer, writeResult } from "../lib.ts"
-import { type Peer, type PeerContext, withTimeout } from "./peer.ts"
+import { migrate } from "../../adapters/postgres/migrate.ts"
+import { type Peer, type PeerContext, type TableRows, withTimeout, type WrittenRows } from "./peer.ts"
 
 const envInt = (name: string, fallback: number): number => {
   const raw = process.env[name]
@@ -98,6 +103,8 @@ interface Sample {
   readonly ms: number
   /** Per step (chain), per run (latency: two steps), per member (fan-out), per start. */
   readonly per: Cost
+  /** The whole workload's (the bulk call's: a few statements for all its starts, which per start round to 0). */
+  readonly whole?: Cost
   readonly latency?: { readonly startMs: ReadonlyArray<number>; readonly stepMs: ReadonlyArray<number> }
   readonly oneTransaction?: boolean
   /** The system's 10 most-called statements over the workload (pg_stat_statements), for profiling. */
@@ -124,6 +131,19 @@ interface LimitSample {
   readonly multiMs: number
   /** One single-row INSERT in its own (autocommit) transaction, median of 200: the commit's floor. */
   readonly commitMs: number
+  /**
+   * The rows taskgraph's starts wrote this round, inserted again into tables of the same
+   * definition (taskgraph's migrations): one INSERT … SELECT FROM unnest(…) per table, one
+   * transaction. Absent when taskgraph did not start anything this round.
+   */
+  readonly sameRowsMs?: number
+  /**
+   * The same rows into copies of those tables without their foreign keys (`like … including all`
+   * copies columns, defaults and indexes, never a foreign key): what the keys' checks cost.
+   */
+  readonly sameRowsNoForeignKeysMs?: number
+  /** What those rows were, e.g. "10000 taskgraph_runs + 10000 taskgraph_nodes". */
+  readonly sameRows?: string
 }
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error)).split("\n")[0]!.slice(0, 300)
@@ -181,6 +201,44 @@ const measureLimits = async (url: string, n: number, rowBytes: number, roundNo: 
     await client.end()
   }
 }
+
+/**
+ * The rows `written` inserted again into the limits database's taskgraph tables (emptied first and
+ * after): the rows they reference before the timing, then one multi-row INSERT per table, every
+ * column sent as an array of its type, in one transaction. Answers the milliseconds of that
+ * transaction, BEGIN to COMMIT. `withoutForeignKeys`: into copies of the tables made by
+ * `like … including all` (the same columns, defaults and indexes, no foreign key).
+ */
+const measureSameRows = async (url: string, written: WrittenRows, withoutForeignKeys = false): Promise<number> => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  const target = (table: string) => client.escapeIdentifier(withoutForeignKeys ? `bench_copy_${table}` : table)
+  const insert = (t: TableRows, conflict: string) =>
+    client.query(
+      `insert into ${target(t.table)} (${t.columns.map((c) => client.escapeIdentifier(c.name)).join(", ")})
+       select * from unnest(${t.columns.map((c, i) => `$${i + 1}::${c.type}[]`).join(", ")}) ${conflict}`,
+      t.columns.map((c) => c.values),
+    )
+  const empty = () => client.query(`truncate ${[...written.tables].reverse().map((t) => target(t.table)).join(", ")} cascade`)
+  try {
+    if (withoutForeignKeys) {
+      for (const t of written.tables) await client.query(`create table if not exists ${target(t.table)} (like ${client.escapeIdentifier(t.table)} including all)`)
+    }
+    await empty()
+    if (!withoutForeignKeys) for (const t of written.referenced) await insert(t, "on conflict do nothing")
+    const started = performance.now()
+    await client.query("begin")
+    for (const t of written.tables) await insert(t, "")
+    await client.query("commit")
+    const ms = performance.now() - started
+    await empty()
+    return ms
+  } finally {
+    await client.end()
+  }
+}
+
+const describeRows = (written: WrittenRows): string => written.tables.map((t) => `${t.rows} ${t.table}`).join(" + ")
 
 const vacuumAnalyze = async (url: string): Promise<void> => {
   const client = new pg.Client({ connectionString: url })
@@ -261,6 +319,8 @@ export const runPeersBench = async (options: PeersBenchOptions = defaultPeersOpt
         return u.toString()
       }
       const limitsUrl = urlOf("bench_peers_limits")
+      // taskgraph's tables, for the limit that inserts the rows its starts wrote
+      await migrate(limitsUrl)
 
       // set-up: a system that cannot load (not installed) or set up (its schema) is left out, with why
       const peers: Array<{ peer: Peer; result: SystemResult; meter: Meter }> = []
@@ -291,6 +351,7 @@ export const runPeersBench = async (options: PeersBenchOptions = defaultPeersOpt
 
       // warm-up (JIT, plan caches, the taskgraph row width for the limits): not reported
       let rowBytes = 0
+      let written: WrittenRows | undefined
       for (const { peer, result } of peers) {
         try {
           await withTimeout(workloadTimeoutMs, `${peer.name} warm-up`, (async () => {
@@ -298,6 +359,7 @@ export const runPeersBench = async (options: PeersBenchOptions = defaultPeersOpt
             await peer.fanout(50)
             const s = await peer.starts(200)
             if (peer.name === "taskgraph" && s.rowBytes !== undefined) rowBytes = s.rowBytes
+            if (peer.name === "taskgraph" && s.written !== undefined) written = s.written
           })())
         } catch (error) {
           result.errors.push({ round: 0, workload: "chain", error: `warm-up: ${errorText(error)}` })
@@ -306,6 +368,10 @@ export const runPeersBench = async (options: PeersBenchOptions = defaultPeersOpt
       }
       if (rowBytes === 0) rowBytes = 600 // taskgraph not run: a typical run + node rows width
       await measureLimits(limitsUrl, Math.min(options.starts, 1000), rowBytes, 0)
+      if (written !== undefined) {
+        await measureSameRows(limitsUrl, written)
+        await measureSameRows(limitsUrl, written, true)
+      }
 
       const limits: Array<LimitSample> = []
       for (let r = 1; r <= options.rounds; r++) {
@@ -314,12 +380,15 @@ export const runPeersBench = async (options: PeersBenchOptions = defaultPeersOpt
           for (const { meter } of peers) await vacuumAnalyze(urlOf(meter.database))
         }
         for (const w of options.workloads) {
+          // the rows taskgraph's starts write this round (the bulk call's when it runs, else start()'s)
+          written = undefined
           for (const { peer, result, meter } of peers) {
             if (w === "bulkStarts" && peer.bulkStarts === undefined) continue
             try {
               const sample = await withTimeout(workloadTimeoutMs, `${peer.name} ${w}`, runWorkload(peer, meter, w, options, r))
               result.samples[w].push(sample.sample)
               if (sample.rowBytes !== undefined) rowBytes = sample.rowBytes
+              if (sample.written !== undefined) written = sample.written
               console.log(`    ${peer.name.padEnd(16)} ${w.padEnd(10)} ${sample.line}`)
             } catch (error) {
               result.errors.push({ round: r, workload: w, error: errorText(error) })
@@ -327,11 +396,22 @@ export const runPeersBench = async (options: PeersBenchOptions = defaultPeersOpt
             }
           }
           if (w === "bulkStarts" || (w === "starts" && !options.workloads.includes("bulkStarts"))) {
-            const l = await measureLimits(limitsUrl, options.starts, rowBytes, r)
+            const narrow = await measureLimits(limitsUrl, options.starts, rowBytes, r)
+            const l: LimitSample = written === undefined
+              ? narrow
+              : {
+                ...narrow,
+                sameRowsMs: round(await measureSameRows(limitsUrl, written), 1),
+                sameRowsNoForeignKeysMs: round(await measureSameRows(limitsUrl, written, true), 1),
+                sameRows: describeRows(written),
+              }
             limits.push(l)
             console.log(
               `    ${"limits".padEnd(16)} ${`${options.starts} × ${rowBytes} B`.padEnd(10)} single-row INSERTs ${l.singleMs} ms, ` +
-                `one multi-row INSERT ${l.multiMs} ms, one autocommit INSERT ${l.commitMs} ms`,
+                `one multi-row INSERT ${l.multiMs} ms, one autocommit INSERT ${l.commitMs} ms` +
+                (l.sameRowsMs === undefined
+                  ? ""
+                  : `; the same rows (${l.sameRows}), one INSERT per table: ${l.sameRowsMs} ms (${l.sameRowsNoForeignKeysMs} ms without foreign keys)`),
             )
           }
         }
@@ -365,7 +445,7 @@ const runWorkload = async (
   w: Workload,
   options: PeersBenchOptions,
   roundNo: number,
-): Promise<{ sample: Sample; line: string; rowBytes?: number }> => {
+): Promise<{ sample: Sample; line: string; rowBytes?: number; written?: WrittenRows }> => {
   switch (w) {
     case "chain": {
       const { result, used, top } = await metered(meter, () => peer.chain(options.chain))
@@ -400,12 +480,18 @@ const runWorkload = async (
         sample: { round: roundNo, ms: result.ms, per, oneTransaction: result.oneTransaction, top },
         line: `${round(result.ms / 1000, 2)} s${result.oneTransaction ? "" : " (not one transaction)"}  ${per.commits} commits, ${per.statements} stmts per start`,
         ...(result.rowBytes === undefined ? {} : { rowBytes: result.rowBytes }),
+        ...(result.written === undefined ? {} : { written: result.written }),
       }
     }
     case "bulkStarts": {
       const { result, used, top } = await metered(meter, () => peer.bulkStarts!(options.starts))
       const per = perUnit(used, options.starts)
-      return { sample: { round: roundNo, ms: result.ms, per, top }, line: `${round(result.ms / 1000, 3)} s  ${per.statements} stmts per start` }
+      const whole = perUnit(used, 1)
+      return {
+        sample: { round: roundNo, ms: result.ms, per, whole, top },
+        line: `${round(result.ms / 1000, 3)} s  ${whole.commits} commits, ${whole.statements} stmts in all`,
+        ...(result.written === undefined ? {} : { written: result.written }),
+      }
     }
   }
 }
@@ -420,11 +506,12 @@ const summarize = (results: ReadonlyArray<SystemResult>, limits: ReadonlyArray<L
     const startAll = pooled((l) => l.startMs)
     const stepAll = pooled((l) => l.stepMs)
     const ms = (v: number) => round(v, 2)
-    const ratio = (samples: ReadonlyArray<Sample>, limit: (l: LimitSample) => number) =>
+    const ratio = (samples: ReadonlyArray<Sample>, limit: (l: LimitSample) => number | undefined, digits = 1) =>
       spread(samples.flatMap((q) => {
         const l = limitOf(q.round)
-        return l === undefined ? [] : [q.ms / limit(l)]
-      }), 1)
+        const ms = l === undefined ? undefined : limit(l)
+        return ms === undefined ? [] : [q.ms / ms]
+      }), digits)
     summary[s.name] = {
       ...(s.unavailable === undefined ? {} : { unavailable: s.unavailable }),
       chainStepsPerSec: spread(x.chain.map((q) => options.chain / (q.ms / 1000)), 0),
@@ -444,11 +531,15 @@ const summarize = (results: ReadonlyArray<SystemResult>, limits: ReadonlyArray<L
       startsMsPerStart: spread(x.starts.map((q) => q.ms / options.starts), 3),
       startsOverMultiRowInsert: ratio(x.starts, (l) => l.multiMs),
       startsOverSingleRowInserts: ratio(x.starts, (l) => l.singleMs),
+      startsOverSameRowsInsert: ratio(x.starts, (l) => l.sameRowsMs),
       startsCommitsPerStart: spread(x.starts.map((q) => q.per.commits), 3),
       startsStatementsPerStart: spread(x.starts.map((q) => q.per.statements)),
       startsOneTransaction: x.starts.length === 0 ? undefined : x.starts.every((q) => q.oneTransaction === true) ? "yes" : "no",
       bulkStartsSeconds: x.bulkStarts.length === 0 ? undefined : spread(x.bulkStarts.map((q) => q.ms / 1000), 3),
       bulkStartsOverMultiRowInsert: x.bulkStarts.length === 0 ? undefined : ratio(x.bulkStarts, (l) => l.multiMs),
+      bulkStartsOverSameRowsInsert: x.bulkStarts.length === 0 ? undefined : ratio(x.bulkStarts, (l) => l.sameRowsMs, 2),
+      bulkStartsCommits: x.bulkStarts.length === 0 ? undefined : spread(x.bulkStarts.map((q) => q.whole?.commits ?? Number.NaN), 0),
+      bulkStartsStatements: x.bulkStarts.length === 0 ? undefined : spread(x.bulkStarts.map((q) => q.whole?.statements ?? Number.NaN), 0),
     }
   }
   summary["limits"] = {
@@ -456,6 +547,9 @@ const summarize = (results: ReadonlyArray<SystemResult>, limits: ReadonlyArray<L
     singleRowInsertsSeconds: spread(limits.map((l) => l.singleMs / 1000), 3),
     multiRowInsertSeconds: spread(limits.map((l) => l.multiMs / 1000), 3),
     commitMs: spread(limits.map((l) => l.commitMs), 3),
+    sameRows: limits.find((l) => l.sameRows !== undefined)?.sameRows,
+    sameRowsInsertSeconds: spread(limits.flatMap((l) => (l.sameRowsMs === undefined ? [] : [l.sameRowsMs / 1000])), 3),
+    sameRowsNoForeignKeysInsertSeconds: spread(limits.flatMap((l) => (l.sameRowsNoForeignKeysMs === undefined ? [] : [l.sameRowsNoForeignKeysMs / 1000])), 3),
   }
   return summary
 }
@@ -502,18 +596,31 @@ const print = (
   }
   const lim = summary["limits"]!
   if (has("starts") || has("bulkStarts")) {
-    console.log(`\n  4. ${options.starts} starts (one transaction unless marked), against ${options.starts} rows of ${String(lim["rowBytes"])} B:`)
-    console.log(table(["system", "total s", "taskgraph ×", "÷ multi-row INSERT", "÷ single-row INSERTs", "commits/start", "stmts/start", "bulk s", "bulk ÷ multi-row"], [
+    const sameRows = lim["sameRows"] === undefined ? undefined : String(lim["sameRows"])
+    console.log(
+      `\n  4. ${options.starts} starts (one transaction unless marked), against ${options.starts} rows of ${String(lim["rowBytes"])} B in one narrow table` +
+        (sameRows === undefined ? ":" : ` and against the same rows taskgraph wrote (${sameRows}) in its own tables:`),
+    )
+    console.log(table(["system", "total s", "taskgraph ×", "÷ same rows", "÷ multi-row INSERT", "÷ single-row INSERTs", "commits/start", "stmts/start", "bulk s", "bulk stmts", "bulk ÷ same rows", "bulk ÷ multi-row"], [
       ...ran.map((r) => [
         `${r.name}${summary[r.name]?.["startsOneTransaction"] === "no" ? " (each start commits)" : ""}`,
-        show(get(r.name, "startsSeconds")), vs(r.name, "startsSeconds", false), show(get(r.name, "startsOverMultiRowInsert")),
-        show(get(r.name, "startsOverSingleRowInserts")), show(get(r.name, "startsCommitsPerStart")), show(get(r.name, "startsStatementsPerStart")),
-        show(get(r.name, "bulkStartsSeconds")), show(get(r.name, "bulkStartsOverMultiRowInsert")),
+        show(get(r.name, "startsSeconds")), vs(r.name, "startsSeconds", false), show(get(r.name, "startsOverSameRowsInsert")),
+        show(get(r.name, "startsOverMultiRowInsert")), show(get(r.name, "startsOverSingleRowInserts")), show(get(r.name, "startsCommitsPerStart")),
+        show(get(r.name, "startsStatementsPerStart")), show(get(r.name, "bulkStartsSeconds")), show(get(r.name, "bulkStartsStatements")),
+        show(get(r.name, "bulkStartsOverSameRowsInsert")),
+        show(get(r.name, "bulkStartsOverMultiRowInsert")),
       ]),
-      ["limit: single-row INSERTs, one transaction", show(lim["singleRowInsertsSeconds"] as Spread), "", "", "1", "", "", "", ""],
-      ["limit: one multi-row INSERT", show(lim["multiRowInsertSeconds"] as Spread), "", "1", "", "", "", "", ""],
+      ["limit: the same rows, one multi-row INSERT per table", show(lim["sameRowsInsertSeconds"] as Spread), "", "1", "", "", "", "", "", "", "", ""],
+      ["  … into copies without foreign keys", show(lim["sameRowsNoForeignKeysInsertSeconds"] as Spread), "", "", "", "", "", "", "", "", "", ""],
+      ["limit: single-row INSERTs, one narrow table", show(lim["singleRowInsertsSeconds"] as Spread), "", "", "", "1", "", "", "", "", "", ""],
+      ["limit: one multi-row INSERT, one narrow table", show(lim["multiRowInsertSeconds"] as Spread), "", "", "1", "", "", "", "", "", "", ""],
     ]))
     console.log(`  one autocommit single-row INSERT (the commit's floor): ${show(lim["commitMs"] as Spread)} ms`)
+    if (sameRows !== undefined) {
+      console.log("  the same rows: what taskgraph's starts wrote in the round, inserted again into taskgraph's tables (its migrations:")
+      console.log("  the same columns, indexes and foreign keys) in the limits database, and into copies of them without the foreign keys")
+      console.log("  (like … including all), to show what their checks cost; the narrow table: one bigint key, a timestamp, a text")
+    }
   }
   goals(summary)
   console.log("  commits: pg_stat_database.xact_commit of the system's database; stmts: top-level pg_stat_statements calls;")
@@ -541,9 +648,15 @@ const goals = (summary: ReturnType<typeof summarize>) => {
   const goal = (label: string, value: number | undefined, target: string, ok: (v: number) => boolean) => {
     if (value !== undefined) rows.push([label, round(value, 3), target, ok(value) ? "ok" : "MISSED"])
   }
+  const reference = (label: string, value: number | undefined) => {
+    if (value !== undefined) rows.push([label, round(value, 3), "(reference)", ""])
+  }
   const inv = (v: number | undefined) => (v === undefined || v === 0 ? undefined : 1 / v)
-  goal("starts: multi-row INSERT ÷ start() × n", inv(m("taskgraph", "startsOverMultiRowInsert")), "≥ 0.5", (v) => v >= 0.5)
-  goal("starts: multi-row INSERT ÷ startMany(n)", inv(m("taskgraph", "bulkStartsOverMultiRowInsert")), "≥ 0.5", (v) => v >= 0.5)
+  // the goal is against a multi-row INSERT of the same rows; the narrow table's is printed beside it
+  goal("starts: same rows' INSERT ÷ start() × n", inv(m("taskgraph", "startsOverSameRowsInsert")), "≥ 0.5", (v) => v >= 0.5)
+  goal("starts: same rows' INSERT ÷ startMany(n)", inv(m("taskgraph", "bulkStartsOverSameRowsInsert")), "≥ 0.5", (v) => v >= 0.5)
+  reference("starts: narrow-table INSERT ÷ start() × n", inv(m("taskgraph", "startsOverMultiRowInsert")))
+  reference("starts: narrow-table INSERT ÷ startMany(n)", inv(m("taskgraph", "bulkStartsOverMultiRowInsert")))
   const tgFan = m("taskgraph", "fanoutSeconds")
   const dbosFan = m("DBOS", "fanoutSeconds")
   goal("fan-out: taskgraph time ÷ DBOS time", tgFan !== undefined && dbosFan !== undefined ? tgFan / dbosFan : undefined, "≤ 0.8", (v) => v <= 0.8)
@@ -555,7 +668,7 @@ const goals = (summary: ReturnType<typeof summarize>) => {
   }
   const step = summary["taskgraph"]?.["latencyStepP50Ms"]
   const commit = m("limits", "commitMs")
-  goal("step → step p50 ÷ one commit", typeof step === "number" && commit !== undefined ? step / commit : undefined, "≤ 2", (v) => v <= 2)
+  goal("step → step p50 ÷ one commit", typeof step === "number" && Number.isFinite(step) && commit !== undefined ? step / commit : undefined, "≤ 2", (v) => v <= 2)
   if (rows.length === 0) return
   console.log("\n  goals (issue 15), on the medians:")
   console.log(table(["goal", "value", "target", ""], rows))

@@ -7,7 +7,8 @@
  * - fan-out: a task that makes a list of m numbers, `.map` of a one-step task over it, then a
  *   finalizer task that receives the collected list;
  * - starts: `start()` × n through the caller's MikroORM `em`, in one `em.transactional`; bulk:
- *   `startMany()` of the n inputs, the same way.
+ *   `startMany()` of the n inputs, the same way. Both hand back the rows they wrote (run rows, node
+ *   rows, the graph they reference), for the limit that inserts the same rows.
  */
 import type { MikroORM } from "@mikro-orm/postgresql"
 import { Effect, Schema } from "effect"
@@ -16,7 +17,7 @@ import { migrate } from "../../adapters/postgres/migrate.ts"
 import { type AnyWorkflow, chain, type Chain, task, workflow } from "../../dsl/index.ts"
 import { createRuntime, type Runtime } from "../../src/Runtime.ts"
 import { initOrm } from "../lib.ts"
-import { countdown, pause, type Peer, type PeerContext, withTimeout } from "./peer.ts"
+import { countdown, pause, type Peer, type PeerContext, type TableRows, withTimeout, type WrittenRows } from "./peer.ts"
 
 // Each body records when it ran; a run's key (its input) says which sample it belongs to.
 let chainEnd: { target: number; at: number } = { target: -1, at: 0 }
@@ -175,6 +176,7 @@ export const taskgraphPeer = (ctx: PeerContext): Peer => ({
       })
       return performance.now() - started
     })
+    const written = await readWritten(ctx.url)
     const [width] = await query<{ runs: number; bytes: number }>(
       ctx.url,
       `select (select count(*) from taskgraph_runs)::int as runs,
@@ -183,7 +185,7 @@ export const taskgraphPeer = (ctx: PeerContext): Peer => ({
     )
     await emptyRuns(ctx.url)
     if (width?.runs !== n) throw new Error(`starts: ${width?.runs ?? 0} runs written, expected ${n}`)
-    return { ms, oneTransaction: true, rowBytes: Math.round(width.bytes / width.runs) }
+    return { ms, oneTransaction: true, rowBytes: Math.round(width.bytes / width.runs), written }
   },
   bulkStarts: async (n) => {
     await emptyRuns(ctx.url)
@@ -193,10 +195,11 @@ export const taskgraphPeer = (ctx: PeerContext): Peer => ({
       await orm.em.fork().transactional((em) => tg.startMany(startWorkflow, inputs, { em }))
       return performance.now() - started
     })
-    const [written] = await query<{ runs: number }>(ctx.url, "select count(*)::int as runs from taskgraph_runs")
+    const written = await readWritten(ctx.url)
     await emptyRuns(ctx.url)
-    if (written?.runs !== n) throw new Error(`bulk starts: ${written?.runs ?? 0} runs written, expected ${n}`)
-    return { ms }
+    const runs = written.tables.find((t) => t.table === "taskgraph_runs")?.rows ?? 0
+    if (runs !== n) throw new Error(`bulk starts: ${runs} runs written, expected ${n}`)
+    return { ms, written }
   },
 })
 
@@ -208,4 +211,43 @@ const emptyRuns = async (url: string): Promise<void> => {
       and tablename in ('taskgraph_runs', 'taskgraph_nodes', 'taskgraph_node_inputs', 'taskgraph_attempts', 'taskgraph_dedup', 'taskgraph_dead_messages')`,
   )
   if (tables.length > 0) await query(url, `truncate ${tables.map((t) => `"${t.name}"`).join(", ")} cascade`)
+}
+
+/** The run tables a start writes, in the order their rows must be inserted. */
+const runTables = ["taskgraph_runs", "taskgraph_nodes", "taskgraph_node_inputs", "taskgraph_dedup"]
+
+/** Every row of the run tables (those with rows) and the graphs they reference, as `WrittenRows`. */
+const readWritten = async (url: string): Promise<WrittenRows> => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const tables: Array<TableRows> = []
+    for (const table of runTables) {
+      const rows = await readTable(client, table, "true")
+      if (rows.rows > 0) tables.push(rows)
+    }
+    const graphs = await readTable(client, "taskgraph_graphs", "hash in (select graph_hash from taskgraph_runs)")
+    return { referenced: [graphs], tables }
+  } finally {
+    await client.end()
+  }
+}
+
+/** The rows of `table` that match `where`, in the order they were written, without the columns null in every row. */
+const readTable = async (client: pg.Client, table: string, where: string): Promise<TableRows> => {
+  const { rows: columns } = await client.query<{ name: string; type: string }>(
+    `select a.attname as name, format_type(a.atttypid, a.atttypmod) as type from pg_attribute a
+      where a.attrelid = $1::regclass and a.attnum > 0 and not a.attisdropped order by a.attnum`,
+    [table],
+  )
+  const aggregates = columns.map((c, i) => `array_agg(${client.escapeIdentifier(c.name)}::text order by ctid) as c${i}`)
+  const { rows: [row] } = await client.query<Record<string, unknown>>(`select count(*)::int as n, ${aggregates.join(", ")} from ${client.escapeIdentifier(table)} where ${where}`)
+  const n = Number(row?.["n"] ?? 0)
+  return {
+    table,
+    rows: n,
+    columns: columns
+      .map((c, i) => ({ ...c, values: (row?.[`c${i}`] ?? []) as ReadonlyArray<string | null> }))
+      .filter((c) => c.values.some((v) => v !== null)),
+  }
 }

@@ -4,7 +4,9 @@
  * every run to its end; idempotency keys per run, within the call and against runs already there;
  * one input refused or one key conflicting writes nothing; inside the caller's transaction
  * nothing is dispatched before it commits and nothing is left after a rollback; a workflow that
- * deduplicates still does. A single start, which sends its graph only while the process does not
+ * deduplicates still does. The runs of one call share one time (their rows alike but for id and
+ * input). A single start in a caller's transaction is a prepared statement of its connection. A
+ * single start, which sends its graph only while the process does not
  * know it stored, still writes it when it was deleted meanwhile (tests truncate the tables).
  */
 import { Effect, Schema } from "effect"
@@ -54,12 +56,32 @@ describe("startMany", () => {
     expect(handles.map((h) => h.created)).toEqual([false, true, false])
     expect(handles[0]!.id).toBe(first.id)
     expect(handles[2]!.id).toBe(handles[1]!.id)
+    // the runs not written (their keys held) wrote no node rows either
+    expect(await db.count("taskgraph_nodes")).toBe(2 * (await db.count("taskgraph_runs")))
     const before = await db.count("taskgraph_runs")
     const refused = await tg.startMany(orders, [{ id: "o-x", total: 3 }, { id: "o-k", total: 99 }], { idempotencyKeys: [undefined, "k-1"] }).catch((e: unknown) => e)
     expect(refused).toBeInstanceOf(IdempotencyConflict)
     expect((refused as IdempotencyConflict).message).toContain("input 1")
     expect(await db.count("taskgraph_runs")).toBe(before)
     await expect(tg.startMany(orders, [{ id: "o" , total: 1 }], { idempotencyKeys: [] })).rejects.toBeInstanceOf(InvalidInput)
+  })
+
+  it("one time for the whole call: every run's rows alike but for its id and input, a delay the same for all", async () => {
+    const handles = await tg.startMany(orders, inputs(1200), { delay: "1 hour", headers: { "x-batch": "b1" } })
+    expect(handles.every((h) => h.created)).toBe(true)
+    const [runs] = await db.sql<{ n: number; times: number; headers: number }>(
+      "select count(*)::int as n, count(distinct created_at)::int as times, count(*) filter (where headers ->> 'x-batch' = 'b1')::int as headers from taskgraph_runs",
+    )
+    expect(runs).toEqual({ n: 1200, times: 1, headers: 1200 })
+    const nodes = await db.sql<{ template: string; state: string; n: number; inputs: number; due: number }>(
+      `select n.template, n.state, count(*)::int as n, count(*) filter (where n.input = r.input)::int as inputs,
+              count(*) filter (where n.due_at = r.created_at + interval '1 hour')::int as due
+       from taskgraph_nodes n join taskgraph_runs r on r.id = n.run_id group by n.template, n.state order by n.template`,
+    )
+    expect(nodes).toEqual([
+      { template: "0-smTotal", state: "ready", n: 1200, inputs: 1200, due: 1200 },
+      { template: "1-smDouble", state: "waiting", n: 1200, inputs: 0, due: 0 },
+    ])
   })
 
   it("one input refused: InvalidInput naming it, nothing written", async () => {
@@ -92,6 +114,25 @@ describe("startMany", () => {
 })
 
 describe("a single start", () => {
+  it("in a caller's transaction: each start runs a prepared statement of its connection, which a rolled-back transaction leaves usable", async () => {
+    await expect(db.orm.em.fork().transactional(async (em) => {
+      await tg.start(orders, { id: "p", total: 1 }, { em })
+      throw new Error("rolled back")
+    })).rejects.toThrow("rolled back")
+    const { runs, executed } = await db.orm.em.fork().transactional(async (em) => {
+      // how often this connection ran its prepared start statements (each call counts a plan)
+      const executions = async () => (await em.execute<Array<{ n: number }>>(
+        "select coalesce(sum(generic_plans + custom_plans), 0)::int as n from pg_prepared_statements where statement like '%insert into taskgraph_runs%'",
+      ))[0]!.n
+      const before = await executions()
+      const runs = [await tg.start(orders, { id: "q", total: 2 }, { em }), await tg.start(orders, { id: "r", total: 3 }, { em })]
+      return { runs, executed: (await executions()) - before }
+    })
+    expect(executed).toBe(2)
+    expect(await runs[1]!.result({ timeout: 20 })).toBe(6)
+    expect(await db.count("taskgraph_runs")).toBe(2)
+  })
+
   it("still writes the graph when the one the process remembers was deleted under it, alone and in a caller's transaction", async () => {
     const run = await tg.start(orders, { id: "s", total: 4 })
     expect(await run.result({ timeout: 20 })).toBe(8)
