@@ -777,9 +777,19 @@ const make = Effect.gen(function*() {
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const window = Math.max(minCommitRetryMs, (claimed.leaseUntil ?? now + leaseMs) - now)
+      // the retry (and its schedule) is set up once a commit failed, not for every commit: the
+      // first failure is replayed into it, so the schedule sees the same failures in the same order
       const retrying = (r: StepCommit) =>
         store.commit(r).pipe(
-          Effect.retry({ while: (e: StoreError) => e.retryable, schedule: commitRetry(window) }),
+          Effect.catchIf((e) => e.retryable, (first) => {
+            let replayed = false
+            const again = Effect.suspend(() => {
+              if (replayed) return store.commit(r)
+              replayed = true
+              return Effect.fail(first)
+            })
+            return Effect.retry(again, { while: (e: StoreError) => e.retryable, schedule: commitRetry(window) })
+          }),
         )
       const first = yield* Effect.result(retrying(request))
       if (first._tag === "Success") return { committed: first.success, result: request.result }
