@@ -161,6 +161,25 @@ const indexOf = (graph: Graph): ReadonlyMap<string, Node> => {
   return index
 }
 
+type Edge = Graph["edges"][number]
+/** Each graph node's outgoing edges, in the graph's order: a step looks up its successors, not every edge. */
+const outgoingIndex = new WeakMap<Graph, ReadonlyMap<string, ReadonlyArray<Edge>>>()
+const noEdges: ReadonlyArray<Edge> = []
+const outgoing = (graph: Graph, from: string): ReadonlyArray<Edge> => {
+  let index = outgoingIndex.get(graph)
+  if (index === undefined) {
+    const built = new Map<string, Array<Edge>>()
+    for (const edge of graph.edges) {
+      const list = built.get(edge.from)
+      if (list === undefined) built.set(edge.from, [edge])
+      else list.push(edge)
+    }
+    index = built
+    outgoingIndex.set(graph, index)
+  }
+  return index.get(from) ?? noEdges
+}
+
 /** A run or node id that could name a stored row: a string PostgreSQL can hold, of a sane length. */
 const storableId = (id: unknown): id is string => typeof id === "string" && id.length > 0 && id.length <= maxNodeIdLength && isStorableText(id)
 
@@ -182,8 +201,8 @@ const depth = (graph: Graph, id: string): number => {
 /** A commit failing on a transient error is retried at least this long, and while the claim holds the node. */
 const minCommitRetryMs = 5_000
 /** Backoff of those retries: 50 ms doubling, at most 2 s apart, for `window` ms. */
-const commitRetry = (window: number) =>
-  Schedule.max([Schedule.min([Schedule.exponential("50 millis"), Schedule.spaced("2 seconds")]), Schedule.during(Duration.millis(window))])
+const commitBackoff = Schedule.min([Schedule.exponential(Duration.millis(50)), Schedule.spaced(Duration.seconds(2))])
+const commitRetry = (window: number) => Schedule.max([commitBackoff, Schedule.during(Duration.millis(window))])
 
 const leaseFor = (node: Node): number =>
   node.kind === "task" || node.kind === "shard" ? (node.timeoutMs ?? defaultTaskTimeoutMs) + leaseGraceMs : structuralLeaseMs
@@ -400,8 +419,7 @@ const make = Effect.gen(function*() {
   const deliveries = (g: Graph, from: Node, suffix: string, output: unknown, now: number): Array<Delivery> => {
     const index = indexOf(g)
     const result: Array<Delivery> = []
-    for (const edge of g.edges) {
-      if (edge.from !== from.id) continue
+    for (const edge of outgoing(g, from.id)) {
       if (from.kind === "map" && edge.to === from.bodyEntry) continue
       const to = index.get(edge.to)!
       if (to.kind === "collect" && to.scope !== from.scope) {
@@ -420,7 +438,7 @@ const make = Effect.gen(function*() {
   const succeeded = (g: Graph, node: Node, claimed: Claimed, output: unknown, now: number): StepResult => {
     const suffix = claimed.node.slice(claimed.template.length)
     const isExit = node.id === g.exit && suffix === ""
-    const endsHandler = node.role === "handler" && !g.edges.some((e) => e.from === node.id)
+    const endsHandler = node.role === "handler" && outgoing(g, node.id).length === 0
     return {
       _tag: "Succeeded",
       output,
@@ -456,8 +474,7 @@ const make = Effect.gen(function*() {
         return { _tag: "Invalid", error: { tag: "InvalidInput", message: Cause.pretty(decoded.cause).slice(0, 4000) } } as const
       }
       const timeout = node.timeoutMs ?? defaultTaskTimeoutMs
-      const traceparent = yield* stepTraceparent(tracing)
-      const context = Context.add(bodyServices(services as Context.Context<never>, claimed, propagation, traceparent), TaskContext, taskContext(claimed, node.task, null))
+      const traceparent = tracing ? yield* stepTraceparent(tracing) : undefined
       const body = def.run(decoded.value).pipe(
         // a timeout is a defect of its own kind, so `errorRecord` tells it from a typed failure
         // (Effect.timeout would fail with a typed TimeoutError, recorded as tag "TimeoutError")
@@ -465,7 +482,11 @@ const make = Effect.gen(function*() {
           duration: Duration.millis(timeout),
           orElse: () => Effect.die(new Cause.TimeoutError(`the task ran past its timeout of ${timeout} ms`)),
         }),
-        Effect.provideContext(context),
+        // the services over the fiber's own, as `provideContext` would, but the fiber's are copied
+        // only when the application gave task services (the rest are overlays: no copy per step)
+        Effect.updateContext((current: Context.Context<unknown>) =>
+          Context.add(bodyServices(Context.merge(current, services), claimed, propagation, traceparent), TaskContext, taskContext(claimed, node.task, null)) as Context.Context<unknown>
+        ),
         Effect.exit,
       ) as Effect.Effect<Exit.Exit<unknown, unknown>>
       // a revoke commits "revoked" on the node: the watcher sees it and the task's fiber is
@@ -761,9 +782,19 @@ const make = Effect.gen(function*() {
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const window = Math.max(minCommitRetryMs, (claimed.leaseUntil ?? now + leaseMs) - now)
+      // the retry (and its schedule) is set up once a commit failed, not for every commit: the
+      // first failure is replayed into it, so the schedule sees the same failures in the same order
       const retrying = (r: StepCommit) =>
         store.commit(r).pipe(
-          Effect.retry({ while: (e: StoreError) => e.retryable, schedule: commitRetry(window) }),
+          Effect.catchIf((e) => e.retryable, (first) => {
+            let replayed = false
+            const again = Effect.suspend(() => {
+              if (replayed) return store.commit(r)
+              replayed = true
+              return Effect.fail(first)
+            })
+            return Effect.retry(again, { while: (e: StoreError) => e.retryable, schedule: commitRetry(window) })
+          }),
         )
       const first = yield* Effect.result(retrying(request))
       if (first._tag === "Success") return { committed: first.success, result: request.result }

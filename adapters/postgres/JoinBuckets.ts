@@ -13,7 +13,7 @@
  * are raised under their row lock by what was new, so exactly one arrival sees its bucket reach
  * its size, and exactly one bucket-filler sees `arrived + filled` reach `expected`.
  *
- * `k` follows from `expected` (`bucketsOf`), which a join has before its first member can arrive
+ * `k` follows from `expected` (`bucketsOfN`), which a join has before its first member can arrive
  * (a group's at its creation, a map's at its expansion) and never changes. Rows written before
  * Migration20261203 carry `buckets = 0`: counted one by one, as they started. A process of an
  * earlier version counts one by one on any join (`arrived`): the two counts never overlap (a
@@ -29,10 +29,14 @@ export const maxBuckets = 128
 /** About this many members per bucket below `maxBuckets`. */
 export const membersPerBucket = 16
 
-/** The number of buckets of join row `n` (0: it counts one by one on its row). */
-export const bucketsOf = (n: string): RawBuilder<number> =>
-  sql<number>`coalesce(${sql.ref(`${n}.buckets`)}, case when ${sql.ref(`${n}.expected`)} >= ${sql.lit(wideJoinThreshold)}
-    then least(${sql.lit(maxBuckets)}, ${sql.ref(`${n}.expected`)} / ${sql.lit(membersPerBucket)}) else 0 end)`
+/**
+ * The number of buckets of join row `n` (0: it counts one by one on its row). Its numbers are
+ * written into the template (they are `wideJoinThreshold`, `maxBuckets`, `membersPerBucket`;
+ * test/adapters/postgres/JoinBuckets.test.ts checks): a statement of template literals only is
+ * compiled once per shape (./PreparedStatements.ts).
+ */
+export const bucketsOfN: RawBuilder<number> =
+  sql<number>`coalesce(n.buckets, case when n.expected >= 64 then least(128, n.expected / 16) else 0 end)`
 
 /** How many of the slots 0 … expected − 1 fall in `bucket` of `k`. */
 export const bucketSize = (expected: RawBuilder<unknown>, k: RawBuilder<unknown>, bucket: RawBuilder<unknown>): RawBuilder<number> =>

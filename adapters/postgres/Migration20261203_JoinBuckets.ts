@@ -7,7 +7,7 @@
  *   the members that came one by one: a narrow join, or one started before this migration);
  * - `taskgraph_nodes.buckets`: 0 for the joins and collects in flight now, which go on counting
  *   one by one as they started; null on rows written from here on, whose bucket count follows
- *   from their `expected` (./JoinBuckets.ts `bucketsOf`);
+ *   from their `expected` (./JoinBuckets.ts `bucketsOfN`);
  * - `taskgraph_nodes_mixed_joins`: the wide joins a member reached by counting one by one (a
  *   process of an earlier version during a rolling deploy): the reclaim pass settles them by an
  *   exact count. Its predicate repeats `wideJoinThreshold` (64): a new threshold needs a new index.

@@ -8,13 +8,13 @@
  */
 import type { EntityManager, MikroORM } from "@mikro-orm/postgresql"
 import { Effect, Layer } from "effect"
-import { createHash } from "node:crypto"
-import { type Kysely, type RawBuilder, sql } from "kysely"
+import { CompiledQuery, type Kysely, type RawBuilder, sql } from "kysely"
 import type pg from "pg"
 import type { Graph } from "../../dsl/index.ts"
 import { afterCommit, watchTransactions } from "./CallerTransaction.ts"
 import { guardConnections } from "./ConnectionErrors.ts"
-import { arrivedOf, bucketSize, bucketsOf, wideJoinThreshold } from "./JoinBuckets.ts"
+import { arrivedOf, bucketSize, bucketsOfN, wideJoinThreshold } from "./JoinBuckets.ts"
+import { makeStatements } from "./PreparedStatements.ts"
 import {
   type AttemptRow,
   type Claimed,
@@ -173,20 +173,17 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       pool = undefined // a database that was down is asked again next time
       throw error
     }))
-  const statementNames = new Map<string, string>()
+  const statements = makeStatements()
+  const compile = (query: RawBuilder<unknown>) => query.compile(db)
 
   /**
    * Runs an autocommit statement as a named prepared statement on the ORM's pool: PostgreSQL
-   * parses and plans each hot-path statement once per connection, not once per step.
+   * parses and plans each hot-path statement once per connection, not once per step, and its
+   * text is compiled once per shape, not once per step (see PreparedStatements.ts).
    */
   const prepared = async (query: RawBuilder<Row>): Promise<{ rows: Array<Row> }> => {
-    const compiled = query.compile(db)
-    let name = statementNames.get(compiled.sql)
-    if (name === undefined) {
-      name = `taskgraph_${createHash("sha1").update(compiled.sql).digest("hex").slice(0, 20)}`
-      statementNames.set(compiled.sql, name)
-    }
-    const result = await (await nativePool()).query({ name, text: compiled.sql, values: [...compiled.parameters] })
+    const { name, text, values } = statements(query, compile)
+    const result = await (await nativePool()).query({ name, text, values: values as Array<unknown> })
     return { rows: result.rows as Array<Row> }
   }
   const channel = options.notifyChannel === undefined ? defaultNotifyChannel : options.notifyChannel
@@ -197,14 +194,8 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
    * client's `query` as it is, and `pg` takes a query config (name, text) there as well as a text.
    */
   const preparedIn = async (q: Db, query: RawBuilder<Row>): Promise<{ rows: Array<Row> }> => {
-    const compiled = query.compile(q)
-    let name = statementNames.get(compiled.sql)
-    if (name === undefined) {
-      name = `taskgraph_${createHash("sha1").update(compiled.sql).digest("hex").slice(0, 20)}`
-      statementNames.set(compiled.sql, name)
-    }
-    const config = { name, text: compiled.sql }
-    const result = await q.executeQuery({ ...compiled, sql: config as unknown as string })
+    const { name, text, values } = statements(query, (x) => x.compile(q))
+    const result = await q.executeQuery(CompiledQuery.raw({ name, text } as unknown as string, [...values]))
     return { rows: result.rows as Array<Row> }
   }
 
@@ -907,7 +898,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
         returning node_id, slot
       ),
       targets as (
-        select n.id, n.expected, ${bucketsOf("n")} as k from taskgraph_nodes n
+        select n.id, n.expected, ${bucketsOfN} as k from taskgraph_nodes n
         where n.run_id = ${step.run}::uuid and n.id = any(${ids}::text[])
       ),
       raised as (

@@ -274,7 +274,9 @@ export const runWorker = (options: WorkerOptions = {}) =>
             }
             for (const c of rows) {
               const held = { claims: [c] }
-              const fiber = yield* Effect.forkDetach(runFrom(held))
+              // started at once, not at the scheduler's next turn: the claimed node's body starts
+              // before the loop goes on (its first commit or wait hands control back)
+              const fiber = yield* Effect.forkDetach(runFrom(held), { startImmediately: true })
               inFlight.set(fiber, held)
               fiber.addObserver(() => inFlight.delete(fiber))
             }

@@ -8,6 +8,8 @@
 import { Effect, Schema } from "effect"
 import fc from "fast-check"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { bucketsOfN, maxBuckets, membersPerBucket, wideJoinThreshold } from "../../../adapters/postgres/JoinBuckets.ts"
+import { joinBuckets } from "../../../adapters/postgres/Migration20261203_JoinBuckets.ts"
 import { chain, task, workflow } from "../../../dsl/index.ts"
 import type { Callback } from "../../../engine/Callback.ts"
 import type { Outcome } from "../../../engine/Outcome.ts"
@@ -54,6 +56,13 @@ const arriveOneByOne = (run: string, join: string, slot: number) =>
     from arrived where n.run_id = $1 and n.id = $2 and n.state = 'waiting'`, [run, join, slot])
 
 describe("wide joins count in buckets", () => {
+  it("the SQL that picks a join's buckets, and the mixed-joins index, use the scheme's numbers", () => {
+    const text = (bucketsOfN.toOperationNode() as unknown as { sqlFragments: ReadonlyArray<string> }).sqlFragments.join("")
+    expect(text).toContain(`n.expected >= ${wideJoinThreshold}`)
+    expect(text).toContain(`least(${maxBuckets}, n.expected / ${membersPerBucket})`)
+    expect(joinBuckets.statements.join("\n")).toContain(`"expected" >= ${wideJoinThreshold}`)
+  })
+
   it("a 1,000-element map on the worker: the collect's row is written per bucket, not per element; every bucket full", async () => {
     const range = task("jbRange", { input: Num, output: Schema.Array(Num), run: (n) => Effect.succeed(Array.from({ length: n }, (_, i) => i)) })
     const sum = task("jbSum", { input: Schema.Array(Num), output: Num, run: (xs) => Effect.succeed(xs.reduce((a, b) => a + b, 0)) })

