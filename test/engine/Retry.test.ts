@@ -56,10 +56,21 @@ const note = task("rNote", { input: TaskFailure, output: Schema.Null, run: (fail
     }),
 })
 const guarded = workflow("retry-guarded", chain(first).then(flaky).onError(note))
+/** A handler with a join of its own: it records its members' sum once they all arrived. */
+const seen = task("rSeen", { input: TaskFailure, output: Schema.Number, run: () => Effect.succeed(1) })
+const hLeft = counted("rHLeft", (n) => n + 1)
+const hRight = counted("rHRight", (n) => n + 2)
+const hDone = task("rHDone", { input: Schema.Tuple([Schema.Number, Schema.Number]), output: Schema.Null, run: ([a, b]) =>
+    Effect.sync(() => {
+      handled.push(`joined ${a + b}`)
+      return null
+    }),
+})
+const guardedJoin = workflow("retry-guarded-join", chain(first).then(flaky).onError(chain(seen).group([hLeft, hRight]).then(hDone)))
 
 beforeAll(async () => {
   db = await testDatabase()
-  tg = await createRuntime({ orm: db.orm, workflows: [linear, grouped, mapped, guarded], worker: { pollInterval: 0.05 } })
+  tg = await createRuntime({ orm: db.orm, workflows: [linear, grouped, mapped, guarded, guardedJoin], worker: { pollInterval: 0.05 } })
 })
 afterAll(async () => {
   await tg?.close()
@@ -147,6 +158,18 @@ describe("retry a failed run", () => {
       { attempt: 2, outcome: "failed" },
       { attempt: 3, outcome: "succeeded" },
     ])
+  })
+
+  it("an onError handler with a join fires again on a new failure: its join counts its members from none again", async () => {
+    failing.add("rFlaky(2)")
+    const run = await tg.start(guardedJoin, 1)
+    await expect(run.result({ timeout: 20 })).rejects.toBeInstanceOf(RunFailed)
+    expect(handled).toEqual(["joined 5"])
+    expect((await run.retry())._tag).toBe("Retried")
+    await expect(run.result({ timeout: 20 })).rejects.toBeInstanceOf(RunFailed)
+    // the handler's join fired again, with both members' new outputs
+    expect(handled).toEqual(["joined 5", "joined 5"])
+    expect(ran.filter((r) => r.startsWith("rHLeft"))).toHaveLength(2)
   })
 
   it("a run that did not fail, or does not exist, is refused with nothing changed", async () => {
