@@ -103,7 +103,11 @@ const plans = async () => {
       for (const [kind, plan] of [["custom", custom], ["generic", generic]] as const) {
         found[`${shape} (${kind})`] = scansOf(plan as PlanNode)
           .filter((n) => n["Relation Name"] === "taskgraph_nodes" && n["Node Type"] !== "ModifyTable")
-          .map((n) => `${n["Node Type"]} ${n["Index Name"] ?? ""} ${n["Index Cond"] ?? ""}`.trim())
+          .map((n) => {
+            // a bitmap heap scan reads through the index of its bitmap index scan
+            const through = n["Node Type"] === "Bitmap Heap Scan" ? scansOf(n).find((c) => c["Node Type"] === "Bitmap Index Scan") : n
+            return `${n["Node Type"]} ${through?.["Index Name"] ?? ""} ${through?.["Index Cond"] ?? ""}`.trim()
+          })
       }
     }
     return found
@@ -111,7 +115,12 @@ const plans = async () => {
     await client.end()
   }
 }
-/** A node row found other than by its key (both columns), or through the ready index for a claim: by run id alone, the leases, a scan. */
+/**
+ * A node row found other than by its key (both columns), or through the ready index for a claim:
+ * by run id alone, the leases, a scan. (A claim's candidates read through the ready index by a
+ * bitmap scan and a sort, which statistics taken while few nodes were ready lead the planner to,
+ * are the README's known limit, not what this test guards.)
+ */
 const strays = (found: Record<string, Array<string>>) =>
   Object.entries(found).flatMap(([shape, scans]) =>
     scans
