@@ -376,12 +376,12 @@ export class WorkflowStore extends Context.Service<WorkflowStore, {
    */
   readonly requeue: (target: { readonly ref: ReadyRef } | { readonly dueBefore: number }, now: number) => Effect.Effect<number, StoreError>
   /**
-   * Ready nodes not dispatched since `olderThan` (epoch ms): what the sweeper re-dispatches. With
-   * `touchAt`, the nodes returned are taken (skipped while another pass holds them) and marked
-   * touched at `touchAt`, so passes of several instances at once re-dispatch disjoint batches
-   * instead of the same oldest ones, and a pass finds them again once `olderThan` passes `touchAt`.
+   * Ready nodes not dispatched since `olderThan` (epoch ms): what the sweeper re-dispatches. The
+   * nodes returned are taken (skipped while another pass holds them) and marked touched at
+   * `touchAt`, so passes of several instances at once re-dispatch disjoint batches instead of the
+   * same oldest ones, and a pass finds them again once `olderThan` passes `touchAt`.
    */
-  readonly undispatched: (olderThan: number, limit: number, touchAt?: number) => Effect.Effect<ReadonlyArray<ReadyRef>, StoreError>
+  readonly undispatched: (olderThan: number, limit: number, touchAt: number) => Effect.Effect<ReadonlyArray<ReadyRef>, StoreError>
   /** Revokes nodes (or the whole run) in one transaction; running tries notice and stop. */
   readonly revoke: (request: RevokeRequest) => Effect.Effect<RevokeResult, StoreError>
   /** Saves a running node's input (an iteration shard's cursor and counts), guarded by its claim. */

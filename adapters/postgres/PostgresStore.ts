@@ -549,16 +549,25 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       else n.input end as input, r.idempotency_key, r.headers`
 
   /**
-   * The CTEs `claimed` and `taken`: the nodes of CTE `due` (run_id, id) claimed, then `taken` as
-   * `claimReturning` reads them. The update names no other table: joined to the runs there, the
+   * The CTEs `due`, `claimed` and `taken`: up to `limit` due ready nodes of `scope` (`guard`, more
+   * conditions on them), oldest first, locked ones skipped; claimed; then read as `claimReturning`
+   * reads them. The update names no other table: joined to the runs there, the
    * planner may reach a node through its run's rows (run id alone, the node id a filter), a read
    * that grows with the run; the run is read once per claimed node after it.
    */
-  const claimDueRows = (now: number, leaseCap: number | undefined) => sql`
+  const claimDueRows = (now: number, limit: number, scope: ClaimScope | undefined, guard = sql``) => sql`
+      due as (
+        -- the scope filters rows of the ready index: what is skipped is other processes' due backlog
+        select n.run_id, n.id from taskgraph_nodes n
+        where n.state = 'ready' and n.due_at <= ${date(now)} and ${inScope(scope)}${guard}
+        order by n.due_at
+        limit ${limit}
+        for update skip locked
+      ),
       claimed as (
         update taskgraph_nodes n
         set state = 'running', claims = n.claims + 1, started_at = ${date(now)},
-            lease_until = ${leaseExpr(now, leaseCap)}, updated_at = ${date(now)}
+            lease_until = ${leaseExpr(now, scope?.leaseMs)}, updated_at = ${date(now)}
         from due where n.run_id = due.run_id and n.id = due.id
         returning n.*
       ),
@@ -602,15 +611,7 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
   const claimDue = (limit: number, now: number, scope?: ClaimScope): Effect.Effect<ReadonlyArray<Claimed>, StoreError> =>
     attempt(async () => {
       const rows = await prepared(sql<Row>`
-        with due as (
-          -- the scope filters rows of the ready index: what is skipped is other processes' due backlog
-          select n.run_id, n.id from taskgraph_nodes n
-          where n.state = 'ready' and n.due_at <= ${date(now)} and ${inScope(scope)}
-          order by n.due_at
-          limit ${limit}
-          for update skip locked
-        ),
-        ${claimDueRows(now, scope?.leaseMs)}
+        with ${claimDueRows(now, limit, scope)}
         select * from taken`)
       return rows.rows.map(claimedFrom)
     })
@@ -695,15 +696,9 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
       return rows.rows.length
     })
 
-  const undispatched = (olderThan: number, limit: number, touchAt?: number): Effect.Effect<ReadonlyArray<ReadyRef>, StoreError> =>
+  const undispatched = (olderThan: number, limit: number, touchAt: number): Effect.Effect<ReadonlyArray<ReadyRef>, StoreError> =>
     attempt(async () => {
-      const rows = touchAt === undefined
-        ? await sql<Row>`
-          select n.run_id, n.id, n.attempt, n.claims, n.lease_ms, n.due_at, n.queue, r.headers from taskgraph_nodes n
-          join taskgraph_runs r on r.id = n.run_id
-          where n.state = 'ready' and n.updated_at < ${date(olderThan)}
-          order by n.due_at limit ${limit}`.execute(db)
-        : await sql<Row>`
+      const rows = await sql<Row>`
           with taken as (
             select n.run_id, n.id from taskgraph_nodes n
             where n.state = 'ready' and n.updated_at < ${date(olderThan)}
@@ -872,10 +867,6 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
   }
 
   /**
-   * The common step — success, single-input successors only — as ONE statement: run lock, guarded
-   * completion, attempt record and successor delivery (and claim) commit together, no BEGIN/COMMIT.
-   */
-  /**
    * A member's arrival at its joins (a group's join, a map's collect), in the step's statement (see
    * ./JoinBuckets.ts): its input recorded once per slot (a slot recorded twice is not counted
    * twice); a narrow join's count raised on its row by what was new, a wide join's bucket raised
@@ -939,19 +930,14 @@ export const makePostgresStore = (orm: MikroORM, options: PostgresStoreOptions =
    * locked rows, it never waits; the rows this statement itself writes were not ready in its
    * snapshot, so it cannot take one of them.
    */
-  const spareClaim = (step: StepCommit, scope: ClaimScope, guarded = true) => {
-    const now = date(step.now)
-    return sql`
-      due as (
-        select n.run_id, n.id from taskgraph_nodes n
-        where n.state = 'ready' and n.due_at <= ${now} and ${inScope(scope)}${guarded ? sql` and exists (select 1 from done)` : sql``}
-        order by n.due_at
-        limit 1
-        for update skip locked
-      ),
-      ${claimDueRows(step.now, scope.leaseMs)}`
-  }
+  const spareClaim = (step: StepCommit, scope: ClaimScope, guarded = true) =>
+    claimDueRows(step.now, 1, scope, guarded ? sql` and exists (select 1 from done)` : sql``)
 
+  /**
+   * The common step — success, successors that take one input or a join's slot — as ONE
+   * statement: run lock, guarded completion, attempt record, successor delivery (and claim), the
+   * members' arrivals and the next due node commit together, no BEGIN/COMMIT.
+   */
   const commitSimple = async (step: StepCommit, output: unknown, single: ReadonlyArray<Delivery>, joins: ReadonlyArray<Delivery> = []): Promise<CommitResult> => {
     const now = date(step.now)
     // a worker that goes on with a successor needs no other node

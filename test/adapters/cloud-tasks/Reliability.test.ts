@@ -86,7 +86,7 @@ describe("crashes", () => {
     const first = await Effect.runPromise(
       Effect.gen(function*() {
         const store = yield* WorkflowStore
-        const refs = (yield* store.undispatched(Date.now() + 60_000, 100)).filter((r) => r.run === run.id)
+        const refs = (yield* store.undispatched(Date.now() + 60_000, 100, Date.now())).filter((r) => r.run === run.id)
         const dispatcher = yield* makeCloudTasksDispatcher({ ...h.config, onReport: () => undefined })
         return yield* dispatcher.dispatch(refs)
       }).pipe(Effect.scoped, Effect.provide(forgetful)),

@@ -225,7 +225,7 @@ describe("dispatch over shards", () => {
       const { firstReport, againReport, refs } = await Effect.runPromise(
         Effect.gen(function*() {
           const store = yield* WorkflowStore
-          const refs = (yield* store.undispatched(Date.now() + 60_000, 1000)).filter((r) => ids.has(r.run))
+          const refs = (yield* store.undispatched(Date.now() + 60_000, 1000, Date.now())).filter((r) => ids.has(r.run))
           const dispatcher = yield* makeCloudTasksDispatcher({ ...h.config, onReport: () => undefined })
           const firstReport = yield* dispatcher.dispatch(refs)
           const againReport = yield* dispatcher.dispatch(refs)
@@ -309,7 +309,7 @@ describe("dispatch over shards", () => {
       const refs = await Effect.runPromise(
         Effect.gen(function*() {
           const store = yield* WorkflowStore
-          const refs = (yield* store.undispatched(Date.now() + 60_000, 1000)).filter((r) => ids.has(r.run))
+          const refs = (yield* store.undispatched(Date.now() + 60_000, 1000, Date.now())).filter((r) => ids.has(r.run))
           const old = yield* makeCloudTasksDispatcher({ ...h.config, shards: { default: 2 }, onReport: () => undefined })
           expect(yield* old.dispatch(refs)).toMatchObject({ created: n, marked: 0 })
           return refs

@@ -47,7 +47,7 @@ describe("sweeper batches", () => {
     // touched now: not undispatched again within the grace
     expect(await pass()).toBe(0)
     const untouched = await Effect.runPromise(
-      WorkflowStore.use((store) => store.undispatched(Date.now() - 10_000, 100)).pipe(Effect.provide(layer)),
+      WorkflowStore.use((store) => store.undispatched(Date.now() - 10_000, 100, Date.now())).pipe(Effect.provide(layer)),
     )
     expect(untouched).toHaveLength(0)
   })
