@@ -341,21 +341,7 @@ export const checkNodeId = (node: string): Effect.Effect<string, InvalidHistoryQ
 // --- shaping a run's detail ----------------------------------------------------------------
 
 /** A node row as an adapter reads it, values already cut (see `StoredValue`). */
-export interface DetailNodeRow {
-  readonly id: string
-  readonly template: string
-  readonly kind: string
-  readonly state: NodeState
-  readonly attempt: number
-  readonly handler: boolean
-  readonly dueAt: Date | null
-  readonly startedAt: Date | null
-  readonly finishedAt: Date | null
-  readonly input: StoredValue | null
-  readonly output: StoredValue | null
-  readonly error: ErrorRecord | null
-  readonly arrived: number
-  readonly expected: number | null
+export interface DetailNodeRow extends Omit<NodeDetail, "task" | "durationMs" | "attempts" | "shard"> {
   /** A shard's counts, read from its state (input) or its summary (output) before values are cut. */
   readonly shard: NodeDetail["shard"]
 }

@@ -5,6 +5,7 @@
 import { Effect } from "effect"
 import type { Graph } from "../dsl/index.ts"
 import { Engine } from "./Engine.ts"
+import { shardCounts } from "./History.ts"
 import { type ErrorRecord, type RunStatus, type StoreError, WorkflowStore } from "./WorkflowStore.ts"
 
 export interface NodeView {
@@ -35,10 +36,6 @@ export interface RunView {
   readonly graph: Graph
 }
 
-const shardProgress = (value: unknown): NodeView["progress"] => {
-  const v = value as { rows?: unknown; estimate?: unknown; pages?: unknown } | null
-  return typeof v?.rows === "number" ? { rows: v.rows, estimate: Number(v.estimate ?? 0), pages: Number(v.pages ?? 0) } : null
-}
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString())
 
@@ -78,7 +75,7 @@ export const describeRun = (run: string): Effect.Effect<RunView | null, StoreErr
           durationMs: n.startedAt !== null && n.finishedAt !== null ? n.finishedAt - n.startedAt : null,
           output: n.output,
           error: n.error,
-          progress: n.kind === "shard" ? shardProgress(n.state === "succeeded" ? n.output : n.input) : null,
+          progress: n.kind === "shard" ? shardCounts(n.state === "succeeded" ? n.output : n.input) : null,
         }
       }),
     }

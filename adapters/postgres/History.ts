@@ -46,17 +46,14 @@ import {
   type StoredValue,
   type ValueSide,
 } from "../../engine/History.ts"
-import { type RunStatus, StoreError } from "../../engine/WorkflowStore.ts"
-import { isRetryableStoreCause } from "./PostgresStore.ts"
+import type { RunStatus } from "../../engine/WorkflowStore.ts"
+import { tryStore } from "./PostgresStore.ts"
 
 type Db = Kysely<any>
 type Row = Record<string, any>
 
 /** Past this many (workflow, status) pairs a list reads one index range for all instead of one per pair. */
 const maxPairs = 200
-
-const storeError = (cause: unknown): StoreError =>
-  new StoreError({ message: cause instanceof Error ? cause.message : String(cause), retryable: isRetryableStoreCause(cause), cause })
 
 const dateOf = (value: unknown): Date | null =>
   value === null || value === undefined ? null : value instanceof Date ? value : new Date(String(value))
@@ -221,7 +218,7 @@ const storedValue = (row: Row, name: string, max: number | null): StoredValue | 
 /** The history over `orm`'s pool (never closed here). */
 export const makePostgresRunHistory = (orm: MikroORM): RunHistoryShape => {
   const db: Db = orm.em.getKysely() as unknown as Db
-  const query = <A>(f: () => Promise<A>): Effect.Effect<A, StoreError> => Effect.tryPromise({ try: f, catch: storeError })
+  const query = tryStore
 
   const list: RunHistoryShape["list"] = (input) =>
     Effect.flatMap(normalizeListQuery(input), (q) =>

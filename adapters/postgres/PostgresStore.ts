@@ -79,7 +79,8 @@ export const isRetryableStoreCause = (cause: unknown): boolean => {
 }
 const storeError = (cause: unknown): StoreError =>
   new StoreError({ message: cause instanceof Error ? cause.message : String(cause), retryable: isRetryableStoreCause(cause), cause })
-const tryStore = <A>(f: () => Promise<A>): Effect.Effect<A, StoreError> => Effect.tryPromise({ try: f, catch: storeError })
+/** A promise of the store's, its failure a `StoreError` that says whether a retry may cure it. */
+export const tryStore = <A>(f: () => Promise<A>): Effect.Effect<A, StoreError> => Effect.tryPromise({ try: f, catch: storeError })
 
 /**
  * A claim's lease: the node's own (its try's longest run) capped by the process's `leaseMs`, which
