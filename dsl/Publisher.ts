@@ -71,6 +71,10 @@ const stepMessageId: Effect.Effect<string, never, TaskContext> = Effect.gen(func
   return `${context.run}:${context.node}`
 })
 
+/** A publishing step's send: `message` on `topic` under the step's message id. */
+const publishStep = <A>(topic: Topic<A>, message: A, attributes: Readonly<Record<string, string>> | undefined) =>
+  Effect.flatMap(stepMessageId, (id) => publish(topic, message, { id, ...(attributes === undefined ? {} : { attributes }) }))
+
 /** Attributes a builder made, checked (a `MessageError` naming the rule is thrown). */
 const checkAttributes = (topic: Topic<any>, attributes: Readonly<Record<string, string>>): Readonly<Record<string, string>> => {
   const problem = attributesProblem(attributes)
@@ -104,9 +108,7 @@ export const publisher = <A>(
     ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
     ...(options.queue === undefined ? {} : { queue: options.queue }),
     // publish() checks the attributes the builder makes (a MessageError: the try fails, and is retried by the policy)
-    run: (message: A) =>
-      Effect.flatMap(stepMessageId, (id) =>
-        publish(topic, message, { id, ...(options.attributes === undefined ? {} : { attributes: options.attributes(message) }) })),
+    run: (message: A) => publishStep(topic, message, options.attributes?.(message)),
   })
   if (plain) plainPublishers.set(topic, made)
   return made
@@ -127,9 +129,7 @@ export const publishWorkflow = <A>(topic: Topic<A>): Workflow<string, PublishReq
   const step = task(`${name}:request`, {
     input: Request,
     output: PublishedSchema,
-    run: (request) =>
-      Effect.flatMap(stepMessageId, (id) =>
-        publish(topic, request.message as A, { id, ...(request.attributes === undefined ? {} : { attributes: request.attributes }) })),
+    run: (request) => publishStep(topic, request.message as A, request.attributes),
   })
   const made = workflow(name, chain(step)) as unknown as Workflow<string, PublishRequest<A>, Published, TopicPublisher | TaskContext>
   requestWorkflows.set(topic, made)

@@ -20,7 +20,7 @@
 import type { PubSub } from "@google-cloud/pubsub"
 import { Data, Effect } from "effect"
 import { type AnySubscriber, type AnyTopic, DefinitionError, type DurationInput, durationMillis } from "../../dsl/index.ts"
-import { isPrefix, prefixRule, topicId } from "./ResourceName.ts"
+import { delimiter, isPrefix, prefixRule, topicId } from "./ResourceName.ts"
 import type { PubSubSettings } from "./PubSubSpec.ts"
 
 export class PubSubSyncError extends Data.TaggedError("PubSubSyncError")<{ readonly message: string; readonly cause?: unknown }> {}
@@ -84,7 +84,7 @@ const desired = (settings: PubSubSettings, topics: ReadonlyArray<AnyTopic>, subs
     if (attempts !== undefined && (!Number.isInteger(attempts) || attempts < 5 || attempts > 100)) {
       problems.push(`${at}: maxDeliveryAttempts must be an integer in [5, 100], got ${attempts}`)
     }
-    const deadTopic = attempts === undefined ? null : full("topics", `${subscriber.subscription}--dead`)
+    const deadTopic = attempts === undefined ? null : full("topics", `${subscriber.subscription}${delimiter}dead`)
     if (deadTopic !== null) topicNames.add(deadTopic)
     const endpoint = own.push === true && settings.url !== undefined ? `${settings.url.replace(/\/+$/, "")}/pubsub/${encodeURIComponent(subscriber.subscription)}` : null
     subscriptions.push({

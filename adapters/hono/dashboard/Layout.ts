@@ -188,7 +188,7 @@ export const layoutGraph = (graph: Graph): GraphLayout => {
 export const layoutCache = (size = 64): ((graph: Graph) => GraphLayout) => {
   const cache = new Map<string, GraphLayout>()
   return (graph) => {
-    const key = `${graph.hash}\u0000${graph.workflow}`
+    const key = graph.hash
     const hit = cache.get(key)
     if (hit !== undefined) {
       // most recently used last
