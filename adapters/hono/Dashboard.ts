@@ -29,20 +29,21 @@
  * `Sec-Fetch-Site: cross-site` is refused outright. Bad input answers 4xx JSON
  * `{ error, message }` before the engine is called, so nothing is written.
  */
-import { Cause, Effect, Exit, Option } from "effect"
+import { Effect, Exit } from "effect"
 import { type Context, Hono, type Next } from "hono"
 import { HTTPException } from "hono/http-exception"
 import type { ContentfulStatusCode } from "hono/utils/http-status"
 import { type DurationInput, optionalDurationMillis } from "../../dsl/index.ts"
-import { maxNodeIdLength, maxRunIdLength } from "../../engine/Callback.ts"
+import { maxNodeIdLength } from "../../engine/Callback.ts"
 import { Engine } from "../../engine/Engine.ts"
-import { type InvalidHistoryQuery, RunHistory, type RunHistoryShape } from "../../engine/History.ts"
+import { RunHistory, type RunHistoryShape } from "../../engine/History.ts"
 import { isStorableText } from "../../engine/Storable.ts"
 import type { StoreError } from "../../engine/WorkflowStore.ts"
-import { type Authenticator, AuthenticatorConfigError, type AuthResult } from "./Authenticator.ts"
+import { type Authenticator, AuthenticatorConfigError } from "./Authenticator.ts"
 import { readAsset } from "./dashboard/assets.ts"
 import { layoutCache } from "./dashboard/Layout.ts"
 import { addHistoryRoutes } from "./History.ts"
+import { failureAnswer, isJson, maxReasonLength, problem, readBody, refuseRead, refuseRunId, refuseUnauthenticated } from "./Http.ts"
 
 export type { GraphLayout, LayoutCluster, LayoutEdge, LayoutNode } from "./dashboard/Layout.ts"
 
@@ -80,9 +81,6 @@ export type DashboardOptions = DashboardAuthOptions | DashboardLocalOptions
 
 /** The most an action's body may hold: `{ node, reason }` is far below it. */
 const maxActionBytes = 16 * 1024
-const maxReasonLength = 1000
-
-const problem = (c: Context, status: ContentfulStatusCode, error: string, message: string) => c.json({ error, message }, status)
 
 /** An action's body, or the 4xx that refuses it. */
 class BadBody extends Error {
@@ -93,44 +91,6 @@ class BadBody extends Error {
     this.status = status
     this.code = code
   }
-}
-
-const isJson = (contentType: string | undefined): boolean =>
-  contentType !== undefined && contentType.split(";")[0]!.trim().toLowerCase() === "application/json"
-
-/** Reads a body up to `maxActionBytes`; past that, a 413. */
-const readBody = async (request: Request): Promise<Uint8Array> => {
-  const declared = request.headers.get("content-length")
-  if (declared !== null && /^\d+$/.test(declared.trim()) && Number(declared) > maxActionBytes) {
-    throw new BadBody(413, "payload_too_large", `an action's body is at most ${maxActionBytes} bytes`)
-  }
-  if (request.body === null) return new Uint8Array(0)
-  const reader = request.body.getReader()
-  const chunks: Array<Uint8Array> = []
-  let size = 0
-  for (;;) {
-    let read: Awaited<ReturnType<typeof reader.read>>
-    try {
-      read = await reader.read()
-    } catch (error) {
-      throw new BadBody(400, "unreadable_body", `the body could not be read: ${error instanceof Error ? error.message : String(error)}`.slice(0, 300))
-    }
-    const { done, value } = read
-    if (done) break
-    size += value.byteLength
-    if (size > maxActionBytes) {
-      await reader.cancel().catch(() => undefined)
-      throw new BadBody(413, "payload_too_large", `an action's body is at most ${maxActionBytes} bytes`)
-    }
-    chunks.push(value)
-  }
-  const body = new Uint8Array(size)
-  let offset = 0
-  for (const chunk of chunks) {
-    body.set(chunk, offset)
-    offset += chunk.byteLength
-  }
-  return body
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
@@ -238,6 +198,14 @@ export const dashboardRoutes = (runtime: DashboardRuntime, options: DashboardOpt
   /** The body of each admitted POST, read once (before authentication when it reads the body). */
   const bodies = new WeakMap<Request, Uint8Array>()
 
+  /** Reads a POST's body (up to `maxActionBytes`) into `bodies`; the refusal when it cannot be had. */
+  const keepBody = async (c: Context): Promise<Response | undefined> => {
+    const read = await readBody(c.req.raw, maxActionBytes)
+    if (read._tag !== "Body") return refuseRead(c, read, maxActionBytes)
+    bodies.set(c.req.raw, read.body)
+    return undefined
+  }
+
   /** The refusal, or undefined when the request may be served. */
   const refuse = async (c: Context): Promise<Response | undefined> => {
     const request = c.req.raw
@@ -261,26 +229,16 @@ export const dashboardRoutes = (runtime: DashboardRuntime, options: DashboardOpt
       if (address === undefined || !isLoopbackAddress(address)) {
         return problem(c, 403, "not_local", "in local development the dashboard serves clients on this machine only (served through @hono/node-server)")
       }
-      if (method === "POST") bodies.set(request, await readBody(request))
-      return undefined
+      return method === "POST" ? keepBody(c) : undefined
     }
     const auth = authenticator!
-    let body: Uint8Array = new Uint8Array(0)
     if (method === "POST" && auth.readsBody) {
-      body = await readBody(request)
-      bodies.set(request, body)
+      const unread = await keepBody(c)
+      if (unread !== undefined) return unread
     }
-    const url = new URL(request.url)
-    let decision: AuthResult
-    try {
-      decision = await auth.authenticate({ method, path: url.pathname + url.search, headers: request.headers, body })
-    } catch (error) {
-      report(error)
-      return problem(c, 503, "authentication_unavailable", "the request could not be authenticated now; retry later")
-    }
-    if (!decision.ok) return problem(c, decision.status, decision.status === 401 ? "unauthenticated" : "forbidden", decision.message)
-    if (method === "POST" && !bodies.has(request)) bodies.set(request, await readBody(request))
-    return undefined
+    const refused = await refuseUnauthenticated(c, auth, bodies.get(request) ?? new Uint8Array(0), report)
+    if (refused !== undefined) return refused
+    return method === "POST" && !bodies.has(request) ? keepBody(c) : undefined
   }
 
   /** Runs `effect` on the runtime; its failure as a value. */
@@ -299,27 +257,10 @@ export const dashboardRoutes = (runtime: DashboardRuntime, options: DashboardOpt
     value: (run, node, side) => viaRuntime((h) => h.value(run, node, side)),
   }
 
-  /** A store failure's answer (503 when a retry may cure it), or the defect rethrown to `onError`. */
-  const failed = (c: Context, cause: Cause.Cause<StoreError | InvalidHistoryQuery>): Response => {
-    const failure = Cause.findErrorOption(cause)
-    if (Option.isSome(failure)) {
-      const e = failure.value
-      if (e._tag === "InvalidHistoryQuery") return c.json({ error: "invalid_query", message: e.message, field: e.field }, 400)
-      report(e)
-      return e.retryable
-        ? problem(c, 503, "store_unavailable", `the store is unavailable; retry later: ${e.message}`)
-        : problem(c, 500, "store_error", `the store refused the request: ${e.message}`)
-    }
-    if (Cause.hasInterruptsOnly(cause)) return problem(c, 503, "interrupted", "the server is shutting down; retry later")
-    throw Cause.squash(cause)
-  }
-
-  const runIdOf = (c: Context): string => {
+  /** The path's run id, or its 400. */
+  const runIdOf = (c: Context): string | Response => {
     const id = c.req.param("id") ?? ""
-    if (id.length > maxRunIdLength || !isStorableText(id)) {
-      throw new BadBody(400, "invalid_run_id", `a run id is at most ${maxRunIdLength} characters of text without U+0000 or a lone surrogate`)
-    }
-    return id
+    return refuseRunId(c, id) ?? id
   }
 
   const app = new Hono()
@@ -347,6 +288,7 @@ export const dashboardRoutes = (runtime: DashboardRuntime, options: DashboardOpt
   app.get("/", (c) => page(c, "runs", null, c.req.path.replace(/\/+$/, "")))
   app.get("/runs/:id", (c) => {
     const id = runIdOf(c)
+    if (id instanceof Response) return id
     const path = c.req.path
     return page(c, "run", id, path.slice(0, path.lastIndexOf("/runs/")))
   })
@@ -363,9 +305,10 @@ export const dashboardRoutes = (runtime: DashboardRuntime, options: DashboardOpt
   const api = new Hono()
   api.get("/runs/:id/layout", async (c) => {
     const id = runIdOf(c)
+    if (id instanceof Response) return id
     if (Object.keys(c.req.queries()).length > 0) return problem(c, 400, "invalid_query", "the layout takes no parameters")
     const exit = await Effect.runPromiseExit(history.get(id, { maxValueBytes: 0 }))
-    if (Exit.isFailure(exit)) return failed(c, exit.cause)
+    if (Exit.isFailure(exit)) return failureAnswer(c, exit.cause, report)
     if (exit.value === null) return problem(c, 404, "not_found", "no such run")
     return c.json(layoutOf(exit.value.graph), 200)
   })
@@ -374,10 +317,11 @@ export const dashboardRoutes = (runtime: DashboardRuntime, options: DashboardOpt
   const action = (allowed: ReadonlyArray<"node" | "reason">, act: (run: string, opts: { node?: string; reason?: string }) => Effect.Effect<{ readonly _tag: string; readonly message?: string }, StoreError, Engine>) =>
     async (c: Context) => {
       const id = runIdOf(c)
+      if (id instanceof Response) return id
       if (Object.keys(c.req.queries()).length > 0) return problem(c, 400, "invalid_query", "an action takes no query parameters")
       const opts = actionOptions(bodies.get(c.req.raw) ?? new Uint8Array(0), allowed)
       const exit = await exitOf(act(id, opts))
-      if (Exit.isFailure(exit)) return failed(c, exit.cause)
+      if (Exit.isFailure(exit)) return failureAnswer(c, exit.cause, report)
       const { _tag, ...fields } = exit.value
       if (_tag === "NotFound") return problem(c, 404, "not_found", exit.value.message ?? "no such run")
       if (_tag === "NotFailed") return problem(c, 409, "not_failed", exit.value.message ?? "the run has not failed")

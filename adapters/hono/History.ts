@@ -18,14 +18,12 @@
  * widens a list silently) 400 `{ error: "invalid_query", message, field }`; a store failure 503
  * when a retry may cure it, else 500. Nothing here writes.
  */
-import { Cause, Effect, Exit, Option } from "effect"
+import { Effect, Exit } from "effect"
 import type { Context, Hono } from "hono"
-import type { ContentfulStatusCode } from "hono/utils/http-status"
-import { maxRunIdLength } from "../../engine/Callback.ts"
-import { InvalidHistoryQuery, type ListQuery, type RunFilter, type RunHistoryShape, type ValueSide } from "../../engine/History.ts"
-import { isStorableText } from "../../engine/Storable.ts"
+import type { InvalidHistoryQuery, ListQuery, RunFilter, RunHistoryShape, ValueSide } from "../../engine/History.ts"
 import type { RunStatus, StoreError } from "../../engine/WorkflowStore.ts"
-import type { Authenticator, AuthResult } from "./Authenticator.ts"
+import type { Authenticator } from "./Authenticator.ts"
+import { failureAnswer, problem, refuseRunId, refuseUnauthenticated } from "./Http.ts"
 
 export interface HistoryRoutesOptions {
   /** The same authenticator as the other routes: reading runs is never open. */
@@ -33,9 +31,6 @@ export interface HistoryRoutesOptions {
   /** Told about every 5xx cause; default `console.error`. */
   readonly onError?: (error: unknown) => void
 }
-
-const problem = (c: Context, status: ContentfulStatusCode, error: string, message: string, extra: Record<string, string> = {}) =>
-  c.json({ error, message, ...extra }, status)
 
 /** The engine's field names as the query names them. */
 const paramOf: Record<string, string> = {
@@ -124,58 +119,25 @@ export const addHistoryRoutes = (app: Hono, history: RunHistoryShape, options: H
   const authenticator = options.authenticate
   const report = options.onError ?? ((error: unknown) => console.error("taskgraph:", error))
 
-  /** The refusal to answer, or undefined when the request may be served. */
-  const refuse = async (c: Context): Promise<Response | undefined> => {
-    const request = c.req.raw
-    const url = new URL(request.url)
-    let decision: AuthResult
-    try {
-      decision = await authenticator.authenticate({
-        method: request.method.toUpperCase(),
-        path: url.pathname + url.search,
-        headers: request.headers,
-        body: new Uint8Array(0),
-      })
-    } catch (error) {
-      report(error)
-      return problem(c, 503, "authentication_unavailable", "the request could not be authenticated now; retry later")
-    }
-    if (!decision.ok) return problem(c, decision.status, decision.status === 401 ? "unauthenticated" : "forbidden", decision.message)
-    return undefined
-  }
-
   /** Authenticates, reads the parameters, runs the read; its answer, 4xx and 5xx included. */
   const serve = async <A>(
     c: Context,
     read: () => Effect.Effect<A, StoreError | InvalidHistoryQuery>,
     answer: (value: A) => Response,
   ): Promise<Response> => {
-    const refused = await refuse(c)
+    const refused = await refuseUnauthenticated(c, authenticator, new Uint8Array(0), report)
     if (refused !== undefined) return refused
     let effect: Effect.Effect<A, StoreError | InvalidHistoryQuery>
     try {
-      const id = c.req.param("id")
-      if (id !== undefined && (id.length > maxRunIdLength || !isStorableText(id))) {
-        return problem(c, 400, "invalid_run_id", `a run id is at most ${maxRunIdLength} characters of text without U+0000 or a lone surrogate`)
-      }
+      const badId = refuseRunId(c, c.req.param("id") ?? "")
+      if (badId !== undefined) return badId
       effect = read()
     } catch (error) {
       if (error instanceof BadParam) return problem(c, 400, "invalid_query", error.message, { field: error.field })
       throw error
     }
     const exit = await Effect.runPromiseExit(effect)
-    if (Exit.isSuccess(exit)) return answer(exit.value)
-    const failure = Cause.findErrorOption(exit.cause)
-    if (Option.isSome(failure)) {
-      const e = failure.value
-      if (e instanceof InvalidHistoryQuery) return problem(c, 400, "invalid_query", e.message, { field: paramOf[e.field] ?? e.field })
-      report(e)
-      return e.retryable
-        ? problem(c, 503, "store_unavailable", `the store is unavailable; retry later: ${e.message}`)
-        : problem(c, 500, "store_error", `the store refused the request: ${e.message}`)
-    }
-    if (Cause.hasInterruptsOnly(exit.cause)) return problem(c, 503, "interrupted", "the server is shutting down; retry later")
-    throw Cause.squash(exit.cause)
+    return Exit.isSuccess(exit) ? answer(exit.value) : failureAnswer(c, exit.cause, report, (field) => paramOf[field] ?? field)
   }
 
   app.get("/runs", (c) => serve(c, () => history.list(listOf(paramsOf(c, listParams))), (page) => c.json(page, 200)))

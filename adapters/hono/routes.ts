@@ -3,7 +3,7 @@
  * (`app.route("/taskgraph", taskgraphRoutes(runtime, { authenticate }))`).
  *
  * - `POST /callback`: authenticate (invariant 8), bound the body (an oversized one is read to its
- *   end, within bounds, so that its 413 reaches the sender: see `maxDrainBytes`), require JSON,
+ *   end, within bounds, so that its 413 reaches the sender: see `maxDrainBytes`, adapters/hono/Http.ts), require JSON,
  *   decode the `Callback` (ids PostgreSQL stores as given, an attempt within its `int`), then
  *   `Engine.advance`. Outcomes are values mapped to statuses (invariant 7):
  *   every final outcome answers 200 `{ outcome, ...fields }`; `Busy` and `TaskUnavailable` (this
@@ -39,25 +39,23 @@
 import { Cause, Effect, Exit, Option, Schema } from "effect"
 import { Hono, type Context } from "hono"
 import { HTTPException } from "hono/http-exception"
-import type { ContentfulStatusCode } from "hono/utils/http-status"
 import {
   type Callback,
   CallbackJson,
   CallbackVersion,
   maxCallbackBytes,
   maxNodeIdLength,
-  maxRunIdLength,
   StorableString,
   storableTextCheck,
 } from "../../engine/Callback.ts"
 import { Engine } from "../../engine/Engine.ts"
-import { isStorableText } from "../../engine/Storable.ts"
 import type { Outcome } from "../../engine/Outcome.ts"
 import { describeRun } from "../../engine/RunView.ts"
 import type { StoreError, WorkflowStore } from "../../engine/WorkflowStore.ts"
 import type { RunHistoryShape } from "../../engine/History.ts"
-import { type Authenticator, AuthenticatorConfigError, type AuthResult } from "./Authenticator.ts"
+import { type Authenticator, AuthenticatorConfigError } from "./Authenticator.ts"
 import { addHistoryRoutes } from "./History.ts"
+import { failureAnswer, isJson, maxReasonLength, problem, readBody, refuseRead, refuseRunId, refuseUnauthenticated } from "./Http.ts"
 import { maxPushBytes, pushMessage } from "./PubSubPush.ts"
 import { fireSchedule, parseScheduleTime, scheduleTimeHeader } from "./ScheduleFire.ts"
 import { maxSweepLimit, parseSweepLimit, sweepPass, type SweepRouteOptions } from "./Sweep.ts"
@@ -84,95 +82,6 @@ export interface TaskgraphRoutesOptions {
   /** Serve the run history's GET routes (adapters/hono/History.ts) from this store's read side. */
   readonly history?: RunHistoryShape
 }
-
-const problem = (c: Context, status: ContentfulStatusCode, error: string, message: string) => c.json({ error, message }, status)
-
-/**
- * How much of an oversized body is read and thrown away before its 413 is sent. HTTP/1.1 gives a
- * server that answers early no clean way to stop the upload: a socket closed with the body
- * unread makes the kernel answer the sender's next bytes with a reset, and a sender still
- * sending (one that reads only once it has sent everything, or any sender on a slow link) loses
- * the answer with the connection. It then sees "connection reset", which it retries like an
- * outage. @hono/node-server drains an unread body after the answer, but for 500 ms only; reading
- * the rest before answering lets the 413 arrive on a healthy connection, and the sender, told
- * its request can never succeed, stops. Bounded in bytes (Cloud Run itself refuses HTTP/1
- * requests over 32 MiB) and in time (a sender trickling bytes holds nothing but this request):
- * past either bound the rest is left unread and the 413 says `Connection: close`.
- */
-const maxDrainBytes = 32 * 1024 * 1024
-const maxDrainMs = 30_000
-
-type Read =
-  | { readonly _tag: "Body"; readonly body: Uint8Array }
-  | { readonly _tag: "TooLarge"; readonly drained: boolean }
-  | { readonly _tag: "Unreadable"; readonly message: string }
-
-/** Reads and discards the rest of an oversized body, within the drain bounds; true when it ended. */
-const drain = async (reader: ReadableStreamDefaultReader<Uint8Array>, size: number): Promise<boolean> => {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const expired = new Promise<"expired">((resolve) => (timer = setTimeout(() => resolve("expired"), maxDrainMs)))
-  let drained = size
-  try {
-    for (;;) {
-      const next = await Promise.race([reader.read(), expired])
-      if (next === "expired") break
-      if (next.done) return true
-      drained += next.value.byteLength
-      if (drained > maxDrainBytes) break
-    }
-  } catch {
-    // the sender went away: nobody is left to read the answer
-  } finally {
-    clearTimeout(timer)
-  }
-  await reader.cancel().catch(() => undefined)
-  return false
-}
-
-/**
- * Reads the body once, refusing it past `limit` (`maxCallbackBytes` but on the push route): the bytes actually read are counted
- * (a header may lie), and an oversized body is drained (see `maxDrainBytes`) unless its declared
- * Content-Length is past the drain bound already, in which case it is refused unread.
- */
-const readBody = async (request: Request, limit: number): Promise<Read> => {
-  const declared = request.headers.get("content-length")
-  if (declared !== null && /^\d+$/.test(declared.trim()) && Number(declared) > maxDrainBytes) return { _tag: "TooLarge", drained: false }
-  if (request.body === null) return { _tag: "Body", body: new Uint8Array(0) }
-  const reader = request.body.getReader()
-  const chunks: Array<Uint8Array> = []
-  let size = 0
-  try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) break
-      size += value.byteLength
-      if (size > limit) return { _tag: "TooLarge", drained: await drain(reader, size) }
-      chunks.push(value)
-    }
-  } catch (error) {
-    return { _tag: "Unreadable", message: error instanceof Error ? error.message : String(error) }
-  }
-  const body = new Uint8Array(size)
-  let offset = 0
-  for (const chunk of chunks) {
-    body.set(chunk, offset)
-    offset += chunk.byteLength
-  }
-  return { _tag: "Body", body }
-}
-
-/** The answer to a body that could not be had; a body past the drain bound closes the connection. */
-const refuseRead = (c: Context, read: Exclude<Read, { _tag: "Body" }>, limit: number): Response =>
-  read._tag === "Unreadable"
-    ? problem(c, 400, "unreadable_body", `the body could not be read: ${read.message}`.slice(0, 300))
-    : c.json(
-      { error: "payload_too_large", message: `the body is over ${limit} bytes` },
-      413,
-      read.drained ? {} : { connection: "close" },
-    )
-
-const isJson = (contentType: string | null): boolean =>
-  contentType !== null && contentType.split(";")[0]!.trim().toLowerCase() === "application/json"
 
 type Parsed =
   | { readonly ok: true; readonly callback: Callback }
@@ -211,9 +120,6 @@ const issueOf = (cause: Cause.Cause<Schema.SchemaError>): string => {
   const issue = Cause.findErrorOption(cause)
   return Option.isSome(issue) ? issue.value.message.replace(/\s*\n\s*/g, " ") : "invalid"
 }
-
-/** The longest revoke reason: it is stored on every revoked node and told to the revoke hook. */
-const maxReasonLength = 1000
 
 // Every string of these bodies reaches PostgreSQL: storable text only (see engine/Callback.ts).
 const RevokeBody = Schema.fromJsonString(Schema.Struct({
@@ -258,20 +164,8 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
       if (read._tag !== "Body") return refuseRead(c, read, limit)
       body = read.body
     }
-    const url = new URL(request.url)
-    let decision: AuthResult
-    try {
-      decision = await authenticator.authenticate({
-        method: request.method.toUpperCase(),
-        path: url.pathname + url.search,
-        headers: request.headers,
-        body: body ?? new Uint8Array(0),
-      })
-    } catch (error) {
-      report(error)
-      return problem(c, 503, "authentication_unavailable", "the request could not be authenticated now; retry later")
-    }
-    if (!decision.ok) return problem(c, decision.status, decision.status === 401 ? "unauthenticated" : "forbidden", decision.message)
+    const refused = await refuseUnauthenticated(c, authenticator, body ?? new Uint8Array(0), report)
+    if (refused !== undefined) return refused
     if (body === undefined) {
       const read = await readBody(request, limit)
       if (read._tag !== "Body") return refuseRead(c, read, limit)
@@ -289,10 +183,7 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
     const body = await admit(c)
     if (body instanceof Response) return body
     const id = c.req.param("id") ?? ""
-    if (id.length > maxRunIdLength || !isStorableText(id)) {
-      return problem(c, 400, "invalid_run_id", `a run id is at most ${maxRunIdLength} characters of text without U+0000 or a lone surrogate`)
-    }
-    return { id, body }
+    return refuseRunId(c, id) ?? { id, body }
   }
 
   /** Runs an engine effect; a store failure becomes its 5xx answer, a defect goes to `onError`. */
@@ -305,16 +196,7 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
       if ((error as { _tag?: unknown })?._tag === "RuntimeClosed") return problem(c, 503, "interrupted", "the server is shutting down; retry later")
       throw error
     }
-    if (Exit.isSuccess(exit)) return { value: exit.value }
-    const failure = Cause.findErrorOption(exit.cause)
-    if (Option.isSome(failure)) {
-      report(failure.value)
-      return failure.value.retryable
-        ? problem(c, 503, "store_unavailable", `the store is unavailable; retry later: ${failure.value.message}`)
-        : problem(c, 500, "store_error", `the store refused the request: ${failure.value.message}`)
-    }
-    if (Cause.hasInterruptsOnly(exit.cause)) return problem(c, 503, "interrupted", "the server is shutting down; retry later")
-    throw Cause.squash(exit.cause)
+    return Exit.isSuccess(exit) ? { value: exit.value } : failureAnswer(c, exit.cause, report)
   }
 
   const app = new Hono()
@@ -324,7 +206,7 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
   app.post("/callback", async (c) => {
     const body = await admit(c)
     if (body instanceof Response) return body
-    if (!isJson(c.req.header("content-type") ?? null)) {
+    if (!isJson(c.req.header("content-type"))) {
       return problem(c, 415, "unsupported_media_type", "a callback must be sent as application/json")
     }
     const parsed = parseCallback(body)
@@ -347,7 +229,7 @@ export const taskgraphRoutes = (runtime: EngineRuntime, options: TaskgraphRoutes
   /** The optional JSON options of a run action (revoke, resume), or the 4xx that refuses them. */
   const optionsBody = <A>(c: Context, body: Uint8Array, schema: Schema.Codec<A, string>, action: string, shape: string): Partial<A> | Response => {
     if (body.byteLength === 0) return {}
-    if (!isJson(c.req.header("content-type") ?? null)) {
+    if (!isJson(c.req.header("content-type"))) {
       return problem(c, 415, "unsupported_media_type", `a ${action} request must be sent as application/json`)
     }
     const decoded = Schema.decodeUnknownExit(schema)(utf8Text(body))
