@@ -25,6 +25,7 @@ import {
   type BenchServer,
   type Counters,
   delta,
+  envInt,
   initOrm,
   oneLine,
   round,
@@ -34,13 +35,6 @@ import {
   withServer,
   writeResult,
 } from "./lib.ts"
-
-const envInt = (name: string, fallback: number): number => {
-  const raw = process.env[name]
-  const value = raw === undefined || raw === "" ? fallback : Number(raw)
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${raw}`)
-  return value
-}
 
 export interface ChainBenchOptions {
   readonly chainLength: number

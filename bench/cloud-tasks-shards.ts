@@ -45,14 +45,8 @@ import { migrate } from "../adapters/postgres/migrate.ts"
 import { chain, task, workflow } from "../dsl/index.ts"
 import { emulatorKeySource } from "../src/CloudTasksRuntime.ts"
 import { createRuntime } from "../src/Runtime.ts"
-import { initOrm, round, spawnEmulator, table, withServer, writeResult } from "./lib.ts"
+import { envInt, initOrm, round, sleep, spawnEmulator, table, withServer, writeResult } from "./lib.ts"
 
-const envInt = (name: string, fallback: number): number => {
-  const raw = process.env[name]
-  const value = raw === undefined || raw === "" ? fallback : Number(raw)
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${raw}`)
-  return value
-}
 const envShards = (): Array<number> => {
   const raw = process.env.BENCH_SHARDS ?? "1,4,8"
   const counts = raw.split(",").map((s) => Number(s.trim()))
@@ -64,7 +58,6 @@ const project = "bench"
 const serviceAccount = "bench-invoker@bench.iam.gserviceaccount.com"
 /** Cloud Tasks' most dispatches a second for one queue. */
 const queueRate = 500
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 
 /** Each queue's token bucket holds 100 tokens (min(100, rate)), full when the queue starts dispatching. */

@@ -39,14 +39,7 @@ import { migrate } from "../adapters/postgres/migrate.ts"
 import { type AnyWorkflow, type Chain, chain, task, type Workflow, workflow } from "../dsl/index.ts"
 import { emulatorKeySource } from "../src/CloudTasksRuntime.ts"
 import { createRuntime, type Runtime } from "../src/Runtime.ts"
-import { initOrm, round, spawnEmulator, table, withServer, writeResult } from "./lib.ts"
-
-const envInt = (name: string, fallback: number): number => {
-  const raw = process.env[name]
-  const value = raw === undefined || raw === "" ? fallback : Number(raw)
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${raw}`)
-  return value
-}
+import { envInt, initOrm, round, spawnEmulator, table, withServer, writeResult } from "./lib.ts"
 
 const project = "bench"
 const location = "us-central1"

@@ -28,14 +28,7 @@ import { migrate } from "../adapters/postgres/migrate.ts"
 import { chain, IterationSummary, task, workflow } from "../dsl/index.ts"
 import { WorkflowStore } from "../engine/WorkflowStore.ts"
 import { createRuntime } from "../src/Runtime.ts"
-import { type BenchServer, type Counters, delta, round, table, withServer, writeResult } from "./lib.ts"
-
-const envInt = (name: string, fallback: number): number => {
-  const raw = process.env[name]
-  const value = raw === undefined || raw === "" ? fallback : Number(raw)
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${raw}`)
-  return value
-}
+import { type BenchServer, type Counters, delta, envInt, round, table, withServer, writeResult } from "./lib.ts"
 
 export interface IterateBenchOptions {
   readonly rows: number

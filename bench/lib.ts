@@ -20,6 +20,14 @@ export const resultsDir = path.join(import.meta.dirname, "results")
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
+/** A positive integer from the environment (a bench's size or count), or `fallback` when unset. */
+export const envInt = (name: string, fallback: number): number => {
+  const raw = process.env[name]
+  const value = raw === undefined || raw === "" ? fallback : Number(raw)
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${raw}`)
+  return value
+}
+
 export interface BenchServer {
   /** URL of the benchmark's database. */
   readonly url: string

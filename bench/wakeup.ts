@@ -22,14 +22,7 @@ import { migrate } from "../adapters/postgres/migrate.ts"
 import { WorkerSignal, type WorkerOptions, type WorkerStats } from "../adapters/postgres/Worker.ts"
 import { chain, task, workflow } from "../dsl/index.ts"
 import { createRuntime, type Runtime } from "../src/Runtime.ts"
-import { delta, initOrm, percentile, round, sleep, table, withServer, writeResult } from "./lib.ts"
-
-const envInt = (name: string, fallback: number): number => {
-  const raw = process.env[name]
-  const value = raw === undefined || raw === "" ? fallback : Number(raw)
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${raw}`)
-  return value
-}
+import { delta, envInt, initOrm, percentile, round, sleep, table, withServer, writeResult } from "./lib.ts"
 
 export interface WakeupBenchOptions {
   readonly runs: number

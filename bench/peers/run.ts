@@ -32,16 +32,9 @@
  * BENCH_PEERS_WORKLOADS (comma-separated, of chain, latency, fanout, starts, bulkStarts).
  */
 import pg from "pg"
-import { type Counters, delta, Meter, percentile, round, type StatementRow, table, withServer, writeResult } from "../lib.ts"
+import { type Counters, delta, envInt, Meter, percentile, round, type StatementRow, table, withServer, writeResult } from "../lib.ts"
 import { migrate } from "../../adapters/postgres/migrate.ts"
 import { type Peer, type PeerContext, type TableRows, withTimeout, type WrittenRows } from "./peer.ts"
-
-const envInt = (name: string, fallback: number): number => {
-  const raw = process.env[name]
-  const value = raw === undefined || raw === "" ? fallback : Number(raw)
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${raw}`)
-  return value
-}
 
 type Workload = "chain" | "latency" | "fanout" | "starts" | "bulkStarts"
 const allWorkloads: ReadonlyArray<Workload> = ["chain", "latency", "fanout", "starts", "bulkStarts"]
