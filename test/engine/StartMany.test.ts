@@ -100,8 +100,11 @@ describe("startMany", () => {
       throw new Error("rolled back")
     })).rejects.toThrow("rolled back")
     expect(await db.count("taskgraph_runs")).toBe(0)
-    const handles = await db.orm.em.fork().transactional((em) => tg.startMany(orders, inputs(50), { em }))
-    for (const h of handles) expect(await h.result({ timeout: 30 })).toBeGreaterThanOrEqual(0)
+    const given = inputs(50)
+    const handles = await db.orm.em.fork().transactional((em) => tg.startMany(orders, given, { em }))
+    expect(handles).toHaveLength(50)
+    // each handle is its own input's run: its result is that order's total doubled
+    expect(await Promise.all(handles.map((h) => h.result({ timeout: 30 })))).toEqual(given.map((o) => o.total * 2))
     expect(await db.count("taskgraph_runs", "status = 'succeeded'")).toBe(50)
   })
 

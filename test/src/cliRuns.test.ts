@@ -250,17 +250,27 @@ describe("taskgraph runs retry and runs show --watch", () => {
   // a terminal: `script` (util-linux) runs the CLI on a pseudo-terminal
   const hasScript = spawnSync("script", ["--version"]).status === 0
   it.skipIf(!hasScript)("--watch on a terminal clears the screen and redraws the run at each change", async () => {
-    await startWorker()
+    // nothing runs it until the first frame is drawn: then it changes while watched (ready, running, succeeded)
+    await worker?.close()
+    worker = undefined
     const started = await starter.start(napping, 200)
     const command = [process.execPath, cli, "runs", "show", started.id, "--watch", "--interval", "0.05", "--url", db.url].map((w) => `'${w}'`).join(" ")
-    const result = await new Promise<{ code: number; stdout: string }>((resolve) => {
-      execFile("script", ["-qec", command, "/dev/null"], { env: { ...process.env, DATABASE_URL: "" } }, (error, stdout) => {
-        resolve({ code: error === null ? 0 : (error.code as number), stdout })
-      })
-    })
-    expect(result.code).toBe(0)
-    const frames = result.stdout.split("\x1b[H\x1b[2J").slice(1)
-    expect(frames.length).toBeGreaterThanOrEqual(1)
+    // stdin a pipe left open, as a terminal's would be
+    const child = spawn("script", ["-qec", command, "/dev/null"], { env: { ...process.env, DATABASE_URL: "" }, stdio: ["pipe", "pipe", "pipe"] })
+    let stdout = ""
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk))
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+    try {
+      await until("the first frame", () => stdout.includes("status running"))
+      await startWorker()
+      expect(await exited).toBe(0)
+    } finally {
+      child.kill("SIGKILL")
+    }
+    const frames = stdout.split("\x1b[H\x1b[2J").slice(1)
+    expect(frames.length, stdout).toBeGreaterThanOrEqual(2)
+    expect(frames[0]).toMatch(/status running/)
+    expect(frames[0]).toMatch(/0-cliRunsNap\s+ready/)
     expect(frames.at(-1)).toMatch(/status succeeded/)
     expect(frames.at(-1)).toContain("watching every 50ms; Ctrl-C stops")
     for (let i = 1; i < frames.length; i++) expect(frames[i], `frame ${i}`).not.toBe(frames[i - 1])

@@ -15,7 +15,7 @@ import type { AddressInfo } from "node:net"
 import os from "node:os"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
-import { Effect, Exit, Layer, Schema } from "effect"
+import { Cause, Effect, Exit, Layer, Option, Schema } from "effect"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { emulatorClient } from "../../../adapters/cloud-tasks/Client.ts"
@@ -175,16 +175,20 @@ describe("queues sync", () => {
 
   it("refuses a bad shard count, or a shard that collides with another declared queue, before calling Cloud Tasks", async () => {
     const listed = h.emulator.stats.calls.ListQueues ?? 0
-    for (const bad of [0, 2.5, 101, -1]) {
-      const exit = await Effect.runPromiseExit(syncQueues(h.client, { project, location, queues: [{ name: "bad", shards: bad }] }))
-      expect(Exit.isFailure(exit) && String(exit.cause)).toContain("shards must be an integer in [1, 100]")
+    /** The typed failure syncQueues ends with: a QueueSyncError (not a defect, not a success). */
+    const refusal = async (declared: ReadonlyArray<QueueSpec>) => {
+      const exit = await Effect.runPromiseExit(syncQueues(h.client, { project, location, queues: declared }))
+      expect(Exit.isFailure(exit), "syncQueues failed").toBe(true)
+      const error = Exit.isFailure(exit) ? Option.getOrUndefined(Cause.findErrorOption(exit.cause)) : undefined
+      expect(error).toBeInstanceOf(QueueSyncError)
+      return (error as QueueSyncError).message
     }
-    const collide = await Effect.runPromiseExit(syncQueues(h.client, { project, location, queues: [{ name: "mail", shards: 3 }, { name: "mail-2" }] }))
-    expect(Exit.isFailure(collide) && String(collide.cause)).toContain(`queue "mail-2" is declared twice`)
-    const long = await Effect.runPromiseExit(syncQueues(h.client, { project, location, queues: [{ name: "q".repeat(99), shards: 2 }] }))
-    expect(Exit.isFailure(long) && String(long.cause)).toContain("the name must be 1-100 letters")
+    for (const bad of [0, 2.5, 101, -1]) {
+      expect(await refusal([{ name: "bad", shards: bad }])).toContain("shards must be an integer in [1, 100]")
+    }
+    expect(await refusal([{ name: "mail", shards: 3 }, { name: "mail-2" }])).toContain(`queue "mail-2" is declared twice`)
+    expect(await refusal([{ name: "q".repeat(99), shards: 2 }])).toContain("the name must be 1-100 letters")
     expect(h.emulator.stats.calls.ListQueues ?? 0).toBe(listed)
-    expect(QueueSyncError).toBeDefined()
     expect(expandShards([{ name: "a", shards: 2, maxAttempts: 3 }, { name: "b" }])).toEqual([
       { name: "a", maxAttempts: 3 },
       { name: "a-1", maxAttempts: 3 },

@@ -22,12 +22,10 @@ import { type Browser, chromium, type Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { dashboardRoutes } from "../../../adapters/hono/Dashboard.ts"
 import { makePostgresRunHistory } from "../../../adapters/postgres/History.ts"
-import { migrate } from "../../../adapters/postgres/migrate.ts"
-import { historyIndexes } from "../../../adapters/postgres/Migration20261202_HistoryIndexes.ts"
-import { migrations } from "../../../adapters/postgres/migrations.ts"
 import { chain, IterationSummary, task, TaskFailure, workflow } from "../../../dsl/index.ts"
 import { RunHistory } from "../../../engine/History.ts"
 import { createRuntime, type Runtime } from "../../../src/Runtime.ts"
+import { until } from "../../reliability/support.ts"
 import { gate, type TestDatabase, testDatabase } from "../../support/runtime.ts"
 
 const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
@@ -38,8 +36,6 @@ if (!haveChromium) {
 
 const root = fileURLToPath(new URL("../../..", import.meta.url))
 const shots = path.join(root, "test-results", "screenshots")
-
-const withHistoryIndexes = migrations.some((m) => m.name === historyIndexes.name) ? migrations : [...migrations, historyIndexes]
 
 // a group then a map whose template has two steps
 const split = task("uiSplit", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n) })
@@ -112,7 +108,6 @@ const ids = {} as Record<"fanOut" | "checkout" | "live" | "sweep", string>
 describe.skipIf(!haveChromium)("the dashboard in headless Chromium", () => {
   beforeAll(async () => {
     db = await testDatabase()
-    await migrate(db.url, withHistoryIndexes)
     await db.sql("create table ui_items (id int primary key)")
     await db.sql("insert into ui_items select g from generate_series(1, 30) g")
     orm = await MikroORM.init(defineConfig({ clientUrl: db.url, entities: [Item], pool: { min: 0, max: 10 }, debug: false }))
@@ -131,7 +126,7 @@ describe.skipIf(!haveChromium)("the dashboard in headless Chromium", () => {
     ids.sweep = (await tg.start(sweep, null)).id
     ids.checkout = (await tg.start(checkout, "order-7")).id
     // eager mode runs it inline: failed for good once its one try failed
-    for (let i = 0; i < 400 && (await tg.status(ids.checkout))?.status !== "failed"; i++) await new Promise((r) => setTimeout(r, 50))
+    await until(async () => (await tg.status(ids.checkout))?.status === "failed", "the checkout run to fail", 20_000)
     expect((await tg.status(ids.checkout))?.status).toBe("failed")
     await mkdir(shots, { recursive: true })
     browser = await chromium.launch({

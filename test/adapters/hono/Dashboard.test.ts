@@ -17,15 +17,11 @@ import { dashboardRoutes, isLoopbackAddress, isLoopbackHost } from "../../../ada
 import type { GraphLayout } from "../../../adapters/hono/dashboard/Layout.ts"
 import { hmacAuthenticator, signatureHeader, signRequest } from "../../../adapters/hono/HmacAuthenticator.ts"
 import { makePostgresRunHistory } from "../../../adapters/postgres/History.ts"
-import { migrate } from "../../../adapters/postgres/migrate.ts"
-import { historyIndexes } from "../../../adapters/postgres/Migration20261202_HistoryIndexes.ts"
-import { migrations } from "../../../adapters/postgres/migrations.ts"
 import { chain, task, workflow } from "../../../dsl/index.ts"
 import { RunHistory } from "../../../engine/History.ts"
 import { createRuntime, type Runtime } from "../../../src/Runtime.ts"
+import { until } from "../../reliability/support.ts"
 import { type TestDatabase, testDatabase } from "../../support/runtime.ts"
-
-const withHistoryIndexes = migrations.some((m) => m.name === historyIndexes.name) ? migrations : [...migrations, historyIndexes]
 
 const one = task("dashOne", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n + 1) })
 const two = task("dashTwo", { input: Schema.Number, output: Schema.String, run: (n) => Effect.succeed("x".repeat(n)) })
@@ -60,7 +56,6 @@ let runtime: { readonly runPromise: <A, E>(e: Effect.Effect<A, E, any>) => Promi
 
 beforeAll(async () => {
   db = await testDatabase()
-  await migrate(db.url, withHistoryIndexes)
   tg = await createRuntime({ orm: db.orm, workflows: [grouped, failing], eager: true })
   const history = makePostgresRunHistory(db.orm)
   runtime = { runPromise: (e) => tg.runPromise(Effect.provideService(e, RunHistory, history)) }
@@ -78,7 +73,7 @@ beforeAll(async () => {
   } finally {
     await idle.close()
   }
-  for (let i = 0; i < 400 && (await tg.status(ids.fail))?.status !== "failed"; i++) await new Promise((r) => setTimeout(r, 25))
+  await until(async () => (await tg.status(ids.fail))?.status === "failed", "the failing run to fail", 10_000)
 }, 120_000)
 
 afterAll(async () => {
@@ -203,9 +198,19 @@ describe("local development", () => {
     const counts = await send("/dev/api/runs/counts")
     expect(counts.status).toBe(200)
     expect(counts.json.total).toBe(3)
-    const viaLocalhost = await fetch(`${origin.replace("127.0.0.1", "localhost")}/dev/api/runs/counts`).catch(() => undefined)
-    // localhost may resolve to ::1 first, where nothing listens: only an answer is checked
-    if (viaLocalhost !== undefined) expect(viaLocalhost.status).toBe(200)
+    // to 127.0.0.1 (localhost may resolve to ::1 first, where nothing listens), addressed to localhost
+    const { get } = await import("node:http")
+    const port = Number(new URL(origin).port)
+    const viaLocalhost = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = get({ host: "127.0.0.1", port, path: "/dev/api/runs/counts", headers: { host: `localhost:${port}` } }, (res) => {
+        let body = ""
+        res.on("data", (chunk) => (body += chunk))
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }))
+      })
+      req.on("error", reject)
+    })
+    expect(viaLocalhost.status, viaLocalhost.body).toBe(200)
+    expect(JSON.parse(viaLocalhost.body).total).toBe(3)
   })
 
   it("refuses, 403 JSON, a request addressed to another host name (a DNS-rebound page)", async () => {
@@ -377,7 +382,7 @@ describe("actions", () => {
     expect(answer.status, answer.text).toBe(200)
     expect(answer.json).toMatchObject({ outcome: "Retried", run: ids.fail })
     expect(answer.json.nodes).toHaveLength(1)
-    for (let i = 0; i < 400 && (await tg.status(ids.fail))?.status !== "succeeded"; i++) await new Promise((r) => setTimeout(r, 25))
+    await until(async () => (await tg.status(ids.fail))?.status === "succeeded", "the retried run to succeed", 10_000)
     expect((await send(`/ui/api/runs/${ids.fail}/detail`)).json.status).toBe("succeeded")
     expect(await postJson(`/ui/api/runs/${ids.fail}/retry`)).toMatchObject({ status: 409, json: { error: "not_failed" } })
   })

@@ -13,14 +13,10 @@ import { hmacAuthenticator, signatureHeader, signRequest } from "../../../adapte
 import { taskgraphRoutes } from "../../../adapters/hono/routes.ts"
 import { makePostgresRunHistory } from "../../../adapters/postgres/History.ts"
 import { migrate } from "../../../adapters/postgres/migrate.ts"
-import { historyIndexes } from "../../../adapters/postgres/Migration20261202_HistoryIndexes.ts"
-import { migrations } from "../../../adapters/postgres/migrations.ts"
 import { chain, task, workflow } from "../../../dsl/index.ts"
 import { createRuntime, type Runtime } from "../../../src/Runtime.ts"
 import { freshDatabase } from "../../support/db.ts"
 import { type TestDatabase, testDatabase } from "../../support/runtime.ts"
-
-const withHistoryIndexes = migrations.some((m) => m.name === historyIndexes.name) ? migrations : [...migrations, historyIndexes]
 
 const left = task("httpHistLeft", { input: Schema.Number, output: Schema.Number, run: (n) => Effect.succeed(n + 1) })
 const right = task("httpHistRight", { input: Schema.Number, output: Schema.String, run: (n) => Effect.succeed("x".repeat(n)) })
@@ -42,7 +38,6 @@ const ids = {} as Record<"group" | "map" | "fail", string>
 
 beforeAll(async () => {
   db = await testDatabase()
-  await migrate(db.url, withHistoryIndexes)
   tg = await createRuntime({ orm: db.orm, workflows: [grouped, mapped, failing], eager: true })
   ids.group = (await tg.start(grouped, 5000, { idempotencyKey: "http-1" })).id
   ids.map = (await tg.start(mapped, 11)).id
@@ -228,7 +223,7 @@ describe("wiring", () => {
 
   it("a store that fails answers 5xx JSON and is reported", async () => {
     const lost = await freshDatabase()
-    await migrate(lost.url, withHistoryIndexes)
+    await migrate(lost.url)
     const orm = await MikroORM.init(defineConfig({ clientUrl: lost.url, entities: [], discovery: { warnWhenNoEntities: false }, ensureDatabase: false, debug: false }))
     try {
       const errors: Array<unknown> = []
