@@ -37,9 +37,9 @@ export const maxListLimit = 500
 /** How much of a value's JSON text `get` returns unless asked for `full` values (bytes). */
 export const defaultValueBytes = 4096
 /** The longest text filter (an idempotency key, a workflow name, error text). */
-export const maxFilterLength = 1000
+const maxFilterLength = 1000
 /** The most workflows one filter names. */
-export const maxFilterWorkflows = 100
+const maxFilterWorkflows = 100
 
 /** Which runs: every field narrows, an absent one does not. */
 export interface RunFilter {
@@ -243,7 +243,7 @@ const cursorVersion = 1
 export const encodeCursor = (c: Cursor): string => Buffer.from(JSON.stringify([cursorVersion, c.createdAt, c.id]), "utf8").toString("base64url")
 
 /** The cursor `text` encodes, or undefined when it is no cursor of ours. */
-export const decodeCursor = (text: string): Cursor | undefined => {
+const decodeCursor = (text: string): Cursor | undefined => {
   if (text.length > 200 || !/^[A-Za-z0-9_-]+$/.test(text)) return undefined
   let parsed: unknown
   try {

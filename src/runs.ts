@@ -102,7 +102,7 @@ const oneLine = (text: string, max: number): string => {
  * A page of runs as a table: id, workflow, status, created (UTC), duration (to its end, or so far
  * with a `+` while it is not over), its node rows by state, and its error's first line.
  */
-export const formatRunPage = (page: RunPage, now: Date = new Date()): string => {
+const formatRunPage = (page: RunPage, now: Date = new Date()): string => {
   if (page.runs.length === 0) return "no runs"
   const header = ["RUN", "WORKFLOW", "STATUS", "CREATED (UTC)", "DURATION", "NODES", "ERROR"] as const
   const rows = page.runs.map((run) => [
@@ -122,7 +122,7 @@ export const formatRunPage = (page: RunPage, now: Date = new Date()): string => 
 }
 
 /** Counts by status, every status listed (zero included), then the total. */
-export const formatRunCounts = (counts: RunCounts): string => {
+const formatRunCounts = (counts: RunCounts): string => {
   const width = Math.max(...runStatuses.map((s) => s.length), "total".length)
   return [
     ...runStatuses.map((status) => `${status.padEnd(width)}  ${counts.byStatus[status]}`),
@@ -167,7 +167,7 @@ export const showRun = (url: string, run: string, print: PrintOptions = {}): Pro
 const settled = (status: RunView["status"]): boolean => status === "succeeded" || status === "failed" || status === "revoked" || status === "parked"
 
 /** `runs show --watch`'s exit code for the status the run settled in: 0 succeeded, 1 failed or revoked, 3 parked. */
-export const watchExitCode = (status: RunView["status"]): number => (status === "succeeded" ? 0 : status === "parked" ? 3 : 1)
+const watchExitCode = (status: RunView["status"]): number => (status === "succeeded" ? 0 : status === "parked" ? 3 : 1)
 
 export interface WatchOptions extends PrintOptions {
   /** How often the run is read (milliseconds). */

@@ -42,7 +42,7 @@ const argSynopsis = (arg: HelpDoc.ArgDoc): string => {
 }
 
 /** One line of synopsis: the command's words, its arguments, its own flags. */
-export const synopsis = (doc: HelpDoc.HelpDoc): string => {
+const synopsis = (doc: HelpDoc.HelpDoc): string => {
   const path = doc.commandPath ?? [doc.usage.split(" ")[0] ?? "taskgraph"]
   if (doc.subcommands !== undefined && doc.subcommands.length > 0 && (doc.args ?? []).length === 0) {
     return [...path, "<command>", "[options]"].join(" ")
@@ -58,7 +58,7 @@ const table = (rows: ReadonlyArray<readonly [string, string]>): Array<string> =>
 const described = (description: Option.Option<string>): string => Option.getOrElse(description, () => "")
 
 /** `usage: …`, the description, then the arguments, options and subcommands. */
-export const formatHelp = (doc: HelpDoc.HelpDoc): string => {
+const formatHelp = (doc: HelpDoc.HelpDoc): string => {
   const lines = [`usage: ${synopsis(doc)}`]
   if (doc.description !== "") lines.push("", doc.description)
   const args = doc.args ?? []

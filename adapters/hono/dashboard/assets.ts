@@ -14,7 +14,7 @@ export interface Asset {
 }
 
 /** The files the dashboard serves, by name, with their types. */
-export const assetTypes: Readonly<Record<string, string>> = {
+const assetTypes: Readonly<Record<string, string>> = {
   "app.js": "text/javascript; charset=utf-8",
   "app.css": "text/css; charset=utf-8",
   "favicon.svg": "image/svg+xml",
